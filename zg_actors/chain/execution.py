@@ -1,0 +1,192 @@
+"""The state machine of one consensus network: checks and applies txs, builds blocks.
+
+Pure: state comes in as a read function over the committed state and goes out
+as an Overlay (the block's write-set) that the validator persists with the
+block.  Rules follow Ethereum's: a tx with a bad signature, wrong network,
+wrong nonce or an unpayable fee makes a block invalid (a proposer never
+includes one); a tx whose module call fails is included, pays its fee,
+advances the nonce, and gets a failed receipt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from zg_actors.chain.block import Header
+from zg_actors.chain.modules import token
+from zg_actors.chain.modules.base import BlockInfo, Context, Module, ModuleError, Receipt
+from zg_actors.chain.tx import (
+    Transaction,
+    TxError,
+    check_nonce,
+    check_transaction,
+)
+from zg_actors.crypto.encoding import encode
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.crypto.merkle import merkle_root
+from zg_actors.errors import InsufficientBalance
+from zg_actors.store.overlay import Overlay
+
+AUTH = "auth"  # namespace of account nonces
+_VERIFIED_CACHE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    network_id: int
+    max_block_txs: int
+    max_block_bytes: int
+    max_tx_bytes: int
+    min_tx_fee: int = 0
+
+
+class FeeTooLow(TxError):
+    code = "FEE_TOO_LOW"
+
+
+class FeeUnpayable(TxError, InsufficientBalance):
+    code = "INSUFFICIENT_BALANCE"
+
+
+@dataclass
+class ExecutionResult:
+    overlay: Overlay
+    receipts: list[Receipt]
+    state_root: bytes
+    receipt_root: bytes
+
+
+def state_root_after(prev_state_root: bytes, overlay: Overlay) -> bytes:
+    """keccak(prev root || keccak(canonical write-set)): detects divergence, not a state proof."""
+    write_set = [[key, b"" if value is None else b"\x01" + value]
+                 for key, value in overlay.writes()]
+    return keccak256(prev_state_root + keccak256(encode(write_set)))
+
+
+def nonce_key(address: bytes) -> bytes:
+    return AUTH.encode() + b"/nonce/" + address
+
+
+class StateMachine:
+    def __init__(self, params: ChainParams, modules: Sequence[Module]) -> None:
+        self.params = params
+        self.modules = {m.name: m for m in modules}
+        # tx hashes whose signature already checked out in this process; the hash
+        # covers the signature, so a hit is the same check's result.
+        self._verified: set[bytes] = set()
+
+    def genesis(self, base_get: Callable[[bytes], bytes | None]) -> Overlay:
+        overlay = Overlay(base_get)
+        ctx = Context(BlockInfo(self.params.network_id, 0, 0, bytes(20)), overlay)
+        for module in self.modules.values():
+            module.genesis(ctx.state(module.name))
+        return overlay
+
+    def check_stateless(self, tx: Transaction) -> None:
+        """Signature, network id, size, fee floor, module name: entry and execution checks."""
+        if tx.hash not in self._verified:
+            check_transaction(tx, self.params.network_id, self.params.max_tx_bytes)
+            if len(self._verified) > _VERIFIED_CACHE_LIMIT:
+                self._verified.clear()
+            self._verified.add(tx.hash)
+        if tx.fee < self.params.min_tx_fee:
+            raise FeeTooLow(f"fee {tx.fee} below the minimum {self.params.min_tx_fee}",
+                            fee=tx.fee, minimum=self.params.min_tx_fee)
+        if tx.module not in self.modules:
+            raise TxError(f"unknown module {tx.module!r}", module=tx.module)
+
+    def account_nonce(self, get: Callable[[bytes], bytes | None], address: bytes) -> int:
+        raw = get(nonce_key(address))
+        return int.from_bytes(raw, "big") if raw else 0
+
+    def apply_tx(self, ctx: Context, tx: Transaction) -> Receipt:
+        """Check and apply one tx on ctx.overlay; TxError means the tx may not be in a block."""
+        self.check_stateless(tx)
+        check_nonce(tx, self.account_nonce(ctx.overlay.get, tx.sender))
+        fee_state = ctx.state(token.MODULE)
+        try:
+            token.debit(fee_state, tx.sender, tx.fee)
+        except InsufficientBalance as exc:
+            raise FeeUnpayable(f"sender cannot pay fee {tx.fee}: {exc}", fee=tx.fee,
+                               sender=tx.sender) from exc
+        token.credit(fee_state, ctx.block.proposer, tx.fee)
+        ctx.overlay.put(nonce_key(tx.sender), (tx.nonce + 1).to_bytes(8, "big"))
+        call = Context(ctx.block, ctx.overlay.child(), tx.sender, tx.hash, tx.fee)
+        try:
+            result = self.modules[tx.module].apply(call, tx.method, tx.args)
+        except ModuleError as exc:
+            return Receipt(tx.hash, False, tx.fee, (), str(exc))
+        ctx.overlay.merge(call.overlay)
+        return Receipt(tx.hash, True, tx.fee, tuple(call.events), "", result)
+
+    def _begin(self, base_get: Callable[[bytes], bytes | None], info: BlockInfo) -> Context:
+        ctx = Context(info, Overlay(base_get))
+        for module in self.modules.values():
+            module.begin_block(ctx)
+        return ctx
+
+    def _finish(self, ctx: Context, receipts: list[Receipt],
+                prev_state_root: bytes) -> ExecutionResult:
+        block_receipt = Receipt(b"", True, 0, tuple(ctx.events))
+        all_receipts = [block_receipt, *receipts]
+        return ExecutionResult(ctx.overlay, all_receipts,
+                               state_root_after(prev_state_root, ctx.overlay),
+                               merkle_root([r.hash for r in all_receipts]))
+
+    def execute_block(self, base_get: Callable[[bytes], bytes | None], header: Header,
+                      txs: Sequence[Transaction], prev_state_root: bytes) -> ExecutionResult:
+        """Apply a proposed block; TxError if any tx is not allowed in a block.
+
+        Receipt 0 is the block's own (begin-block events such as the reward).
+        """
+        ctx = self._begin(base_get, BlockInfo(header.network_id, header.height,
+                                              header.time_ms, header.proposer))
+        receipts = [self.apply_tx(ctx, tx) for tx in txs]
+        return self._finish(ctx, receipts, prev_state_root)
+
+    def build_block(self, base_get: Callable[[bytes], bytes | None], info: BlockInfo,
+                    candidates: Iterable[Transaction], prev_state_root: bytes,
+                    ) -> tuple[list[Transaction], list[tuple[Transaction, TxError]],
+                               ExecutionResult]:
+        """Fill a block from candidates up to the limits; returns (included, rejected, result).
+
+        Candidates that fail are skipped (and reported so the mempool drops them);
+        a nonce gap stops that sender for this block only.
+        """
+        ctx = self._begin(base_get, info)
+        included: list[Transaction] = []
+        rejected: list[tuple[Transaction, TxError]] = []
+        receipts: list[Receipt] = []
+        size = 0
+        for tx in candidates:
+            if len(included) >= self.params.max_block_txs:
+                break
+            if size + tx.size > self.params.max_block_bytes:
+                continue
+            checkpoint = ctx.overlay.child()
+            tx_ctx = Context(ctx.block, checkpoint)
+            try:
+                receipt = self.apply_tx(tx_ctx, tx)
+            except TxError as exc:
+                if _is_future_nonce(exc, tx):
+                    continue  # an earlier nonce of this sender is still missing
+                rejected.append((tx, exc))
+                continue
+            ctx.overlay.merge(checkpoint)
+            included.append(tx)
+            receipts.append(receipt)
+            size += tx.size
+        return included, rejected, self._finish(ctx, receipts, prev_state_root)
+
+    def query(self, base_get: Callable[[bytes], bytes | None], module: str, method: str,
+              args: tuple) -> object:
+        if module not in self.modules:
+            raise TxError(f"unknown module {module!r}", module=module)
+        ctx = Context(BlockInfo(self.params.network_id, 0, 0, bytes(20)), Overlay(base_get))
+        return self.modules[module].query(ctx.state(module), method, args)
+
+
+def _is_future_nonce(exc: TxError, tx: Transaction) -> bool:
+    expected = exc.details.get("expected")
+    return isinstance(expected, int) and tx.nonce > expected

@@ -1,0 +1,145 @@
+"""The chain's module interface: system contracts as pure classes.
+
+A module owns one namespace of the state (`<module>/<key>`), exposes tx
+methods `tx_<name>(ctx, *args)` and read-only queries `query_<name>(state, *args)`,
+emits events and may hook block begin.  `apply(ctx, tx) -> receipt` is the
+only entry for txs; a ModuleError rolls back the tx's writes (not its fee).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zg_actors.crypto.encoding import Decoded, Encodable, as_int, decode, encode
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.errors import NotFound, ZgError
+from zg_actors.store.overlay import Overlay
+
+
+class ModuleError(ZgError):
+    """A tx that is valid but whose call fails (receipt status failed)."""
+
+    code = "MODULE_ERROR"
+
+
+class UnknownMethod(ModuleError, NotFound):
+    code = "UNKNOWN_METHOD"
+
+
+@dataclass(frozen=True)
+class Event:
+    module: str
+    name: str
+    data: tuple[Encodable, ...]
+
+    def to_list(self) -> list:
+        return [self.module, self.name, list(self.data)]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: bytes
+    ok: bool
+    fee: int
+    events: tuple[Event, ...] = ()
+    error: str = ""
+    result: Encodable = b""
+
+    def encode(self) -> bytes:
+        return encode([self.tx_hash, self.ok, self.fee, [e.to_list() for e in self.events],
+                       self.error, self.result])
+
+    @property
+    def hash(self) -> bytes:
+        return keccak256(self.encode())
+
+
+class ModuleState:
+    """One module's namespace of the chain state."""
+
+    def __init__(self, overlay: Overlay, namespace: str) -> None:
+        self._overlay = overlay
+        self._prefix = namespace.encode() + b"/"
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._overlay.get(self._prefix + key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._overlay.put(self._prefix + key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._overlay.delete(self._prefix + key)
+
+    def get_int(self, key: bytes) -> int:
+        raw = self.get(key)
+        return as_int(decode(raw)) if raw else 0
+
+    def put_int(self, key: bytes, value: int) -> None:
+        self.put(key, encode(value))
+
+    def add_int(self, key: bytes, delta: int) -> int:
+        value = self.get_int(key) + delta
+        self.put_int(key, value)
+        return value
+
+    def get_obj(self, key: bytes) -> Decoded | None:
+        raw = self.get(key)
+        return decode(raw) if raw is not None else None
+
+    def put_obj(self, key: bytes, value: Encodable) -> None:
+        self.put(key, encode(value))
+
+
+@dataclass
+class BlockInfo:
+    network_id: int
+    height: int
+    time_ms: int
+    proposer: bytes
+
+
+@dataclass
+class Context:
+    """What a module sees while applying one tx (or a block hook)."""
+
+    block: BlockInfo
+    overlay: Overlay
+    sender: bytes = b""
+    tx_hash: bytes = b""
+    fee: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    def state(self, module: str) -> ModuleState:
+        return ModuleState(self.overlay, module)
+
+    def emit(self, module: str, name: str, *data: Encodable) -> None:
+        self.events.append(Event(module, name, tuple(data)))
+
+
+class Module:
+    name: str = ""
+
+    def genesis(self, state: ModuleState) -> None:
+        """Write the module's initial state."""
+
+    def begin_block(self, ctx: Context) -> None:
+        """Runs before the block's txs (rewards, epoch work)."""
+
+    def apply(self, ctx: Context, method: str, args: tuple[Decoded, ...]) -> Encodable:
+        handler: Callable | None = getattr(self, f"tx_{method}", None)
+        if handler is None:
+            raise UnknownMethod(f"module {self.name!r} has no method {method!r}",
+                                module=self.name, method=method)
+        try:
+            return handler(ctx, *args)
+        except TypeError as exc:
+            raise ModuleError(f"{self.name}.{method}: wrong arguments ({len(args)} given)",
+                              method=method) from exc
+
+    def query(self, state: ModuleState, method: str, args: tuple) -> object:
+        handler: Callable | None = getattr(self, f"query_{method}", None)
+        if handler is None:
+            raise UnknownMethod(f"module {self.name!r} has no query {method!r}",
+                                module=self.name, method=method)
+        return handler(state, *args)

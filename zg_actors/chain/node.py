@@ -1,0 +1,336 @@
+"""One validator's copy of a network: its LMDB store, mempool, blocks and state.
+
+No Ray here: the Validator actor (chain/actors.py) drives a ChainNode with
+consensus decisions, timers and messages.  Everything the node acknowledges
+(accepted txs, signed votes, committed blocks) is in LMDB before the call
+that acknowledges it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from zg_actors.chain.block import (
+    ZERO_HASH,
+    Block,
+    CommitCertificate,
+    Header,
+    InvalidBlock,
+    make_bitmap,
+    tx_root,
+    verify_certificate,
+)
+from zg_actors.chain.execution import (
+    ChainParams,
+    ExecutionResult,
+    StateMachine,
+    state_root_after,
+)
+from zg_actors.chain.modules import token
+from zg_actors.chain.modules.base import BlockInfo
+from zg_actors.chain.tx import Transaction, TxError, check_nonce, decode_tx
+from zg_actors.chain.validator_set import ValidatorSet
+from zg_actors.crypto import bls
+from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode, encode
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
+from zg_actors.errors import InvalidInput, Unavailable
+from zg_actors.staking.ledger import BurnProof
+from zg_actors.store import Store, from_u64, u64
+
+DBS = ("meta", "blocks", "certs", "receipts", "state", "mempool", "signed", "vsets")
+MAX_FUTURE_DRIFT_MS = 10_000  # a proposal's time may run ahead of ours by this much
+
+
+class MempoolFull(TxError, Unavailable):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class DuplicateTx(TxError, InvalidInput):
+    code = "DUPLICATE_TX"
+
+
+@dataclass
+class Committed:
+    height: int
+    block_hash: bytes
+    state_root: bytes
+    time_ms: int
+    staking_tick: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ChainNode:
+    def __init__(self, data_dir: str | Path, params: ChainParams, machine: StateMachine,
+                 genesis_set: ValidatorSet, genesis_tick: int, epoch_blocks: int,
+                 map_mb: int = 1024, mempool_max_txs: int = 100_000) -> None:
+        self.params = params
+        self.machine = machine
+        self.epoch_blocks = epoch_blocks
+        self.mempool_max_txs = mempool_max_txs
+        self.store = Store(data_dir, DBS, map_mb)
+        self.mempool: OrderedDict[bytes, Transaction] = OrderedDict()
+        self.arrival: dict[bytes, float] = {}
+        self._results: dict[bytes, ExecutionResult] = {}  # block hash -> execution
+        if self.store.get("meta", b"height") is None:
+            self._write_genesis(genesis_set, genesis_tick)
+        self.committed = self._load_committed()
+        self.validator_set = ValidatorSet.decode(self.store.get("meta", b"vset"))
+        self.next_set: ValidatorSet | None = None  # prefetched set of the next epoch
+        for key, raw in self.store.items("mempool"):
+            tx = decode_tx(raw)
+            self.mempool[key] = tx
+            self.arrival[key] = time.time()
+
+    # ---- persistence --------------------------------------------------------------
+    def _write_genesis(self, genesis_set: ValidatorSet, genesis_tick: int) -> None:
+        overlay = self.machine.genesis(lambda key: None)
+        root = keccak256(encode([b"zg-genesis", self.params.network_id, genesis_set.hash]))
+        state_root = state_root_after(root, overlay)
+        writes = [("state", k, v) for k, v in overlay.writes()]
+        writes += [("meta", b"height", u64(0)), ("meta", b"block_hash", ZERO_HASH),
+                   ("meta", b"state_root", state_root), ("meta", b"time_ms", u64(0)),
+                   ("meta", b"staking_tick", u64(genesis_tick)),
+                   ("meta", b"vset", genesis_set.encode()),
+                   ("vsets", genesis_set.hash, genesis_set.encode())]
+        self.store.write(writes)
+
+    def _load_committed(self) -> Committed:
+        get = self.store.get
+        return Committed(from_u64(get("meta", b"height")), get("meta", b"block_hash"),
+                         get("meta", b"state_root"), from_u64(get("meta", b"time_ms")),
+                         from_u64(get("meta", b"staking_tick")))
+
+    def state_get(self, key: bytes) -> bytes | None:
+        return self.store.get("state", key)
+
+    # ---- mempool --------------------------------------------------------------------
+    def add_txs(self, raw_txs: list[bytes]) -> list[str | None]:
+        """Check and persist txs; returns per tx None (accepted) or the error message."""
+        results: list[str | None] = []
+        accepted: list[Transaction] = []
+        for raw in raw_txs:
+            try:
+                tx = decode_tx(raw)
+                self.check_entry(tx)
+            except TxError as exc:
+                results.append(f"{type(exc).__name__}: {exc}")
+                continue
+            accepted.append(tx)
+            self.mempool[tx.hash] = tx  # so a duplicate inside one batch is caught
+            results.append(None)
+        if accepted:
+            self.store.write([("mempool", tx.hash, tx.encoded) for tx in accepted])
+            stamp = time.time()
+            for tx in accepted:
+                self.arrival[tx.hash] = stamp
+        return results
+
+    def check_entry(self, tx: Transaction) -> None:
+        if tx.hash in self.mempool:
+            raise DuplicateTx(f"tx 0x{tx.hash.hex()} is already in the mempool", tx=tx.hash)
+        if len(self.mempool) >= self.mempool_max_txs:
+            raise MempoolFull(f"mempool holds {len(self.mempool)} txs, its limit",
+                              limit=self.mempool_max_txs)
+        self.machine.check_stateless(tx)
+        account_nonce = self.machine.account_nonce(self.state_get, tx.sender)
+        if tx.nonce < account_nonce:
+            check_nonce(tx, account_nonce)
+
+    # ---- blocks ---------------------------------------------------------------------
+    def set_for_height(self, height: int) -> ValidatorSet:
+        return self.validator_set
+
+    def is_epoch_boundary(self, height: int) -> bool:
+        return height % self.epoch_blocks == 0
+
+    def build_block(self, round_: int, proposer: bytes, last_commit: CommitCertificate | None,
+                    staking_tick: int) -> Block:
+        height = self.committed.height + 1
+        time_ms = max(now_ms(), self.committed.time_ms + 1)
+        candidates = sorted(list(self.mempool.values())[: self.params.max_block_txs * 2],
+                            key=lambda tx: tx.nonce)
+        included, rejected, result = self.machine.build_block(
+            self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer),
+            candidates, self.committed.state_root)
+        self._drop([tx.hash for tx, _ in rejected])
+        header = Header(self.params.network_id, height, round_, time_ms,
+                        self.committed.block_hash, proposer, tx_root(included),
+                        result.receipt_root, result.state_root, self.validator_set.hash,
+                        last_commit.hash if last_commit else ZERO_HASH,
+                        staking_tick if self.is_epoch_boundary(height)
+                        else self.committed.staking_tick)
+        block = Block(header, tuple(included), last_commit)
+        self._results[block.hash] = result
+        return block
+
+    def validate_block(self, block: Block, proposer_of_round: bytes) -> None:
+        """Raise InvalidBlock (or a TxError) unless `block` may be committed next."""
+        header = block.header
+        c = self.committed
+        expected = (self.params.network_id, c.height + 1, c.block_hash, self.validator_set.hash)
+        got = (header.network_id, header.height, header.prev_hash, header.validator_set_hash)
+        if got != expected:
+            raise InvalidBlock("block does not extend our chain (network, height, parent, "
+                               "validator set)", expected=repr(expected), got=repr(got))
+        if header.proposer != proposer_of_round:
+            raise InvalidBlock("block proposer is not the proposer of its round",
+                               proposer=header.proposer, expected=proposer_of_round)
+        if not c.time_ms < header.time_ms <= now_ms() + MAX_FUTURE_DRIFT_MS:
+            raise InvalidBlock(f"block time {header.time_ms} out of range", time=header.time_ms)
+        if len(block.txs) > self.params.max_block_txs:
+            raise InvalidBlock(f"{len(block.txs)} txs exceed the limit "
+                               f"{self.params.max_block_txs}", txs=len(block.txs))
+        size = sum(tx.size for tx in block.txs)
+        if size > self.params.max_block_bytes:
+            raise InvalidBlock(f"{size} tx bytes exceed the limit {self.params.max_block_bytes}",
+                               size=size)
+        if header.tx_root != tx_root(block.txs):
+            raise InvalidBlock("tx root does not match the txs", tx_root=header.tx_root)
+        if self.is_epoch_boundary(header.height):
+            if header.staking_tick < c.staking_tick:
+                raise InvalidBlock("staking tick went backwards", tick=header.staking_tick)
+        elif header.staking_tick != c.staking_tick:
+            raise InvalidBlock("staking tick may change only at an epoch boundary",
+                               tick=header.staking_tick)
+        if c.height == 0:
+            if block.last_commit is not None:
+                raise InvalidBlock("height 1 has no previous commit")
+        else:
+            if block.last_commit is None or header.last_commit_hash != block.last_commit.hash:
+                raise InvalidBlock("missing or mismatched last commit",
+                                   height=header.height)
+            previous_set = self.previous_set()
+            verify_certificate(block.last_commit, previous_set, self.params.network_id,
+                               c.height, c.block_hash)
+        if block.hash not in self._results:
+            self._results[block.hash] = self.machine.execute_block(
+                self.state_get, header, block.txs, c.state_root)
+        result = self._results[block.hash]
+        if (result.state_root, result.receipt_root) != (header.state_root,
+                                                        header.receipt_root):
+            raise InvalidBlock("state or receipt root differs from our execution",
+                               state_root=header.state_root)
+
+    def previous_set(self) -> ValidatorSet:
+        """The set that signed the last committed block (before an epoch switch)."""
+        raw = self.store.get("meta", b"prev_vset")
+        return ValidatorSet.decode(raw) if raw else self.validator_set
+
+    def make_certificate(self, height: int, round_: int, block_hash: bytes,
+                         votes: list[tuple[int, bytes]]) -> CommitCertificate:
+        """Aggregate (validator index, precommit signature) pairs into a certificate."""
+        indexes = sorted(i for i, _ in votes)
+        signature = bls.aggregate([sig for _, sig in sorted(votes)])
+        return CommitCertificate(self.params.network_id, height, round_, block_hash,
+                                 make_bitmap(indexes, len(self.validator_set)), signature)
+
+    def commit(self, block: Block, cert: CommitCertificate) -> list[float]:
+        """Persist block, certificate, receipts and state in one LMDB transaction; returns
+        the commit latencies of its txs that passed through this mempool."""
+        result = self._results.get(block.hash)
+        if result is None:
+            result = self.machine.execute_block(self.state_get, block.header, block.txs,
+                                                self.committed.state_root)
+        header = block.header
+        if result.state_root != header.state_root:
+            raise InvalidBlock("state root differs from our execution at commit",
+                               height=header.height)
+        height_key = u64(header.height)
+        writes = [("state", k, v) for k, v in result.overlay.writes()]
+        writes += [("blocks", height_key, block.encode()), ("certs", height_key, cert.encode()),
+                   ("receipts", height_key, encode([r.encode() for r in result.receipts])),
+                   ("meta", b"height", height_key), ("meta", b"block_hash", block.hash),
+                   ("meta", b"state_root", header.state_root),
+                   ("meta", b"time_ms", u64(header.time_ms)),
+                   ("meta", b"staking_tick", u64(header.staking_tick)),
+                   ("meta", b"prev_vset", self.validator_set.encode())]
+        switch = self.is_epoch_boundary(header.height) and self.next_set is not None
+        if switch:
+            writes += [("meta", b"vset", self.next_set.encode()),
+                       ("vsets", self.next_set.hash, self.next_set.encode())]
+        writes += [("mempool", tx.hash, None) for tx in block.txs if tx.hash in self.mempool]
+        self.store.write(writes)
+        self.committed = Committed(header.height, block.hash, header.state_root,
+                                   header.time_ms, header.staking_tick)
+        if switch:
+            self.validator_set, self.next_set = self.next_set, None
+        self._results.clear()
+        now = time.time()
+        latencies = [now - self.arrival[tx.hash] for tx in block.txs if tx.hash in self.arrival]
+        self._drop([tx.hash for tx in block.txs], persist=False)
+        return latencies
+
+    def _drop(self, hashes: list[bytes], persist: bool = True) -> None:
+        present = [h for h in hashes if h in self.mempool]
+        for h in present:
+            del self.mempool[h]
+            self.arrival.pop(h, None)
+        if persist and present:
+            self.store.write([("mempool", h, None) for h in present])
+
+    # ---- history, sync, proofs ------------------------------------------------------
+    def block_at(self, height: int) -> tuple[bytes, bytes] | None:
+        block = self.store.get("blocks", u64(height))
+        cert = self.store.get("certs", u64(height))
+        return (block, cert) if block and cert else None
+
+    def blocks_range(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:
+        out = []
+        for height in range(start, min(start + limit, self.committed.height + 1)):
+            item = self.block_at(height)
+            if item is None:
+                break
+            out.append(item)
+        return out
+
+    def apply_synced(self, block_raw: bytes, cert_raw: bytes) -> Block:
+        """Apply a committed block fetched from a peer, after checking its certificate."""
+        block = Block.decode(block_raw)
+        cert = CommitCertificate.decode(cert_raw)
+        verify_certificate(cert, self.validator_set, self.params.network_id,
+                           self.committed.height + 1, block.hash)
+        if block.header.prev_hash != self.committed.block_hash:
+            raise InvalidBlock("synced block does not extend our chain",
+                               height=block.header.height)
+        self.commit(block, cert)
+        return block
+
+    def receipts_at(self, height: int) -> list[bytes]:
+        raw = self.store.get("receipts", u64(height))
+        return [as_bytes(r) for r in as_list(decode(raw))] if raw else []
+
+    def burns_in(self, height: int) -> list[BurnProof]:
+        """Burn proofs for every successful token burn committed at `height`."""
+        item = self.block_at(height)
+        if item is None:
+            return []
+        block = Block.decode(item[0])
+        burns = [i for i, tx in enumerate(block.txs)
+                 if (tx.module, tx.method) == ("token", "burn")]
+        if not burns:
+            return []
+        receipts = self.receipts_at(height)
+        tx_levels = merkle_levels([tx.hash for tx in block.txs])
+        receipt_levels = merkle_levels([keccak256(r) for r in receipts])
+        proofs = []
+        for i in burns:
+            if as_int(as_list(decode(receipts[i + 1]))[1]) != 1:
+                continue  # a failed burn destroyed nothing
+            proofs.append(BurnProof(
+                block.header.encode(), item[1], block.txs[i].encoded, i, len(block.txs),
+                proof_from_levels(tx_levels, i).to_list(), receipts[i + 1],
+                proof_from_levels(receipt_levels, i + 1).to_list()))
+        return proofs
+
+    def balance(self, address: bytes) -> int:
+        return self.machine.query(self.state_get, token.MODULE, "balance", (address,))
+
+    def close(self) -> None:
+        self.store.close()

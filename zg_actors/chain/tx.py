@@ -1,0 +1,144 @@
+"""Transactions: what a sender signs, and the checks every validator applies to one.
+
+A tx names its network (replay protection across networks), a nonce per
+sender, the target module and method, arguments and a fee; the sender signs
+keccak-256 of its canonical encoding with a secp256k1 key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zg_actors.crypto.accounts import ADDRESS_BYTES, Account, recover_address
+from zg_actors.crypto.encoding import (
+    Decoded,
+    EncodingError,
+    as_bytes,
+    as_int,
+    as_list,
+    as_str,
+    decode,
+    encode,
+)
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.errors import InvalidInput, InvalidSignature, ZgError
+
+MAX_NAME_CHARS = 32
+
+
+class TxError(ZgError):
+    """A tx that cannot enter a mempool or a block."""
+
+    code = "INVALID_TX"
+
+
+class MalformedTransaction(TxError, InvalidInput):
+    code = "MALFORMED_TX"
+
+
+class WrongNetwork(TxError, InvalidInput):
+    code = "WRONG_NETWORK"
+
+
+class TxSignatureInvalid(TxError, InvalidSignature):
+    code = "INVALID_SIGNATURE"
+
+
+class NonceError(TxError, InvalidInput):
+    code = "INVALID_NONCE"
+
+
+class TxTooLarge(TxError, InvalidInput):
+    code = "TX_TOO_LARGE"
+
+
+@dataclass(frozen=True)
+class Transaction:
+    network_id: int
+    nonce: int
+    sender: bytes
+    module: str
+    method: str
+    args: tuple[Decoded, ...]
+    fee: int
+    signature: bytes = b""
+    # Derived once: the encoding is hashed, sized and sent many times.
+    encoded: bytes = field(default=b"", compare=False, repr=False)
+    hash: bytes = field(default=b"", compare=False, repr=False)
+
+    def signing_payload(self) -> list:
+        return [self.network_id, self.nonce, self.sender, self.module, self.method,
+                list(self.args), self.fee]
+
+    def signing_hash(self) -> bytes:
+        return keccak256(encode(self.signing_payload()))
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded)
+
+
+def _finish(tx: Transaction) -> Transaction:
+    encoded = encode(tx.signing_payload() + [tx.signature])
+    object.__setattr__(tx, "encoded", encoded)
+    object.__setattr__(tx, "hash", keccak256(encoded))
+    return tx
+
+
+def make_tx(account: Account, network_id: int, nonce: int, module: str, method: str,
+            args: list | tuple, fee: int = 0) -> Transaction:
+    """A signed tx; args are normalised to their decoded form (ints become bytes)."""
+    normalized = tuple(decode(encode(list(args))))
+    unsigned = Transaction(network_id, nonce, account.address, module, method, normalized, fee)
+    signature = account.sign_hash(unsigned.signing_hash())
+    return _finish(Transaction(network_id, nonce, account.address, module, method, normalized,
+                               fee, signature))
+
+
+def decode_tx(data: bytes) -> Transaction:
+    """Parse a tx from its canonical bytes; MalformedTransaction on anything else."""
+    try:
+        fields = as_list(decode(data), 8)
+        tx = Transaction(
+            network_id=as_int(fields[0]), nonce=as_int(fields[1]),
+            sender=as_bytes(fields[2], ADDRESS_BYTES), module=as_str(fields[3]),
+            method=as_str(fields[4]), args=tuple(as_list(fields[5])), fee=as_int(fields[6]),
+            signature=as_bytes(fields[7]))
+    except EncodingError as exc:
+        raise MalformedTransaction(f"malformed tx: {exc}", size=len(data)) from exc
+    if len(tx.module) > MAX_NAME_CHARS or len(tx.method) > MAX_NAME_CHARS:
+        raise MalformedTransaction("module or method name too long", module=tx.module[:64],
+                                   method=tx.method[:64])
+    return _finish(tx)
+
+
+def check_transaction(tx: Transaction, network_id: int, max_tx_bytes: int) -> None:
+    """Stateless checks, applied on mempool entry and again at execution.
+
+    The network id is checked because a tx signed for one network must not be
+    replayable on another; the signature because the sender pays.
+    """
+    if tx.size > max_tx_bytes:
+        raise TxTooLarge(f"tx is {tx.size} bytes, limit {max_tx_bytes}", size=tx.size,
+                         limit=max_tx_bytes)
+    if tx.network_id != network_id:
+        raise WrongNetwork(f"tx is for network {tx.network_id}, this is network {network_id}",
+                           network_id=tx.network_id, expected=network_id)
+    try:
+        signer = recover_address(tx.signing_hash(), tx.signature)
+    except InvalidSignature as exc:
+        raise TxSignatureInvalid(f"tx {tx.hash.hex()[:16]}: {exc}", tx=tx.hash) from exc
+    if signer != tx.sender:
+        raise TxSignatureInvalid(f"tx signed by 0x{signer.hex()}, claims sender "
+                                 f"0x{tx.sender.hex()}", signer=signer, sender=tx.sender)
+
+
+def check_nonce(tx: Transaction, account_nonce: int) -> None:
+    """At execution a tx must carry exactly the sender's next nonce."""
+    if tx.nonce < account_nonce:
+        raise NonceError(f"nonce {tx.nonce} already used by 0x{tx.sender.hex()} "
+                         f"(next is {account_nonce}): replay", nonce=tx.nonce,
+                         expected=account_nonce)
+    if tx.nonce > account_nonce:
+        raise NonceError(f"nonce {tx.nonce} is ahead of 0x{tx.sender.hex()}'s next nonce "
+                         f"{account_nonce}", nonce=tx.nonce, expected=account_nonce)

@@ -1,0 +1,203 @@
+"""BLS12-381 signatures (min-pubkey, proof-of-possession ciphersuite) behind one switch.
+
+py_ecc is the readable reference and is always available; milagro (a C
+binding) is about 80x faster and is used when installed.  Every caller imports
+the names below; `use_py_ecc()`, `use_milagro()`, `use_fastest()` or the
+environment variable ZG_BLS_BACKEND=py_ecc|milagro|fastest pick the backend
+for the whole process (the consensus-specs pattern).  Both produce identical
+bytes: signatures are deterministic, and the tests check it.
+
+Proofs of possession are made and checked with py_ecc on every backend:
+milagro's binding does not expose the POP domain tag, and they are needed only
+once per registration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from py_ecc.bls import G2ProofOfPossession as _py_ecc
+
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.errors import InvalidInput
+
+PUBKEY_BYTES = 48
+SIGNATURE_BYTES = 96
+SECRET_BYTES = 32
+BACKENDS = ("py_ecc", "milagro")
+
+try:
+    import milagro_bls_binding as _milagro
+except ImportError:  # a platform without its wheel still runs on py_ecc
+    _milagro = None
+
+
+def available_backends() -> list[str]:
+    return ["py_ecc"] + (["milagro"] if _milagro is not None else [])
+
+
+class _PyEcc:
+    name = "py_ecc"
+
+    @staticmethod
+    def sk_to_pk(sk: int) -> bytes:
+        return _py_ecc.SkToPk(sk)
+
+    @staticmethod
+    def sign(sk: int, message: bytes) -> bytes:
+        return _py_ecc.Sign(sk, message)
+
+    @staticmethod
+    def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
+        return _py_ecc.Verify(pk, message, signature)
+
+    @staticmethod
+    def aggregate(signatures: Sequence[bytes]) -> bytes:
+        return _py_ecc.Aggregate(list(signatures))
+
+    @staticmethod
+    def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        return _py_ecc.FastAggregateVerify(list(pks), message, signature)
+
+    @staticmethod
+    def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes],
+                         signature: bytes) -> bool:
+        return _py_ecc.AggregateVerify(list(pks), list(messages), signature)
+
+
+class _Milagro:
+    name = "milagro"
+
+    @staticmethod
+    def sk_to_pk(sk: int) -> bytes:
+        return _milagro.SkToPk(sk.to_bytes(SECRET_BYTES, "big"))
+
+    @staticmethod
+    def sign(sk: int, message: bytes) -> bytes:
+        return _milagro.Sign(sk.to_bytes(SECRET_BYTES, "big"), message)
+
+    @staticmethod
+    def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
+        return _milagro.Verify(pk, message, signature)
+
+    @staticmethod
+    def aggregate(signatures: Sequence[bytes]) -> bytes:
+        return _milagro.Aggregate(list(signatures))
+
+    @staticmethod
+    def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        return _milagro.FastAggregateVerify(list(pks), message, signature)
+
+    @staticmethod
+    def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes],
+                         signature: bytes) -> bool:
+        return _milagro.AggregateVerify(list(pks), list(messages), signature)
+
+
+_backend: type[_PyEcc] | type[_Milagro] = _PyEcc
+
+
+def use_py_ecc() -> None:
+    global _backend
+    _backend = _PyEcc
+
+
+def use_milagro() -> None:
+    global _backend
+    if _milagro is None:
+        raise InvalidInput("BLS backend 'milagro' is not installed "
+                           "(pip install milagro-bls-binding)", backend="milagro")
+    _backend = _Milagro
+
+
+def use_fastest() -> None:
+    global _backend
+    _backend = _Milagro if _milagro is not None else _PyEcc
+
+
+def use(name: str) -> None:
+    """Select a backend by name: py_ecc, milagro or fastest."""
+    choices = {"py_ecc": use_py_ecc, "milagro": use_milagro, "fastest": use_fastest}
+    if name not in choices:
+        raise InvalidInput(f"unknown BLS backend {name!r}; choose one of {sorted(choices)}",
+                           backend=name)
+    choices[name]()
+
+
+def backend_name() -> str:
+    return _backend.name
+
+
+def _check_sizes(pk: bytes | None = None, signature: bytes | None = None) -> bool:
+    if pk is not None and len(pk) != PUBKEY_BYTES:
+        return False
+    return signature is None or len(signature) == SIGNATURE_BYTES
+
+
+def keygen(seed: bytes) -> int:
+    """Secret key from >= 32 bytes of seed (IETF KeyGen, HKDF-based)."""
+    if len(seed) < SECRET_BYTES:
+        seed = keccak256(seed)
+    return _py_ecc.KeyGen(seed)
+
+
+def sk_to_pk(sk: int) -> bytes:
+    return _backend.sk_to_pk(sk)
+
+
+def sign(sk: int, message: bytes) -> bytes:
+    return _backend.sign(sk, message)
+
+
+def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
+    """True iff `signature` is pk's signature of message; malformed inputs are just False."""
+    if not _check_sizes(pk, signature):
+        return False
+    try:
+        return bool(_backend.verify(pk, message, signature))
+    except (ValueError, TypeError, AssertionError):
+        return False
+
+
+def aggregate(signatures: Sequence[bytes]) -> bytes:
+    if not signatures:
+        raise InvalidInput("cannot aggregate zero signatures", count=0)
+    return _backend.aggregate(signatures)
+
+
+def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+    """All `pks` signed the same message.  Only sound for PoP-checked keys (rogue keys)."""
+    if not pks or not all(_check_sizes(pk) for pk in pks) or not _check_sizes(None, signature):
+        return False
+    try:
+        return bool(_backend.fast_aggregate_verify(pks, message, signature))
+    except (ValueError, TypeError, AssertionError):
+        return False
+
+
+def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature: bytes) -> bool:
+    if not pks or len(pks) != len(messages) or not _check_sizes(None, signature):
+        return False
+    try:
+        return bool(_backend.aggregate_verify(pks, messages, signature))
+    except (ValueError, TypeError, AssertionError):
+        return False
+
+
+def pop_prove(sk: int) -> bytes:
+    """Proof of possession: a signature over the public key under the POP domain tag."""
+    return _py_ecc.PopProve(sk)
+
+
+def pop_verify(pk: bytes, proof: bytes) -> bool:
+    """Registration check that stops rogue-key attacks on aggregated signatures."""
+    if not _check_sizes(pk, proof):
+        return False
+    try:
+        return bool(_py_ecc.PopVerify(pk, proof))
+    except (ValueError, TypeError, AssertionError):
+        return False
+
+
+use(os.environ.get("ZG_BLS_BACKEND", "fastest"))

@@ -1,0 +1,205 @@
+"""Connect to a Ray cluster (or start the embedded one), deploy and tear down zg-actors,
+and drive workloads against a deployment.  Used by the CLI, jobs and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from zg_actors.chain.actors import (
+    NETWORK_MANAGER_NAME,
+    RELAYER_NAME,
+    NetworkManager,
+    Relayer,
+)
+from zg_actors.chain.load import TransferLoad
+from zg_actors.config import Config
+from zg_actors.errors import Unavailable, ZgError
+from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
+
+MIB = 1024 * 1024
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The product's own error inside a Ray task error, if there is one."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def connect(config: Config, address: str | None = None) -> str:
+    """Join the cluster at `address` ("auto" finds a local one) or start an embedded Ray."""
+    if ray.is_initialized():
+        return "existing"
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if address:
+        ray.init(address=address, namespace=config.ray.namespace, logging_level="ERROR",
+                 log_to_driver=False)
+        return address
+    ray.init(num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,
+             object_store_memory=config.ray.object_store_mb * MIB,
+             include_dashboard=config.ray.include_dashboard, logging_level="ERROR",
+             log_to_driver=False)
+    return "embedded"
+
+
+@dataclass
+class Deployment:
+    staking: Any
+    manager: Any
+    relayer: Any
+
+
+def deploy(config: Config, detached: bool) -> Deployment:
+    """Start the staking actor, network manager and relayer (named, in the namespace)."""
+    data_dir = str(Path(config.data_dir).resolve())
+    lifetime = {"lifetime": "detached"} if detached else {}
+    config_dict = config.to_dict()
+    staking = StakingActor.options(name=STAKING_ACTOR_NAME, num_cpus=config.staking.num_cpus,
+                                   get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+    ray.get(staking.ping.remote())
+    manager = NetworkManager.options(name=NETWORK_MANAGER_NAME, num_cpus=0.05,
+                                     get_if_exists=True, **lifetime).remote(
+        config_dict, data_dir, detached)
+    relayer = Relayer.options(name=RELAYER_NAME, num_cpus=config.relayer.num_cpus,
+                              get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+    ray.get(relayer.start.remote())
+    return Deployment(staking, manager, relayer)
+
+
+def find_deployment() -> Deployment:
+    try:
+        return Deployment(ray.get_actor(STAKING_ACTOR_NAME), ray.get_actor(NETWORK_MANAGER_NAME),
+                          ray.get_actor(RELAYER_NAME))
+    except ValueError as exc:
+        raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` first",
+                          namespace=ray.get_runtime_context().namespace) from exc
+
+
+def teardown() -> list[str]:
+    """Kill every zg actor and placement group of the namespace; data on disk stays."""
+    removed = []
+    try:
+        manager = ray.get_actor(NETWORK_MANAGER_NAME)
+        ray.get(manager.shutdown.remote())
+    except ValueError:
+        pass
+    for name in (RELAYER_NAME, NETWORK_MANAGER_NAME, STAKING_ACTOR_NAME):
+        try:
+            ray.kill(ray.get_actor(name), no_restart=True)
+            removed.append(name)
+        except ValueError:
+            continue
+    return removed
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class LoadDriver:
+    """Sends pre-signed transfers to a network's validators at a target rate."""
+
+    def __init__(self, deployment: Deployment, config: Config, network_id: int) -> None:
+        self.network_id = network_id
+        self.handles = list(ray.get(deployment.manager.validator_handles.remote(network_id))
+                            .values())
+        seed = config.devnet.key_seed
+        from zg_actors.crypto.devkeys import load_account
+
+        accounts = config.networks.load_accounts
+        nonces = ray.get([self.handles[0].account.remote(load_account(seed, i).address)
+                          for i in range(accounts)])
+        self.load = TransferLoad(seed, network_id, accounts, [n["nonce"] for n in nonces])
+        self.sent = 0
+        self.rejected: list[str] = []
+        self._turn = 0
+
+    def send(self, count: int) -> None:
+        batch = [tx.encoded for tx in self.load.next_batch(count)]
+        handle = self.handles[self._turn % len(self.handles)]
+        self._turn += 1
+        try:
+            errors = ray.get(handle.submit_txs.remote(batch), timeout=30)
+        except Exception as exc:  # a killed validator: the next batch goes elsewhere
+            self.rejected.append(str(unwrap(exc))[:200])
+            return
+        self.sent += sum(1 for e in errors if e is None)
+        self.rejected.extend(e for e in errors if e is not None)
+
+
+def drive(drivers: list[LoadDriver], rate_tps: float, duration_s: float,
+          on_tick: Callable[[float], None] | None = None, batch: int = 100) -> float:
+    """Send to each driver at rate_tps for duration_s; returns the actual elapsed time."""
+    start = time.time()
+    next_at = start
+    while (now := time.time()) < start + duration_s:
+        if now < next_at:
+            time.sleep(min(next_at - now, 0.05))
+            continue
+        for driver in drivers:
+            driver.send(batch)
+        next_at += batch / rate_tps
+        if on_tick:
+            on_tick(now - start)
+    return time.time() - start
+
+
+def network_report(handles: list[Any], since: float, until: float) -> dict:
+    """Committed tx/s over [since, until], commit latency p50/p99, height, validator set."""
+    stats = None
+    for handle in handles:
+        try:
+            stats = ray.get(handle.stats.remote(since), timeout=10)
+            break
+        except Exception:
+            continue
+    if stats is None:
+        return {"height": None}
+    window = [c for c in stats["commits"] if since <= c[0] <= until + 2.0]
+    txs = sum(c[2] for c in window)
+    span = max(until - since, 1e-9)
+    latencies = []
+    for handle in handles:
+        try:
+            latencies += ray.get(handle.stats.remote(since), timeout=10)["latencies"]
+        except Exception:
+            continue
+    return {"network_id": stats["network_id"], "height": stats["height"],
+            "committed_txs": txs, "tx_per_s": txs / span, "blocks": len(window),
+            "rounds": stats["rounds"],
+            "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),
+            "validators": stats["validators"], "total_power": stats["total_power"]}
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.25) -> bool:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
+
+
+def call(ref: Any, timeout: float = 60) -> Any:
+    """ray.get that raises the product's own error type."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.RayTaskError as exc:
+        inner = unwrap(exc)
+        if isinstance(inner, ZgError):
+            raise inner from None
+        raise
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.get_event_loop().run_until_complete(coro)
