@@ -3,7 +3,6 @@ and drive workloads against a deployment.  Used by the CLI, jobs and tests."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -80,6 +79,11 @@ def find_deployment() -> Deployment:
     except ValueError as exc:
         raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` first",
                           namespace=ray.get_runtime_context().namespace) from exc
+
+
+def shutdown() -> None:
+    """Stop the embedded Ray (or leave the cluster)."""
+    ray.shutdown()
 
 
 def teardown() -> list[str]:
@@ -201,5 +205,11 @@ def call(ref: Any, timeout: float = 60) -> Any:
         raise
 
 
-def run_async(coro: Any) -> Any:
-    return asyncio.get_event_loop().run_until_complete(coro)
+def is_ready(ref: Any) -> bool:
+    ready, _ = ray.wait([ref], timeout=0)
+    return bool(ready)
+
+
+def kill_actor(handle: Any, restart: bool) -> None:
+    """Kill an actor as a crash would; with restart=True Ray brings it back."""
+    ray.kill(handle, no_restart=not restart)

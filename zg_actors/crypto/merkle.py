@@ -34,18 +34,6 @@ class MerkleProof:
     def root(self) -> bytes:
         return self.lemma[-1]
 
-    def position(self) -> int:
-        """Index of the proven leaf, recovered from the path.
-
-        The carried-up odd node adds no step, so the position is rebuilt top-down
-        from the flags; it is only unambiguous together with the leaf count,
-        which `verify_proof` checks.
-        """
-        index = 0
-        for is_left in reversed(self.path):
-            index = index * 2 + (0 if is_left else 1)
-        return index
-
     def to_list(self) -> list:
         return [list(self.lemma), [1 if p else 0 for p in self.path]]
 
@@ -78,6 +66,8 @@ def proof_from_levels(levels: list[list[bytes]], index: int) -> MerkleProof:
     if not 0 <= index < leaf_count:
         raise InvalidInput(f"leaf index {index} out of range for {leaf_count} leaves",
                            index=index, leaves=leaf_count)
+    if leaf_count == 1:
+        return MerkleProof((levels[0][0],), ())
     lemma = [levels[0][index]]
     path: list[bool] = []
     position = index
@@ -88,8 +78,7 @@ def proof_from_levels(levels: list[list[bytes]], index: int) -> MerkleProof:
             lemma.append(level[sibling])
             path.append(is_left)
         position //= 2
-    if len(levels[0]) > 1 or not path:
-        lemma.append(levels[-1][0])
+    lemma.append(levels[-1][0])
     return MerkleProof(tuple(lemma), tuple(path))
 
 

@@ -18,8 +18,8 @@ import ray
 from zg_actors.chain.tx import decode_tx
 from zg_actors.config import ZG, Config
 from zg_actors.crypto import bls
-from zg_actors.crypto.devkeys import c0_account, validator_identity
 from zg_actors.metrics import StakingMetrics
+from zg_actors.staking.genesis import genesis_allocation
 from zg_actors.staking.ledger import (
     BurnProof,
     DoubleSignEvidence,
@@ -70,18 +70,6 @@ class StakingService:
                                 f"{report[total]}")
         return {**report, "recount": recount, "invariants_ok": not problems,
                 "problems": problems}
-
-
-def genesis_allocation(config: Config) -> tuple[dict[bytes, int], list[tuple[bytes, bytes, int]]]:
-    seed = config.devnet.key_seed
-    balances = {c0_account(seed, i).address: config.staking.genesis_balance_zg * ZG
-                for i in range(config.staking.genesis_accounts)}
-    validators = []
-    for i in range(config.staking.validators):
-        identity = validator_identity(seed, i)
-        validators.append((identity.address, identity.bls_pubkey,
-                           config.staking.validator_stake_zg * ZG))
-    return balances, validators
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)

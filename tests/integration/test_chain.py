@@ -1,0 +1,157 @@
+"""The backbone on a real local Ray cluster: networks, faults, live scaling, bridge, slashing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import ray
+
+from zg_actors import runtime
+from zg_actors.chain.actors import Validator, validator_name
+from zg_actors.chain.tx import make_tx
+from zg_actors.crypto.devkeys import load_account, validator_identity
+from zg_actors.staking.ledger import AlreadyProcessed
+
+from .misbehaving import EquivocatingValidator
+
+pytestmark = pytest.mark.integration
+
+
+def heights(handles: list) -> list[int]:
+    out = []
+    for h in handles:
+        try:
+            out.append(ray.get(h.committed_height.remote(), timeout=5))
+        except Exception:
+            out.append(-1)
+    return out
+
+
+def wait_height(handles: list, target: int, timeout: float = 60, quorum: int = 3) -> list[int]:
+    assert runtime.wait_for(lambda: sorted(heights(handles))[-quorum] >= target, timeout), \
+        f"heights {heights(handles)} did not reach {target} in {timeout}s"
+    return heights(handles)
+
+
+def handles_of(d: runtime.Deployment, network_id: int) -> dict:
+    return ray.get(d.manager.validator_handles.remote(network_id))
+
+
+def test_two_networks_commit_transfers(deployment) -> None:
+    d, config = deployment
+    net_a = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    net_b = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    alice, bob = load_account(config.devnet.key_seed, 0), load_account(config.devnet.key_seed, 1)
+    for net in (net_a, net_b):
+        validators = list(handles_of(d, net).values())
+        txs = [make_tx(alice, net, n, "token", "transfer", [bob.address, 10]).encoded
+               for n in range(5)]
+        assert ray.get(validators[1].submit_txs.remote(txs)) == [None] * 5
+        assert runtime.wait_for(lambda v=validators: ray.get(
+            v[0].account.remote(alice.address))["nonce"] == 5, 30)
+        balance = ray.get(validators[3].account.remote(bob.address))["balance"]
+        assert balance == config.networks.load_account_balance + 50
+    networks = ray.get(d.manager.list_networks.remote())
+    assert [n["status"] for n in networks] == ["active", "active"]
+    assert all(n["height"] >= 2 for n in networks)
+
+
+def test_killed_validator_recovers_from_lmdb_and_catches_up(deployment) -> None:
+    d, _ = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    validators = list(handles_of(d, net).values())
+    wait_height(validators, 4)
+    victim = validators[2]
+    before_kill = ray.get(victim.committed_height.remote())
+    runtime.kill_actor(victim, restart=True)
+    others = [v for v in validators if v is not victim]
+    start = sorted(heights(others))[-1]
+    wait_height(others, start + 5, quorum=3)  # three of four keep committing
+    # Ray restarted it with the same arguments: it reopened its LMDB store and synced.
+    assert runtime.wait_for(lambda: ray.get(victim.committed_height.remote(), timeout=5)
+                            >= before_kill, 30)
+    target = sorted(heights(others))[-1]
+    assert runtime.wait_for(lambda: ray.get(victim.committed_height.remote(), timeout=5)
+                            >= target, 60), f"restarted validator stuck at {heights(validators)}"
+
+
+def test_live_launch_and_retire_while_first_network_commits(deployment) -> None:
+    d, _ = deployment
+    first = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    validators = list(handles_of(d, first).values())
+    h0 = wait_height(validators, 2)
+    second = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    wait_height(list(handles_of(d, second).values()), 3)
+    h1 = wait_height(validators, max(h0) + 3)
+    retired = ray.get(d.manager.retire_network.remote(second))
+    assert retired["status"] == "retired" and retired["final_height"] >= 3
+    wait_height(validators, max(h1) + 3)
+    with pytest.raises(Exception, match="retired"):
+        runtime.call(d.manager.validator_handles.remote(second))
+    with pytest.raises(Exception, match="unknown network id 42"):
+        runtime.call(d.manager.retire_network.remote(42))
+    networks = {n["network_id"]: n["status"] for n in ray.get(d.manager.list_networks.remote())}
+    assert networks == {first: "active", second: "retired"}
+    assert first in ray.get(d.staking.networks.remote())
+
+
+def test_bridge_mints_each_burn_exactly_once(deployment) -> None:
+    d, _ = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    validators = list(handles_of(d, net).values())
+    assert runtime.wait_for(lambda: ray.get(d.staking.supply_report.remote())["bridge_mints"]
+                            >= 2, 90), "the relayer minted nothing"
+    burns = ray.get(validators[0].burns_from.remote(1))
+    assert burns
+    with pytest.raises(AlreadyProcessed):
+        runtime.call(d.staking.bridge_mint.remote(burns[0][1]))
+    ray.get(d.relayer.relay_once.remote())
+    report = ray.get(d.staking.supply_report.remote())
+    burned = ray.get(validators[0].query.remote("token", "supply", ()))["burned"]
+    assert 0 < report["minted"] <= burned
+    assert report["invariants_ok"], report["problems"]
+
+
+def test_equivocation_is_slashed_and_power_drops_on_every_network(deployment) -> None:
+    d, config = deployment
+    net_a = ray.get(d.manager.launch_network.remote(4))
+    members = net_a["members"]
+    cheater = members[-1]
+    cheater_address = validator_identity(config.devnet.key_seed, cheater).address
+    # A second network of the same validators, started by hand so one of them can cheat.
+    net_b = 1 + net_a["network_id"]
+    tick, genesis_set = ray.get(d.staking.register_network.remote(
+        net_b, [validator_identity(config.devnet.key_seed, i).address for i in members]))
+    actors = []
+    for identity in members:
+        cls = EquivocatingValidator if identity == cheater else Validator
+        actors.append(cls.options(name=validator_name(net_b, identity), num_cpus=0.05).remote(
+            config.to_dict(), net_b, identity, members, genesis_set, tick, config.data_dir))
+    ray.get([a.start.remote() for a in actors])
+    try:
+        assert runtime.wait_for(lambda: ray.get(d.staking.supply_report.remote())["slashings"]
+                                >= 1, 60), "no evidence reached C0"
+        record = next(v for v in ray.get(d.staking.validators.remote())
+                      if v["address"] == cheater_address)
+        assert record["jailed"] and record["slashed"] > 0
+        honest_a = [h for i, h in handles_of(d, net_a["network_id"]).items() if i != cheater]
+
+        def dropped_everywhere() -> bool:
+            for handle in honest_a:
+                status = ray.get(handle.status.remote())
+                if "0x" + cheater_address.hex() in [v["address"] for v in status["validators"]]:
+                    return False
+            return True
+
+        assert runtime.wait_for(dropped_everywhere, 60), "voting power did not drop on network A"
+        honest_b = [a for i, a in zip(members, actors, strict=True) if i != cheater]
+        assert runtime.wait_for(lambda: all(
+            "0x" + cheater_address.hex() not in [v["address"] for v in
+                                                 ray.get(h.status.remote())["validators"]]
+            for h in honest_b), 60), "voting power did not drop on network B"
+        assert ray.get(d.staking.supply_report.remote())["invariants_ok"]
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+    time.sleep(0.5)

@@ -1,0 +1,145 @@
+"""`zg demo`: the whole backbone on an embedded local Ray, with a report.
+
+Deploys C0 and one 4-validator network, drives token transfers, launches a
+second network live (load follows it), retires it while the first keeps
+committing, lets the relayer bridge rewards to C0, then reports per network
+height, committed tx/s, commit latency p50/p99 and voting power, the bridge
+mints and the supply checks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from zg_actors import runtime
+from zg_actors.config import ZG, Config
+
+
+def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}{unit}"
+
+
+def run_demo(config: Config, duration_s: float = 20.0, rate_tps: float = 400.0,
+             quiet: bool = False, console: Console | None = None,
+             keep_data: bool = False) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    data_dir = tempfile.mkdtemp(prefix="zg-demo-")
+    config = config.replace(data_dir=data_dir)
+    say = (lambda *_: None) if quiet else console.print
+    say(f"[bold]zg demo[/]: embedded Ray, data in {data_dir}")
+    runtime.connect(config, None)
+    try:
+        return _run(config, duration_s, rate_tps, quiet, console, say)
+    finally:
+        runtime.shutdown()
+        if not keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, console: Console,
+         say: Any) -> dict[str, Any]:
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                   console=console, disable=quiet, transient=True)
+    with bar:
+        step = bar.add_task("deploying C0 staking, network manager, relayer", total=None)
+        deployment = runtime.deploy(config, detached=False)
+        bar.update(step, description="launching network 0 (4 validators)")
+        first = runtime.call(deployment.manager.launch_network.remote(4), 300)
+        net0 = first["network_id"]
+        drivers = {net0: runtime.LoadDriver(deployment, config, net0)}
+        windows: dict[int, list[float]] = {net0: [time.time(), 0.0]}
+        launch_ref = retire_ref = None
+        second: int | None = None
+        bar.update(step, description=f"token transfers at {rate_tps:.0f} tx/s per network",
+                   total=duration_s, completed=0)
+
+        def on_tick(elapsed: float) -> None:
+            nonlocal launch_ref, retire_ref, second
+            bar.update(step, completed=min(elapsed, duration_s))
+            if launch_ref is None and elapsed >= duration_s * 0.2:
+                launch_ref = deployment.manager.launch_network.remote(4)
+                say(f"  t={elapsed:4.1f}s  launching a second network live")
+            if second is None and launch_ref is not None and runtime.is_ready(launch_ref):
+                second = runtime.call(launch_ref)["network_id"]
+                drivers[second] = runtime.LoadDriver(deployment, config, second)
+                windows[second] = [time.time(), 0.0]
+                say(f"  t={elapsed:4.1f}s  network {second} is up; load follows it")
+            if second is not None and retire_ref is None and elapsed >= duration_s * 0.75:
+                windows[second][1] = time.time()
+                drivers.pop(second)
+                retire_ref = deployment.manager.retire_network.remote(second)
+                say(f"  t={elapsed:4.1f}s  retiring network {second}")
+
+        start = time.time()
+        while time.time() - start < duration_s:
+            runtime.drive(list(drivers.values()), rate_tps, 0.5, None)
+            on_tick(time.time() - start)
+        windows[net0][1] = time.time()
+        bar.update(step, description="draining mempools, retiring, bridging rewards",
+                   total=None)
+        reports = {}
+        handles0 = list(runtime.call(deployment.manager.validator_handles.remote(net0)).values())
+        runtime.wait_for(lambda: runtime.call(handles0[0].status.remote())["mempool"] == 0, 20)
+        reports[net0] = runtime.network_report(handles0, *windows[net0])
+        if retire_ref is not None:
+            retired = runtime.call(retire_ref, 120)
+            reports[second] = {"network_id": second, "retired_at_height":
+                               retired.get("final_height"), **second_report(windows[second],
+                                                                            retired)}
+        elif second is not None:
+            reports[second] = {"network_id": second, "note": "not retired (run was too short)"}
+        runtime.wait_for(lambda: runtime.call(
+            deployment.staking.supply_report.remote())["bridge_mints"] > 0, 30, 1.0)
+        supply = runtime.call(deployment.staking.supply_report.remote())
+        local = runtime.call(handles0[0].query.remote("token", "supply", ()))
+        height0 = reports[net0]["height"]
+    local_ok = (local["supply"] == local["genesis"] + local["minted"] - local["burned"]
+                and local["minted"] == config.networks.block_reward * height0)
+    report = {"networks": reports, "drivers": {n: {"sent": d.sent, "rejected": len(d.rejected)}
+                                               for n, d in drivers.items()},
+              "staking": supply, "network0_token": local,
+              "supply_checks": {"c0_invariants": supply["invariants_ok"],
+                                "network0_token": local_ok},
+              "bridge_mints": supply["bridge_mints"]}
+    report["ok"] = bool(supply["invariants_ok"] and local_ok and height0)
+    if not quiet:
+        print_report(console, report, config)
+    return report
+
+
+def second_report(window: list[float], retired: dict) -> dict:
+    return {"active_s": round(window[1] - window[0], 1), "status": retired.get("status")}
+
+
+def print_report(console: Console, report: dict, config: Config) -> None:
+    table = Table(title="consensus networks")
+    for column in ("network", "height", "committed tx/s", "p50 latency", "p99 latency",
+                   "rounds", "validators (voting power)"):
+        table.add_column(column, justify="right")
+    for network_id, r in sorted(report["networks"].items()):
+        if "tx_per_s" not in r:
+            table.add_row(str(network_id), str(r.get("retired_at_height", "-")), "-", "-", "-",
+                          "-", f"retired after {r.get('active_s', '?')} s live")
+            continue
+        table.add_row(str(network_id), str(r["height"]), f"{r['tx_per_s']:.0f}",
+                      _fmt(r["latency_p50_s"], " s"), _fmt(r["latency_p99_s"], " s"),
+                      str(r["rounds"]), ", ".join(f"0x{v['address'][2:8]}…={v['power']}"
+                                                  for v in r["validators"]))
+    console.print(table)
+    s = report["staking"]
+    console.print(f"C0: ZG supply {s['supply'] / ZG:,.2f} = genesis {s['genesis_supply'] / ZG:,.0f}"
+                  f" + minted {s['minted'] / ZG:,.2f} - burned {s['burned'] / ZG:,.2f}; "
+                  f"bridge mints {s['bridge_mints']}; balances + stakes + pending = supply: "
+                  f"{'[green]ok[/]' if s['invariants_ok'] else '[red]' + str(s['problems'])}")
+    t = report["network0_token"]
+    console.print(f"network 0 reward token: supply {t['supply'] / ZG:,.2f} = genesis "
+                  f"{t['genesis'] / ZG:,.0f} + minted {t['minted'] / ZG:,.2f} - burned "
+                  f"{t['burned'] / ZG:,.2f}: "
+                  f"{'[green]ok[/]' if report['supply_checks']['network0_token'] else '[red]NO'}")
