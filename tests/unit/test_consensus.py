@@ -1,0 +1,351 @@
+"""The Tendermint state machine under reordered, duplicated and late messages, timeouts,
+dead proposers, locking, unequal stakes, invalid blocks and equivocation (no Ray)."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import replace
+
+import pytest
+
+from zg_actors.chain.consensus import (
+    NIL,
+    BroadcastProposal,
+    BroadcastVote,
+    ConsensusMachine,
+    Decide,
+    Equivocation,
+    Proposal,
+    RequestProposal,
+    ScheduleTimeout,
+    Step,
+    TimeoutConfig,
+    Vote,
+    VoteType,
+)
+
+TIMEOUTS = TimeoutConfig(1.0, 0.5, 0.5, 0.25, 0.5, 0.25)
+
+
+def round_robin(n: int):
+    return lambda height, round_: (height + round_) % n
+
+
+class Net:
+    """N machines exchanging messages with random delays, duplicates and reordering."""
+
+    def __init__(self, powers: list[int], seed: int, *, dead: frozenset[int] = frozenset(),
+                 invalid: frozenset[str] = frozenset(), max_delay: float = 0.3,
+                 dup_rate: float = 0.2, height: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.n = len(powers)
+        self.dead = dead
+        self.invalid = invalid
+        self.max_delay = max_delay
+        self.dup_rate = dup_rate
+        self.now = 0.0
+        self.events: list = []
+        self.seq = 0
+        self.decisions: dict[int, Decide] = {}
+        self.equivocations: list[Equivocation] = []
+        self.sent_votes: list[Vote] = []
+        self.machines = {
+            i: ConsensusMachine(height, powers, i, round_robin(self.n),
+                                lambda block: block is not None and block[0] not in invalid,
+                                TIMEOUTS)
+            for i in range(self.n) if i not in dead}
+
+    def push(self, at: float, item: tuple) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (at, self.seq, item))
+
+    def send(self, dest: int, kind: str, payload: object) -> None:
+        copies = 2 if self.rng.random() < self.dup_rate else 1
+        for _ in range(copies):
+            self.push(self.now + self.rng.uniform(0, self.max_delay), (dest, kind, payload))
+
+    def handle(self, i: int, effects: list) -> None:
+        machine = self.machines[i]
+        for effect in effects:
+            if isinstance(effect, RequestProposal):
+                block = (f"block-{effect.height}-{effect.round}-by-{i}",)
+                self.handle(i, machine.propose(block[0].encode(), block))
+            elif isinstance(effect, BroadcastProposal):
+                for j in self.machines:
+                    if j != i:
+                        self.send(j, "proposal", effect.proposal)
+            elif isinstance(effect, BroadcastVote):
+                signed = replace(effect.vote, signature=f"sig-{i}".encode())
+                self.sent_votes.append(signed)
+                for j in self.machines:
+                    if j != i:
+                        self.send(j, "vote", signed)
+                self.handle(i, machine.on_vote(signed))
+            elif isinstance(effect, ScheduleTimeout):
+                self.push(self.now + effect.delay, (i, "timeout", effect))
+            elif isinstance(effect, Decide):
+                self.decisions[i] = effect
+            elif isinstance(effect, Equivocation):
+                self.equivocations.append(effect)
+
+    def run(self, until: float = 60.0) -> None:
+        for i, machine in self.machines.items():
+            self.handle(i, machine.start())
+        while self.events and len(self.decisions) < len(self.machines):
+            at, _, (dest, kind, payload) = heapq.heappop(self.events)
+            if at > until:
+                break
+            self.now = at
+            machine = self.machines[dest]
+            if kind == "proposal":
+                self.handle(dest, machine.on_proposal(payload))
+            elif kind == "vote":
+                self.handle(dest, machine.on_vote(payload))
+            else:
+                self.handle(dest, machine.on_timeout(payload.height, payload.round,
+                                                     payload.step))
+
+    def decided_hashes(self) -> set[bytes]:
+        return {d.block_hash for d in self.decisions.values()}
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_honest_network_agrees_under_reordering_and_duplicates(seed: int) -> None:
+    net = Net([1, 1, 1, 1], seed, max_delay=0.4, dup_rate=0.3)
+    net.run()
+    assert len(net.decisions) == 4
+    assert len(net.decided_hashes()) == 1
+    decision = next(iter(net.decisions.values()))
+    # The certificate's precommits are > 2/3 of the power, all for the decided block.
+    assert len(decision.precommits) >= 3
+    assert all(v.block_hash == decision.block_hash and v.signature for v in
+               decision.precommits)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_slow_network_with_late_messages_still_agrees(seed: int) -> None:
+    # Delays beyond the first timeouts: rounds are skipped, late votes must still count.
+    net = Net([1, 1, 1, 1], seed, max_delay=2.5, dup_rate=0.3)
+    net.run(until=500.0)
+    assert len(net.decisions) == 4
+    assert len(net.decided_hashes()) == 1
+
+
+def test_dead_proposer_is_skipped_by_timeouts() -> None:
+    # Round 0 of height 1 belongs to validator 1 (round robin); it is dead.
+    net = Net([1, 1, 1, 1], seed=7, dead=frozenset({1}), max_delay=0.1, dup_rate=0.0)
+    net.run()
+    assert len(net.decisions) == 3
+    decision = next(iter(net.decisions.values()))
+    assert decision.round >= 1
+    assert b"-by-1" not in decision.block_hash
+    assert len(net.decided_hashes()) == 1
+
+
+def test_invalid_block_is_not_decided() -> None:
+    # The round-0 proposer (validator 1) proposes a block every honest node rejects.
+    net = Net([1, 1, 1, 1], seed=3, invalid=frozenset({"block-1-0-by-1"}), max_delay=0.1)
+    net.run()
+    assert len(net.decisions) == 4
+    decision = next(iter(net.decisions.values()))
+    assert decision.block_hash != b"block-1-0-by-1"
+    assert decision.round >= 1
+    round0_prevotes = [v for v in net.sent_votes
+                       if v.round == 0 and v.vote_type == VoteType.PREVOTE]
+    assert round0_prevotes and all(v.block_hash == NIL for v in round0_prevotes)
+
+
+def test_voting_power_not_head_count_decides() -> None:
+    # Total power 9: validator 0 holds 5.  Three dead small validators leave 6/9 = 2/3,
+    # which is not more than 2/3: nothing may be decided.  Two dead leave 7/9: decided.
+    stuck = Net([5, 1, 1, 1, 1], seed=1, dead=frozenset({2, 3, 4}), max_delay=0.1)
+    stuck.run(until=40.0)
+    assert stuck.decisions == {}
+    live = Net([5, 1, 1, 1, 1], seed=1, dead=frozenset({3, 4}), max_delay=0.1)
+    live.run()
+    assert len(live.decisions) == 3 and len(live.decided_hashes()) == 1
+
+
+# ---- single-machine scenarios ---------------------------------------------------------
+def machine(my_index: int = 0, powers: list[int] | None = None,
+            valid: bool = True) -> ConsensusMachine:
+    powers = powers or [1, 1, 1, 1]
+    return ConsensusMachine(1, powers, my_index, round_robin(len(powers)),
+                            lambda block: valid and block is not None, TIMEOUTS)
+
+
+def prevote(round_: int, block_hash: bytes, validator: int) -> Vote:
+    return Vote(1, round_, VoteType.PREVOTE, block_hash, validator, b"s%d" % validator)
+
+
+def precommit(round_: int, block_hash: bytes, validator: int) -> Vote:
+    return Vote(1, round_, VoteType.PRECOMMIT, block_hash, validator, b"s%d" % validator)
+
+
+def proposal(round_: int, block_hash: bytes, pol_round: int = -1) -> Proposal:
+    return Proposal(1, round_, block_hash, pol_round, (block_hash,), (1 + round_) % 4)
+
+
+def votes_of(effects: list) -> list[Vote]:
+    return [e.vote for e in effects if isinstance(e, BroadcastVote)]
+
+
+def echo(m: ConsensusMachine, effects: list) -> list:
+    """Feed our own votes back, signed, as the Validator actor does."""
+    out = list(effects)
+    for effect in effects:
+        if isinstance(effect, BroadcastVote):
+            out += echo(m, m.on_vote(replace(effect.vote, signature=b"own")))
+    return out
+
+
+def feed(m: ConsensusMachine, *messages: object) -> list:
+    effects = []
+    for message in messages:
+        if isinstance(message, Proposal):
+            effects += echo(m, m.on_proposal(message))
+        else:
+            effects += echo(m, m.on_vote(message))
+    return effects
+
+
+def test_votes_before_proposal_then_proposal_decides() -> None:
+    m = machine(my_index=0)
+    m.start()
+    effects = feed(m, precommit(0, b"X", 1), precommit(0, b"X", 2), precommit(0, b"X", 3))
+    assert not any(isinstance(e, Decide) for e in effects)
+    effects = feed(m, proposal(0, b"X"))
+    decisions = [e for e in effects if isinstance(e, Decide)]
+    assert len(decisions) == 1 and decisions[0].block_hash == b"X"
+    assert m.step == Step.COMMIT
+
+
+def test_duplicates_do_not_count_twice() -> None:
+    m = machine(my_index=0)
+    m.start()
+    effects = feed(m, proposal(0, b"X"), precommit(0, b"X", 1), precommit(0, b"X", 1),
+                   precommit(0, b"X", 2), precommit(0, b"X", 2))
+    assert not any(isinstance(e, Decide) for e in effects)
+    assert not any(isinstance(e, Equivocation) for e in effects)
+    assert m.votes[(0, VoteType.PRECOMMIT)].power_any == 2  # 1 and 2, once each
+
+
+def test_late_commit_of_an_earlier_round_is_decided() -> None:
+    m = machine(my_index=0)
+    m.start()
+    feed(m, proposal(0, b"X"))
+    m.on_timeout(1, 0, Step.PREVOTE)  # wrong step: ignored
+    assert m.round == 0
+    # Move to round 2 via round skip (> 1/3 of the power sends round-2 messages).
+    feed(m, prevote(2, NIL, 1), prevote(2, NIL, 2))
+    assert m.round == 2
+    effects = feed(m, precommit(0, b"X", 1), precommit(0, b"X", 2), precommit(0, b"X", 3))
+    decisions = [e for e in effects if isinstance(e, Decide)]
+    assert decisions and decisions[0].round == 0 and decisions[0].block_hash == b"X"
+
+
+def test_round_skip_needs_more_than_one_third() -> None:
+    m = machine(my_index=0)
+    m.start()
+    feed(m, prevote(5, NIL, 1))  # 1/4 of the power
+    assert m.round == 0
+    feed(m, precommit(5, NIL, 2))  # 2/4 > 1/3
+    assert m.round == 5 and m.step == Step.PROPOSE
+
+
+def test_lock_is_kept_against_a_new_value_and_released_by_a_later_polka() -> None:
+    m = machine(my_index=0)
+    m.start()
+    feed(m, proposal(0, b"X"))
+    effects = feed(m, prevote(0, b"X", 1), prevote(0, b"X", 2))
+    assert [v.block_hash for v in votes_of(effects)] == [b"X"]  # precommit X
+    assert m.locked_hash == b"X" and m.locked_round == 0
+    feed(m, precommit(0, NIL, 1), precommit(0, NIL, 2))  # > 2/3 precommits, no commit
+    echo(m, m.on_timeout(1, 0, Step.PRECOMMIT))
+    assert m.round == 1
+    # Round 1: a different value without a proof-of-lock: prevote nil.
+    effects = feed(m, proposal(1, b"Y"))
+    assert [(v.vote_type, v.block_hash) for v in votes_of(effects)] == [
+        (VoteType.PREVOTE, NIL)]
+    # Everyone else prevotes Y in round 1: that polka (round 1 > our lock round 0)
+    # lets us accept Y when it is re-proposed with pol_round 1 in round 2.
+    feed(m, prevote(1, b"Y", 1), prevote(1, b"Y", 2), prevote(1, b"Y", 3))
+    echo(m, m.on_timeout(1, 1, Step.PREVOTE))
+    echo(m, m.on_timeout(1, 1, Step.PRECOMMIT))
+    assert m.round == 2
+    effects = feed(m, proposal(2, b"Y", pol_round=1))
+    assert [(v.vote_type, v.block_hash) for v in votes_of(effects)] == [
+        (VoteType.PREVOTE, b"Y")]
+
+
+def test_locked_value_is_reproposed_by_the_locked_proposer() -> None:
+    # Validator 1 proposes round 0 of height 1; validator 0 proposes round 3.
+    m = machine(my_index=0)
+    m.start()
+    feed(m, proposal(0, b"X"), prevote(0, b"X", 1), prevote(0, b"X", 2))
+    assert m.valid_hash == b"X"
+    feed(m, precommit(3, NIL, 1), precommit(3, NIL, 2))  # skip to round 3
+    assert m.round == 3
+    # start_round(3) made us proposer with a valid value: we re-propose it, no request.
+    prop = m.proposals[3]
+    assert prop.block_hash == b"X" and prop.pol_round == 0
+
+
+def test_proposer_gets_a_request_and_prevotes_its_own_block() -> None:
+    m = machine(my_index=1)
+    effects = m.start()
+    assert RequestProposal(1, 0) in effects
+    effects = m.propose(b"B", (b"B",))
+    assert any(isinstance(e, BroadcastProposal) for e in effects)
+    assert [(v.vote_type, v.block_hash) for v in votes_of(effects)] == [
+        (VoteType.PREVOTE, b"B")]
+    assert m.propose(b"C", (b"C",)) == []  # a second block for the round is refused
+
+
+def test_proposal_from_the_wrong_proposer_is_ignored() -> None:
+    m = machine(my_index=0)
+    m.start()
+    wrong = replace(proposal(0, b"X"), proposer=2)
+    assert m.on_proposal(wrong) == []
+    assert 0 not in m.proposals
+
+
+def test_equivocation_is_reported_once_and_not_counted() -> None:
+    m = machine(my_index=0)
+    m.start()
+    feed(m, proposal(0, b"X"))
+    effects = feed(m, prevote(0, b"X", 3), prevote(0, b"Y", 3), prevote(0, b"Z", 3))
+    reports = [e for e in effects if isinstance(e, Equivocation)]
+    assert len(reports) == 1
+    assert reports[0].first.block_hash == b"X" and reports[0].second.block_hash == b"Y"
+    assert m.votes[(0, VoteType.PREVOTE)].power_any == 2  # ours and the first of 3
+
+
+def test_timeouts_grow_with_the_round() -> None:
+    m = machine(my_index=0)
+    delays = []
+    effects = m.start()
+    for round_ in range(4):
+        delays += [e.delay for e in effects
+                   if isinstance(e, ScheduleTimeout) and e.step == Step.PROPOSE]
+        effects = m.on_timeout(1, round_, Step.PROPOSE)
+        effects += feed(m, prevote(round_, NIL, 1), prevote(round_, NIL, 2))
+        effects += m.on_timeout(1, round_, Step.PREVOTE)
+        effects += feed(m, precommit(round_, NIL, 1), precommit(round_, NIL, 2))
+        effects += m.on_timeout(1, round_, Step.PRECOMMIT)
+    assert delays == sorted(delays) and delays[0] < delays[-1]
+    assert delays == [TIMEOUTS.delay(Step.PROPOSE, r) for r in range(4)]
+
+
+def test_observer_never_votes() -> None:
+    m = ConsensusMachine(1, [1, 1, 1], None, round_robin(3), lambda b: True, TIMEOUTS)
+    effects = m.start()
+    effects += feed(m, Proposal(1, 0, b"X", -1, (b"X",), 1), prevote(0, b"X", 0),
+                    prevote(0, b"X", 1), prevote(0, b"X", 2))
+    assert votes_of(effects) == []
+
+
+def test_bad_powers_rejected() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ConsensusMachine(1, [1, 0], 0, round_robin(2), lambda b: True, TIMEOUTS)
