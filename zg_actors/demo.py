@@ -55,6 +55,8 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
         net0 = first["network_id"]
         drivers = {net0: runtime.LoadDriver(deployment, config, net0)}
         windows: dict[int, list[float]] = {net0: [time.time(), 0.0]}
+        drivers_handles: dict[int, list[Any]] = {}
+        live: dict[int, dict] = {}
         launch_ref = retire_ref = None
         second: int | None = None
         bar.update(step, description=f"token transfers at {rate_tps:.0f} tx/s per network",
@@ -63,17 +65,21 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
         def on_tick(elapsed: float) -> None:
             nonlocal launch_ref, retire_ref, second
             bar.update(step, completed=min(elapsed, duration_s))
-            if launch_ref is None and elapsed >= duration_s * 0.2:
+            if launch_ref is None and elapsed >= duration_s * 0.1:
                 launch_ref = deployment.manager.launch_network.remote(4)
                 say(f"  t={elapsed:4.1f}s  launching a second network live")
             if second is None and launch_ref is not None and runtime.is_ready(launch_ref):
                 second = runtime.call(launch_ref)["network_id"]
                 drivers[second] = runtime.LoadDriver(deployment, config, second)
+                drivers_handles[second] = drivers[second].handles
                 windows[second] = [time.time(), 0.0]
                 say(f"  t={elapsed:4.1f}s  network {second} is up; load follows it")
-            if second is not None and retire_ref is None and elapsed >= duration_s * 0.75:
+            if second is not None and retire_ref is None and elapsed >= duration_s * 0.85:
                 windows[second][1] = time.time()
                 drivers.pop(second)
+                # Its figures are read now: retiring stops its validators.
+                live[second] = runtime.network_report(drivers_handles[second],
+                                                      *windows[second])
                 retire_ref = deployment.manager.retire_network.remote(second)
                 say(f"  t={elapsed:4.1f}s  retiring network {second}")
 
@@ -90,9 +96,9 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
         reports[net0] = runtime.network_report(handles0, *windows[net0])
         if retire_ref is not None:
             retired = runtime.call(retire_ref, 120)
-            reports[second] = {"network_id": second, "retired_at_height":
-                               retired.get("final_height"), **second_report(windows[second],
-                                                                            retired)}
+            reports[second] = {**live.get(second, {}), "network_id": second,
+                               "retired_at_height": retired.get("final_height"),
+                               **second_report(windows[second], retired)}
         elif second is not None:
             reports[second] = {"network_id": second, "note": "not retired (run was too short)"}
         runtime.wait_for(lambda: runtime.call(
@@ -118,21 +124,34 @@ def second_report(window: list[float], retired: dict) -> dict:
     return {"active_s": round(window[1] - window[0], 1), "status": retired.get("status")}
 
 
+def power_summary(powers: list[int]) -> str:
+    """'4 x 100000' for equal powers, else the list."""
+    if powers and len(set(powers)) == 1:
+        return f"{len(powers)} x {powers[0]}"
+    return ", ".join(str(p) for p in powers)
+
+
 def print_report(console: Console, report: dict, config: Config) -> None:
     table = Table(title="consensus networks")
     for column in ("network", "height", "committed tx/s", "p50 latency", "p99 latency",
-                   "rounds", "validators (voting power)"):
+                   "rounds", "validators x power"):
         table.add_column(column, justify="right")
+    notes: list[str] = []
     for network_id, r in sorted(report["networks"].items()):
         if "tx_per_s" not in r:
             table.add_row(str(network_id), str(r.get("retired_at_height", "-")), "-", "-", "-",
                           "-", f"retired after {r.get('active_s', '?')} s live")
             continue
-        table.add_row(str(network_id), str(r["height"]), f"{r['tx_per_s']:.0f}",
-                      _fmt(r["latency_p50_s"], " s"), _fmt(r["latency_p99_s"], " s"),
-                      str(r["rounds"]), ", ".join(f"0x{v['address'][2:8]}…={v['power']}"
-                                                  for v in r["validators"]))
+        if "retired_at_height" in r:
+            notes.append(f"network {network_id} was launched live, then retired at height "
+                         f"{r['retired_at_height']} after {r['active_s']} s under load")
+        table.add_row(str(network_id), str(r.get("retired_at_height") or r["height"]),
+                      f"{r['tx_per_s']:.0f}", _fmt(r["latency_p50_s"], " s"),
+                      _fmt(r["latency_p99_s"], " s"), str(r["rounds"]),
+                      power_summary([v["power"] for v in r["validators"]]))
     console.print(table)
+    for note in notes:
+        console.print(note)
     s = report["staking"]
     console.print(f"C0: ZG supply {s['supply'] / ZG:,.2f} = genesis {s['genesis_supply'] / ZG:,.0f}"
                   f" + minted {s['minted'] / ZG:,.2f} - burned {s['burned'] / ZG:,.2f}; "

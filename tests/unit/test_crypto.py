@@ -221,3 +221,10 @@ def test_high_s_signature_rejected() -> None:
 def test_parse_address_errors_name_the_value() -> None:
     with pytest.raises(InvalidInput, match="0x12"):
         parse_address("0x12")
+
+
+@pytest.mark.parametrize("seed", [b"\x00" * 32, bytes(range(32)), b"zg-devnet/validator-bls/3" * 2])
+def test_keygen_matches_py_ecc(seed: bytes) -> None:
+    from py_ecc.bls import G2ProofOfPossession
+
+    assert bls.keygen(seed) == G2ProofOfPossession.KeyGen(seed)

@@ -60,7 +60,7 @@ SYNC_MIN_INTERVAL_S = 0.5
 FUTURE_HEIGHTS_BUFFERED = 3
 
 
-class UnknownNetworkId(ZgError, NotFound):
+class UnknownNetworkId(NotFound):
     code = "UNKNOWN_NETWORK"
 
 

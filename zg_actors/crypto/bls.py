@@ -14,10 +14,12 @@ once per registration.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import os
 from collections.abc import Sequence
-
-from py_ecc.bls import G2ProofOfPossession as _py_ecc
+from typing import Any
 
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput
@@ -26,6 +28,19 @@ PUBKEY_BYTES = 48
 SIGNATURE_BYTES = 96
 SECRET_BYTES = 32
 BACKENDS = ("py_ecc", "milagro")
+# Order r of the BLS12-381 groups: secret keys live in Z_r.
+CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+KEYGEN_SALT = b"BLS-SIG-KEYGEN-SALT-"
+KEYGEN_OKM_BYTES = 48  # ceil(1.5 * ceil(log2(r)) / 8), per the IETF BLS draft
+
+
+@functools.cache
+def _ref() -> Any:
+    """py_ecc's ciphersuite, imported on first use: it takes ~0.7 s to import, and a
+    validator on the fast backend only needs it for proofs of possession."""
+    from py_ecc.bls import G2ProofOfPossession
+
+    return G2ProofOfPossession
 
 try:
     import milagro_bls_binding as _milagro
@@ -42,28 +57,28 @@ class _PyEcc:
 
     @staticmethod
     def sk_to_pk(sk: int) -> bytes:
-        return _py_ecc.SkToPk(sk)
+        return _ref().SkToPk(sk)
 
     @staticmethod
     def sign(sk: int, message: bytes) -> bytes:
-        return _py_ecc.Sign(sk, message)
+        return _ref().Sign(sk, message)
 
     @staticmethod
     def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
-        return _py_ecc.Verify(pk, message, signature)
+        return _ref().Verify(pk, message, signature)
 
     @staticmethod
     def aggregate(signatures: Sequence[bytes]) -> bytes:
-        return _py_ecc.Aggregate(list(signatures))
+        return _ref().Aggregate(list(signatures))
 
     @staticmethod
     def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
-        return _py_ecc.FastAggregateVerify(list(pks), message, signature)
+        return _ref().FastAggregateVerify(list(pks), message, signature)
 
     @staticmethod
     def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes],
                          signature: bytes) -> bool:
-        return _py_ecc.AggregateVerify(list(pks), list(messages), signature)
+        return _ref().AggregateVerify(list(pks), list(messages), signature)
 
 
 class _Milagro:
@@ -139,7 +154,22 @@ def keygen(seed: bytes) -> int:
     """Secret key from >= 32 bytes of seed (IETF KeyGen, HKDF-based)."""
     if len(seed) < SECRET_BYTES:
         seed = keccak256(seed)
-    return _py_ecc.KeyGen(seed)
+    return _hkdf_keygen(seed)
+
+
+def _hkdf_keygen(ikm: bytes, key_info: bytes = b"") -> int:
+    """KeyGen of draft-irtf-cfrg-bls-signature (HKDF-SHA256), as py_ecc's KeyGen."""
+    salt, sk = KEYGEN_SALT, 0
+    while sk == 0:
+        salt = hashlib.sha256(salt).digest()
+        prk = hmac.new(salt, ikm + b"\x00", hashlib.sha256).digest()
+        info = key_info + KEYGEN_OKM_BYTES.to_bytes(2, "big")
+        okm, block = b"", b""
+        for counter in range(1, -(-KEYGEN_OKM_BYTES // 32) + 1):
+            block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+            okm += block
+        sk = int.from_bytes(okm[:KEYGEN_OKM_BYTES], "big") % CURVE_ORDER
+    return sk
 
 
 def sk_to_pk(sk: int) -> bytes:
@@ -187,7 +217,7 @@ def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature:
 
 def pop_prove(sk: int) -> bytes:
     """Proof of possession: a signature over the public key under the POP domain tag."""
-    return _py_ecc.PopProve(sk)
+    return _ref().PopProve(sk)
 
 
 def pop_verify(pk: bytes, proof: bytes) -> bool:
@@ -195,7 +225,7 @@ def pop_verify(pk: bytes, proof: bytes) -> bool:
     if not _check_sizes(pk, proof):
         return False
     try:
-        return bool(_py_ecc.PopVerify(pk, proof))
+        return bool(_ref().PopVerify(pk, proof))
     except (ValueError, TypeError, AssertionError):
         return False
 
