@@ -41,7 +41,8 @@ def connect(config: Config, address: str | None = None) -> str:
         ray.init(address=address, namespace=config.ray.namespace, logging_level="ERROR",
                  log_to_driver=False)
         return address
-    ray.init(num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,
+    # address="local": always a fresh embedded Ray, even if `ray start` runs on this host.
+    ray.init(address="local", num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,
              object_store_memory=config.ray.object_store_mb * MIB,
              include_dashboard=config.ray.include_dashboard, logging_level="ERROR",
              log_to_driver=False)

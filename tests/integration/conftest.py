@@ -34,8 +34,8 @@ def integration_config(**changes: object) -> Config:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, namespace=TEST_NAMESPACE,
-             object_store_memory=200 * 1024 * 1024, logging_level="ERROR",
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+             namespace=TEST_NAMESPACE, object_store_memory=200 * 1024 * 1024, logging_level="ERROR",
              log_to_driver=False)
     yield
     ray.shutdown()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ray
-from zg_actors.chain.consensus import Vote
 
 from zg_actors.chain.actors import Validator
 from zg_actors.chain.block import PREVOTE, vote_sign_bytes
+from zg_actors.chain.consensus import Vote
 from zg_actors.crypto import bls
 from zg_actors.crypto.keccak import keccak256
 
