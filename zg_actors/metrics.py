@@ -43,6 +43,7 @@ class ChainMetrics:
     def __init__(self, network_id: int) -> None:
         self.tags = {"network_id": str(network_id)}
         self.m = {name: make(name, spec) for name, spec in CHAIN_METRICS.items()}
+        self._in_set: set[str] = set()
 
     def committed(self, height: int, txs: int, latencies: list[float]) -> None:
         self.m["zg_chain_block_height"].set(height, self.tags)
@@ -60,8 +61,12 @@ class ChainMetrics:
 
     def validator_set(self, powers: dict[str, int]) -> None:
         self.m["zg_chain_validators"].set(len(powers), self.tags)
+        # A validator that left the set (jailed, unstaked) shows 0, not its last power.
+        for gone in self._in_set - set(powers):
+            self.m["zg_chain_voting_power"].set(0, {**self.tags, "validator": gone})
         for validator, power in powers.items():
             self.m["zg_chain_voting_power"].set(power, {**self.tags, "validator": validator})
+        self._in_set = set(powers)
 
 
 class StakingMetrics:

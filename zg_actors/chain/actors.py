@@ -58,6 +58,7 @@ RELAYER_NAME = "relayer"
 SYNC_BATCH_BLOCKS = 64
 SYNC_MIN_INTERVAL_S = 0.5
 FUTURE_HEIGHTS_BUFFERED = 3
+VALIDATOR_RESOURCE = "zg_validator"  # custom resource declared by cluster.yaml's CPU workers
 
 
 class UnknownNetworkId(NotFound):
@@ -549,7 +550,12 @@ class NetworkManager:
         tick, genesis_set = await staking.register_network.remote(
             network_id, [validator_identity(seed, i).address for i in members])
         cpus = self.config.networks.validator_num_cpus
-        group = placement_group([{"CPU": cpus}] * len(members), strategy="SPREAD",
+        bundle_resources: dict[str, float] = {"CPU": cpus}
+        # On a cluster made from cluster.yaml, validators go to nodes that offer the
+        # zg_validator resource; the embedded Ray has none and places them anywhere.
+        if VALIDATOR_RESOURCE in ray.cluster_resources():
+            bundle_resources[VALIDATOR_RESOURCE] = 1
+        group = placement_group([bundle_resources] * len(members), strategy="SPREAD",
                                 name=f"zg-network-{network_id}",
                                 lifetime="detached" if self.detached else None)
         await group.ready()
@@ -557,6 +563,7 @@ class NetworkManager:
         handles = {}
         for bundle, identity in enumerate(members):
             options = {"name": validator_name(network_id, identity), "num_cpus": cpus,
+                       "resources": {k: v for k, v in bundle_resources.items() if k != "CPU"},
                        "scheduling_strategy": PlacementGroupSchedulingStrategy(
                            group, placement_group_bundle_index=bundle)}
             if self.detached:
