@@ -67,6 +67,8 @@ def deploy(config: Config, detached: bool) -> Deployment:
     manager = NetworkManager.options(name=NETWORK_MANAGER_NAME, num_cpus=0.05,
                                      get_if_exists=True, **lifetime).remote(
         config_dict, data_dir, detached)
+    # Networks recorded by an earlier deployment on the same data_dir come back.
+    ray.get(manager.resume.remote())
     relayer = Relayer.options(name=RELAYER_NAME, num_cpus=config.relayer.num_cpus,
                               get_if_exists=True, **lifetime).remote(config_dict, data_dir)
     ray.get(relayer.start.remote())

@@ -155,3 +155,15 @@ def test_equivocation_is_slashed_and_power_drops_on_every_network(deployment) ->
         for actor in actors:
             ray.kill(actor, no_restart=True)
     time.sleep(0.5)
+
+
+def test_whole_network_crash_resumes_from_lmdb(deployment) -> None:
+    d, _ = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    validators = list(handles_of(d, net).values())
+    before = max(wait_height(validators, 3))
+    for victim in validators:  # every validator at once, mid-height: Ray restarts them
+        runtime.kill_actor(victim, restart=True)
+    # Each reopens its store, re-sends the votes it had signed, keeps its lock, and the
+    # network commits again past where it stopped.
+    wait_height(validators, before + 3, timeout=90, quorum=4)

@@ -349,3 +349,18 @@ def test_observer_never_votes() -> None:
 def test_bad_powers_rejected() -> None:
     with pytest.raises(ValueError, match="positive"):
         ConsensusMachine(1, [1, 0], 0, round_robin(2), lambda b: True, TIMEOUTS)
+
+
+def test_restored_lock_and_round_survive_a_restart() -> None:
+    # Before a crash we precommitted X in round 2; the new machine resumes in round 2,
+    # locked on X: it prevotes nil on a fresh value Y and re-proposes X when it proposes.
+    m = machine(my_index=0)
+    m.restore_lock(2, b"X", (b"X",))
+    effects = m.start(2)
+    assert m.round == 2 and m.locked_hash == b"X"
+    assert not any(isinstance(e, RequestProposal) for e in effects)  # round 2: proposer 3
+    effects = feed(m, proposal(2, b"Y"))
+    assert [(v.vote_type, v.block_hash) for v in votes_of(effects)] == [
+        (VoteType.PREVOTE, NIL)]
+    feed(m, precommit(3, NIL, 1), precommit(3, NIL, 2))  # skip to round 3: our turn
+    assert m.proposals[3].block_hash == b"X" and m.proposals[3].pol_round == 2

@@ -45,7 +45,7 @@ from zg_actors.chain.validator_set import ValidatorSet
 from zg_actors.config import config_from_dict
 from zg_actors.crypto import bls
 from zg_actors.crypto.devkeys import validator_identity
-from zg_actors.crypto.encoding import encode
+from zg_actors.crypto.encoding import as_int, decode, encode
 from zg_actors.errors import InvalidInput, NotFound, ZgError
 from zg_actors.metrics import ChainMetrics
 from zg_actors.staking.ledger import DoubleSignEvidence
@@ -63,6 +63,14 @@ VALIDATOR_RESOURCE = "zg_validator"  # custom resource declared by cluster.yaml'
 
 class UnknownNetworkId(NotFound):
     code = "UNKNOWN_NETWORK"
+
+
+def _round_key(height: int) -> bytes:
+    return b"round/" + height.to_bytes(8, "big")
+
+
+def _lock_key(height: int) -> bytes:
+    return b"lock/" + height.to_bytes(8, "big")
 
 
 def validator_name(network_id: int, identity: int) -> str:
@@ -145,7 +153,17 @@ class Validator:
                                         self._is_valid, self.timeouts)
         self._blocks.clear()
         self._round_seen = -1
-        self._process(self.machine.start())
+        # After a restart mid-height: resume at the last round we voted in, locked on the
+        # block we last precommitted (Tendermint's lock must survive crashes).
+        last_round = self.node.store.get("signed", _round_key(height))
+        lock = self.node.store.get("signed", _lock_key(height))
+        if lock is not None:
+            lock_round, lock_hash, block_raw = decode(lock)
+            block = Block.decode(block_raw)
+            self._blocks[block.hash] = block
+            self.machine.restore_lock(as_int(lock_round), lock_hash, block)
+        start_round = 0 if last_round is None else int.from_bytes(last_round, "big")
+        self._process(self.machine.start(start_round))
         for kind, args in self._buffer.pop(height, []):
             if kind == "proposal":
                 asyncio.get_running_loop().create_task(self.on_proposal(*args))
@@ -223,15 +241,29 @@ class Validator:
     def _send_vote(self, vote: Vote) -> None:
         key = encode([vote.height, vote.round, int(vote.vote_type)])
         previous = self.node.store.get("signed", key)
-        if previous is not None and previous[:32] != vote.block_hash.ljust(32, b"\0"):
-            log.error("refusing to sign a conflicting vote at %s", key.hex())
-            return
-        message = vote_sign_bytes(self.network_id, vote.height, vote.round,
-                                  int(vote.vote_type), vote.block_hash)
-        signature = bls.sign(self.identity.bls_secret, message)
-        # Persist before sending: after a crash we must not sign another value here.
-        self.node.store.put("signed", key, vote.block_hash.ljust(32, b"\0") + signature)
-        args = (vote.height, vote.round, int(vote.vote_type), vote.block_hash, vote.validator,
+        if previous is not None:
+            # Signed before a restart: send that same vote again, never a second one.
+            block_hash = b"" if previous[:32] == bytes(32) else previous[:32]  # b"": nil
+            signature = previous[32:]
+            if block_hash != vote.block_hash:
+                log.info("network %d: re-sending our earlier vote at height %d round %d",
+                         self.network_id, vote.height, vote.round)
+        else:
+            block_hash = vote.block_hash
+            message = vote_sign_bytes(self.network_id, vote.height, vote.round,
+                                      int(vote.vote_type), block_hash)
+            signature = bls.sign(self.identity.bls_secret, message)
+            writes = [("signed", key, block_hash.ljust(32, b"\0") + signature),
+                      ("signed", _round_key(vote.height), vote.round.to_bytes(4, "big"))]
+            if vote.vote_type == VoteType.PRECOMMIT and block_hash:
+                block = self._blocks.get(block_hash)
+                if block is not None:
+                    writes.append(("signed", _lock_key(vote.height), encode(
+                        [vote.round, block_hash, block.encode()])))
+            # Persisted (one atomic, synced write) before it is sent: after a crash we
+            # neither sign another value for this step nor forget our lock.
+            self.node.store.write(writes)
+        args = (vote.height, vote.round, int(vote.vote_type), block_hash, vote.validator,
                 signature)
         self._broadcast("on_vote", *args)
         self._handle_vote(*args, verified=True)
@@ -466,6 +498,10 @@ class Validator:
                 "address": "0x" + self.identity.address.hex(),
                 "height": self.node.committed.height, "mempool": len(self.node.mempool),
                 "rounds": self._rounds, "committed_txs": self._committed_txs,
+                "consensus": None if self.machine is None else {
+                    "height": self.machine.height, "round": self.machine.round,
+                    "step": self.machine.step.name},
+                "started": self.started, "syncing": self._syncing,
                 "in_set": self._my_index() is not None, "stopped": self.stopped,
                 "validators": [{"address": "0x" + v.address.hex(), "power": v.power}
                                for v in vset.validators],
@@ -549,48 +585,92 @@ class NetworkManager:
         network_id = max(self.networks, default=-1) + 1
         tick, genesis_set = await staking.register_network.remote(
             network_id, [validator_identity(seed, i).address for i in members])
+        info = {"network_id": network_id, "members": members, "status": "active",
+                "launched_at": time.time(), "placement_group": f"zg-network-{network_id}",
+                "genesis_tick": tick, "genesis_set": genesis_set.hex()}
+        # Recorded before its actors start: a manager restarted mid-launch resumes it.
+        self.networks[network_id] = info
+        self._save(network_id)
+        await self._start_validators(info)
+        log.info("launched network %d with validators %s", network_id, members)
+        return info
+
+    async def _start_validators(self, info: dict, only_missing: bool = False) -> list[int]:
+        """Start the network's validators in its SPREAD placement group (made if missing)."""
+        network_id, members = info["network_id"], info["members"]
         cpus = self.config.networks.validator_num_cpus
         bundle_resources: dict[str, float] = {"CPU": cpus}
         # On a cluster made from cluster.yaml, validators go to nodes that offer the
         # zg_validator resource; the embedded Ray has none and places them anywhere.
         if VALIDATOR_RESOURCE in ray.cluster_resources():
             bundle_resources[VALIDATOR_RESOURCE] = 1
-        group = placement_group([bundle_resources] * len(members), strategy="SPREAD",
-                                name=f"zg-network-{network_id}",
-                                lifetime="detached" if self.detached else None)
-        await group.ready()
-        self.groups[network_id] = group
-        handles = {}
+        group = self.groups.get(network_id)
+        if group is None:
+            try:
+                group = ray.util.get_placement_group(info["placement_group"])
+            except ValueError:
+                group = placement_group([bundle_resources] * len(members), strategy="SPREAD",
+                                        name=info["placement_group"],
+                                        lifetime="detached" if self.detached else None)
+            await group.ready()
+            self.groups[network_id] = group
+        self.handles.pop(network_id, None)
+        started = []
+        refs = []
         for bundle, identity in enumerate(members):
-            options = {"name": validator_name(network_id, identity), "num_cpus": cpus,
+            name = validator_name(network_id, identity)
+            if only_missing:
+                try:
+                    ray.get_actor(name)
+                    continue
+                except ValueError:
+                    pass
+            options = {"name": name, "num_cpus": cpus,
                        "resources": {k: v for k, v in bundle_resources.items() if k != "CPU"},
                        "scheduling_strategy": PlacementGroupSchedulingStrategy(
                            group, placement_group_bundle_index=bundle)}
             if self.detached:
                 options["lifetime"] = "detached"
-            handles[identity] = Validator.options(**options).remote(
-                self.config_dict, network_id, identity, members, genesis_set, tick,
-                self.data_dir)
-        self.handles[network_id] = handles
-        await asyncio.gather(*[h.start.remote() for h in handles.values()])
-        self.networks[network_id] = {"network_id": network_id, "members": members,
-                                     "status": "active", "launched_at": time.time(),
-                                     "placement_group": f"zg-network-{network_id}"}
-        self._save(network_id)
-        log.info("launched network %d with validators %s", network_id, members)
-        return self.networks[network_id]
+            handle = Validator.options(**options).remote(
+                self.config_dict, network_id, identity, members,
+                bytes.fromhex(info["genesis_set"]), info["genesis_tick"], self.data_dir)
+            # Keep the handle: a non-detached actor dies when its last handle goes away.
+            self.handles.setdefault(network_id, {})[identity] = handle
+            refs.append(handle.start.remote())
+            started.append(identity)
+        await asyncio.gather(*refs)
+        return started
+
+    async def resume(self) -> dict[int, list[int]]:
+        """Re-create the missing validators of every active network (after `zg down` and
+        `zg up`, or a whole-cluster restart); each recovers its chain from its LMDB store."""
+        self._ensure_watchdog()
+        resumed = {}
+        for network_id, info in sorted(self.networks.items()):
+            if info["status"] == "active" and "genesis_set" in info:
+                started = await self._start_validators(info, only_missing=True)
+                if started:
+                    resumed[network_id] = started
+                    log.info("resumed network %d: restarted validators %s", network_id,
+                             started)
+        return resumed
 
     async def retire_network(self, network_id: int, drain_timeout_s: float = 10.0) -> dict:
         """Stop routing to it, let its mempool drain, stop its validators; data stays."""
         info = self._info(network_id)
-        if info["status"] != "active":
+        if info["status"] == "retired":  # "retiring": an interrupted retirement goes on
             raise InvalidInput(f"network {network_id} is already {info['status']}",
                                network_id=network_id)
         info["status"] = "retiring"
         self._save(network_id)
         deadline = time.time() + drain_timeout_s
-        handles = [self._handle(network_id, i) for i in info["members"]]
-        while time.time() < deadline:
+        handles = []
+        for identity in info["members"]:
+            try:
+                handles.append(self._handle(network_id, identity))
+            except ValueError:  # already gone (an interrupted retirement, a dead node)
+                continue
+        while handles and time.time() < deadline:
             try:
                 status = await handles[0].status.remote()
             except Exception:

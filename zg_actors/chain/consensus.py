@@ -180,10 +180,17 @@ class ConsensusMachine:
         return self.votes.setdefault((round_, vote_type), _RoundVotes())
 
     # ---- inputs ---------------------------------------------------------------------
-    def start(self) -> list[Effect]:
-        """Enter round 0."""
+    def restore_lock(self, round_: int, block_hash: bytes, block: object) -> None:
+        """After a restart: we precommitted `block_hash` in `round_` of this height before,
+        so we are locked on it (and it is our valid value), as if we had never stopped."""
+        if round_ > self.locked_round:
+            self.locked_round, self.locked_hash = round_, block_hash
+            self.valid_round, self.valid_hash, self.valid_block = round_, block_hash, block
+
+    def start(self, round_: int = 0) -> list[Effect]:
+        """Enter `round_` (0, or after a restart the last round we voted in)."""
         effects: list[Effect] = []
-        self._start_round(0, effects)
+        self._start_round(round_, effects)
         self._evaluate(effects)
         return effects
 
