@@ -77,10 +77,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             bar.update(task, description=f"launching network {i + 1}/{config.networks.initial}")
             launched.append(call(deployment.manager.launch_network.remote(), timeout=300))
     data = {"namespace": config.ray.namespace, "existing_networks": existing,
-            "launched": launched}
-    emit(args, data, lambda: console.print(
-        f"[green]zg-actors is up[/] in namespace [bold]{config.ray.namespace}[/]: networks "
-        f"{existing + [n['network_id'] for n in launched]}"))
+            "resumed": deployment.resumed, "launched": launched}
+
+    def human() -> None:
+        for network_id, validators in deployment.resumed.items():
+            console.print(f"resumed network {network_id} from its LMDB stores "
+                          f"(restarted validators {validators})")
+        console.print(f"[green]zg-actors is up[/] in namespace [bold]{config.ray.namespace}[/]: "
+                      f"networks {existing + [n['network_id'] for n in launched]}")
+
+    emit(args, data, human)
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Deployment:
     staking: Any
     manager: Any
     relayer: Any
+    resumed: dict[int, list[int]] = field(default_factory=dict)  # network -> validators
 
 
 def deploy(config: Config, detached: bool) -> Deployment:
@@ -68,11 +69,11 @@ def deploy(config: Config, detached: bool) -> Deployment:
                                      get_if_exists=True, **lifetime).remote(
         config_dict, data_dir, detached)
     # Networks recorded by an earlier deployment on the same data_dir come back.
-    ray.get(manager.resume.remote())
+    resumed = ray.get(manager.resume.remote())
     relayer = Relayer.options(name=RELAYER_NAME, num_cpus=config.relayer.num_cpus,
                               get_if_exists=True, **lifetime).remote(config_dict, data_dir)
     ray.get(relayer.start.remote())
-    return Deployment(staking, manager, relayer)
+    return Deployment(staking, manager, relayer, resumed)
 
 
 def find_deployment() -> Deployment:
