@@ -10,8 +10,8 @@ import ray
 from zg_actors import runtime
 from zg_actors.chain.actors import Validator, validator_name
 from zg_actors.chain.tx import make_tx
-from zg_actors.crypto.devkeys import load_account, validator_identity
-from zg_actors.staking.ledger import AlreadyProcessed
+from zg_actors.crypto.devkeys import c0_account, load_account, validator_identity
+from zg_actors.staking.ledger import C0_NETWORK_ID, AlreadyProcessed
 
 from .misbehaving import EquivocatingValidator
 
@@ -167,3 +167,35 @@ def test_whole_network_crash_resumes_from_lmdb(deployment) -> None:
     # Each reopens its store, re-sends the votes it had signed, keeps its lock, and the
     # network commits again past where it stopped.
     wait_height(validators, before + 3, timeout=90, quorum=4)
+
+
+def test_staking_actor_restart_keeps_c0_state(deployment) -> None:
+    d, config = deployment
+    alice, bob = c0_account(config.devnet.key_seed, 0), c0_account(config.devnet.key_seed, 1)
+    nonce = ray.get(d.staking.nonce_of.remote(alice.address))
+    tx = make_tx(alice, C0_NETWORK_ID, nonce, "staking", "transfer", [bob.address, 123])
+    runtime.call(d.staking.submit_tx.remote(tx.encoded))
+    before = {"bob": ray.get(d.staking.balance_of.remote(bob.address)),
+              "alice_nonce": ray.get(d.staking.nonce_of.remote(alice.address)),
+              "validators": ray.get(d.staking.validators.remote())}
+    pid = ray.get(d.staking.process.remote())["pid"]
+    runtime.kill_actor(d.staking, restart=True)  # Ray restarts it; it reopens its LMDB store
+    def read_after_restart(method: str, *args: object) -> object:
+        deadline = time.time() + 30
+        while True:  # calls fail with ActorUnavailableError until the restart completes
+            try:
+                return ray.get(getattr(d.staking, method).remote(*args), timeout=5)
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    time.sleep(1.0)
+    after = {"bob": read_after_restart("balance_of", bob.address),
+             "alice_nonce": read_after_restart("nonce_of", alice.address),
+             "validators": read_after_restart("validators")}
+    assert read_after_restart("process")["pid"] != pid
+    assert after == before and after["alice_nonce"] == nonce + 1
+    with pytest.raises(Exception, match="replay"):  # the nonce it acknowledged is used
+        runtime.call(d.staking.submit_tx.remote(tx.encoded))
+    assert ray.get(d.staking.supply_report.remote())["invariants_ok"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,6 +79,7 @@ class StakingActor:
     """C0: the shared staking contract (see staking/ledger.py)."""
 
     def __init__(self, config_dict: dict, data_dir: str) -> None:
+        self._started_at = time.time()
         from zg_actors.config import config_from_dict
 
         config = config_from_dict(config_dict)
@@ -98,6 +101,10 @@ class StakingActor:
         # Started lazily from the first call: an async actor's loop runs only then.
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+
+    async def process(self) -> dict:
+        """Which process serves C0 and since when (changes when Ray restarts the actor)."""
+        return {"pid": os.getpid(), "started_at": self._started_at}
 
     async def ping(self) -> int:
         self._ensure_ticking()
