@@ -289,12 +289,15 @@ class Validator:
         vset = self.node.validator_set
         if proposer != vset.proposer(height, round_) or proposer >= len(vset):
             return
-        message = proposal_sign_bytes(self.network_id, height, round_, pol_round,
-                                      Block.decode(block_raw).hash)
+        try:
+            block = Block.decode(block_raw)  # once: it parses every tx
+        except ZgError as exc:
+            log.warning("network %d: malformed proposal dropped: %s", self.network_id, exc)
+            return
+        message = proposal_sign_bytes(self.network_id, height, round_, pol_round, block.hash)
         if not bls.verify(vset.validators[proposer].bls_pubkey, message, signature):
             log.warning("network %d: proposal with a bad signature dropped", self.network_id)
             return
-        block = Block.decode(block_raw)
         if self.node.is_epoch_boundary(height):
             try:
                 await self._set_at_tick(block.header.staking_tick)

@@ -51,6 +51,27 @@ def _encode_bytes(data: bytes) -> bytes:
 
 def encode(value: Encodable) -> bytes:
     """Canonical encoding of `value` (see module docstring for the mapping)."""
+    kind = type(value)
+    # Fast paths for the common exact types (this function dominates block execution).
+    if kind is bytes:
+        length = len(value)
+        if length == 1 and value[0] < _SHORT_STRING:
+            return value
+        if length <= _MAX_SHORT:
+            return bytes((_SHORT_STRING + length,)) + value
+        return _length_prefix(length, _SHORT_STRING, _LONG_STRING) + value
+    if kind is int and value >= 0:
+        if value == 0:
+            return b"\x80"
+        if value < _SHORT_STRING:
+            return bytes((value,))
+        data = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        return _length_prefix(len(data), _SHORT_STRING, _LONG_STRING) + data
+    if kind is list or kind is tuple:
+        body = b"".join([encode(item) for item in value])
+        if len(body) <= _MAX_SHORT:
+            return bytes((_SHORT_LIST + len(body),)) + body
+        return _length_prefix(len(body), _SHORT_LIST, _LONG_LIST) + body
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _encode_bytes(bytes(value))
     if isinstance(value, bool):
