@@ -149,10 +149,10 @@ class RelayerConfig:
 
 @dataclass(frozen=True)
 class CodecConfig:
-    backend: str = "fastest"  # reference | numpy | isal | cupy | fastest
-    cpu_encoders: int = 1
-    max_in_flight: int = 8
-    encoder_num_cpus: float = 0.5
+    backend: str = "fastest"  # reference | numpy | isal | cupy | fastest; ZG_EC_BACKEND overrides
+    cpu_encoders: int = 1  # encoder actors on a cluster without GPUs (else one per GPU)
+    max_in_flight: int = 8  # encode/decode calls an encoder pool runs at once; more callers wait
+    encoder_num_cpus: float = 0.5  # Ray CPUs each encoder actor reserves
 
     def validate(self, path: str) -> None:
         _check(f"{path}.backend", self.backend in ("reference", "numpy", "isal", "cupy",
@@ -162,6 +162,8 @@ class CodecConfig:
                self.cpu_encoders)
         _check(f"{path}.max_in_flight", self.max_in_flight >= 1, "must be >= 1",
                self.max_in_flight)
+        _check(f"{path}.encoder_num_cpus", self.encoder_num_cpus > 0, "must be > 0",
+               self.encoder_num_cpus)
 
 
 @dataclass(frozen=True)
