@@ -1,0 +1,147 @@
+"""`zg compute ...` and `zg bench compute`: thin wrappers over the SDK.
+
+The parsers are in zg_actors/cli.py; output goes through its emit().
+"""
+
+from __future__ import annotations
+
+import argparse
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rich.table import Table
+
+from zg_actors.cli import _config, _connect, console, emit
+from zg_actors.config import ZG
+from zg_actors.errors import InvalidInput
+
+
+def parse_amount(text: str) -> int:
+    """Tokens as typed by people ("1.5") -> base units (18 decimals)."""
+    try:
+        value = Decimal(text) * ZG
+    except InvalidOperation as exc:
+        raise InvalidInput(f"amount {text!r} is not a number of tokens", amount=text) from exc
+    if value <= 0 or value != value.to_integral_value():
+        raise InvalidInput(f"amount {text!r} must be positive with at most 18 decimals",
+                           amount=text)
+    return int(value)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from zg_actors.compute.accounts import user_account
+    from zg_actors.compute.sdk import ComputeClient
+
+    config = _config(args)
+    _connect(args, config)
+    if not 0 <= args.user < config.compute.users:
+        raise InvalidInput(f"--user {args.user}: devnet compute users are 0.."
+                           f"{config.compute.users - 1}", user=args.user)
+    return ComputeClient(user_account(config.devnet.key_seed, args.user))
+
+
+def _provider(args: argparse.Namespace) -> bytes:
+    from zg_actors.compute.sdk import resolve_provider
+
+    return resolve_provider(args.provider, _config(args).devnet.key_seed)
+
+
+def _print_account(data: dict) -> None:
+    for line in data["explanation"]:
+        console.print(line)
+
+
+def cmd_compute_up(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zg_actors.compute.actors import launch_providers
+    from zg_actors.runtime import call
+
+    config = _config(args)
+    _connect(args, config)
+    count = args.providers or config.compute.providers
+    handles = launch_providers(config.to_dict(), str(Path(config.data_dir).resolve()), count,
+                               config.compute.provider_num_cpus, detached=True)
+    statuses = [call(h.status.remote()) for h in handles]
+    emit(args, statuses, lambda: [console.print(
+        f"provider {s['index']} [bold]{s['endpoint']}[/] serves {s['model']} as "
+        f"0x{s['address'].hex()} ({s['recovered_receipts']} receipts recovered)")
+        for s in statuses])
+    return 0
+
+
+def cmd_compute_services(args: argparse.Namespace) -> int:
+    from zg_actors.compute.sdk import ChainClient, tokens
+
+    _connect(args, _config(args))
+    services = ChainClient().query("services")
+
+    def human() -> None:
+        table = Table(title="compute services on network 0")
+        for column in ("provider", "model", "endpoint", "input / token", "output / token",
+                       "verifiability", "stake"):
+            table.add_column(column)
+        for s in services:
+            table.add_row("0x" + s["provider"].hex(), s["model"], s["endpoint"],
+                          tokens(s["input_price"]), tokens(s["output_price"]),
+                          s["verifiability"], tokens(s["stake"]))
+        console.print(table)
+
+    emit(args, services, human)
+    return 0
+
+
+def cmd_compute_deposit(args: argparse.Namespace) -> int:
+    data = _client(args).deposit(parse_amount(args.amount))
+    emit(args, data, lambda: _print_account(data))
+    return 0
+
+
+def cmd_compute_fund(args: argparse.Namespace) -> int:
+    data = _client(args).fund(_provider(args), parse_amount(args.amount))
+    emit(args, data, lambda: _print_account(data))
+    return 0
+
+
+def cmd_compute_retrieve(args: argparse.Namespace) -> int:
+    data = _client(args).retrieve(_provider(args))
+    emit(args, data, lambda: _print_account(data))
+    return 0
+
+
+def cmd_compute_refund(args: argparse.Namespace) -> int:
+    data = _client(args).refund(parse_amount(args.amount))
+    emit(args, data, lambda: _print_account(data))
+    return 0
+
+
+def cmd_compute_account(args: argparse.Namespace) -> int:
+    data = _client(args).account_state()
+    emit(args, data, lambda: _print_account(data))
+    return 0
+
+
+def cmd_compute_infer(args: argparse.Namespace) -> int:
+    from zg_actors.compute.sdk import tokens
+
+    client = _client(args)
+    data = client.infer(_provider(args), args.text, args.max_tokens)
+
+    def human() -> None:
+        console.print(data["output"])
+        console.print(f"[dim]{data['model']}: {data['prompt_tokens']} prompt + "
+                      f"{data['completion_tokens']} completion tokens, fee "
+                      f"{tokens(data['fee'])} tokens (signed cap {tokens(data['max_fee'])}); "
+                      f"provider signature checked[/]")
+
+    emit(args, {k: v for k, v in data.items() if k != "receipt"}, human)
+    return 0
+
+
+def cmd_bench_compute(args: argparse.Namespace) -> int:
+    from zg_actors.compute.bench import run_compute_bench
+
+    report = run_compute_bench(_config(args), duration_s=args.duration, quiet=args.json,
+                               console=console)
+    emit(args, report, lambda: None)
+    return 0
