@@ -1,0 +1,385 @@
+"""StorageMiner: the Ray shell around a miner's core (miner.py).
+
+It owns the LMDB store, asks the network's validators for the on-chain root of
+an entry before accepting any segment, acknowledges only after the shard is
+synced to disk, confirms complete entries on chain in the background, and
+rebuilds missing shards from the other miners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from zg_actors.chain.actors import NETWORK_MANAGER_NAME
+from zg_actors.chain.tx import make_tx
+from zg_actors.config import Config, config_from_dict
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.crypto.merkle import proof_from_list
+from zg_actors.errors import Unavailable, ZgError
+from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
+from zg_actors.storage.errors import DataUnavailable, UnknownFile
+from zg_actors.storage.flow import node_positions
+from zg_actors.storage.miner import EntryRef, MinerStore, Redundancy, rebuild_segment
+from zg_actors.storage.placement import miner_account, shard_miner
+from zg_actors.storage.pora import FlowReplica, miner_id, search
+
+log = logging.getLogger(__name__)
+CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time is skipped
+CONFIRM_INTERVAL_S = 0.5  # how often pending confirmations are sent on chain
+
+
+def miner_name(index: int) -> str:
+    return f"zg-storage-miner-{index}"
+
+
+def redundancy_of(config: Config) -> Redundancy:
+    s = config.storage
+    return Redundancy(s.miners, s.data_shards, s.parity_shards)
+
+
+async def _first_answer(handles: list[Any], method: str, *args: Any) -> Any:
+    """Ask validators in turn; the first answer wins (a dead validator is skipped)."""
+    last: BaseException | None = None
+    for handle in handles:
+        try:
+            return await asyncio.wait_for(getattr(handle, method).remote(*args), CALL_TIMEOUT_S)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ZgError):
+                raise cause from None
+            last = exc
+        except (TimeoutError, ray.exceptions.RayActorError) as exc:
+            last = exc
+    raise Unavailable(f"no validator answered {method}: {last}", method=method)
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class StorageMiner:
+    """Miner `index`: keeps the shards assigned to it (spec/storage.md "Redundancy")."""
+
+    def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
+        self.config = config_from_dict(config_dict)
+        self.index = index
+        self.redundancy = redundancy_of(self.config)
+        self.account = miner_account(self.config.devnet.key_seed, index)
+        self.core = MinerStore(Path(data_dir) / "storage" / f"miner-{index}", index,
+                               self.redundancy, self.config.lmdb_map_mb)
+        self._validators: dict[int, list[Any]] = {}
+        self._entries: dict[tuple[int, int], EntryRef] = {}
+        self._confirm_task: asyncio.Task | None = None
+        self.rejected = 0
+        self._tx_lock = asyncio.Lock()
+        self._flow: dict[int, bytearray] = {}  # {network: the flow's bytes this miner rebuilt}
+        self._flow_entries: dict[int, int] = {}  # {network: entries placed in _flow}
+        self._sources: dict[int, set[int]] = {}  # {network: loads whose source is registered}
+        self._sealed: dict[tuple[int, int], dict] = {}  # {(network, epoch): sealed loads}
+        self.mining = {"iterations": 0, "seconds": 0.0, "answers": 0}  # totals since start
+
+    async def ping(self) -> int:
+        self._ensure_confirmer()
+        return self.index
+
+    # ---- chain access -------------------------------------------------------------------
+    async def _handles(self, network_id: int) -> list[Any]:
+        if network_id not in self._validators:
+            manager = ray.get_actor(NETWORK_MANAGER_NAME)
+            handles = await manager.validator_handles.remote(network_id)
+            if not handles:
+                raise UnknownFile(f"network {network_id} has no validators", network=network_id)
+            self._validators[network_id] = list(handles.values())
+        return self._validators[network_id]
+
+    async def _entry(self, network_id: int, tx_seq: int) -> EntryRef:
+        """The entry's root and size as the chain records them (immutable once submitted)."""
+        key = (network_id, tx_seq)
+        if key not in self._entries:
+            info = await _first_answer(await self._handles(network_id), "query", "flow",
+                                       "entry", (tx_seq,))
+            self._entries[key] = EntryRef(network_id, tx_seq, info["root"], info["size"])
+        return self._entries[key]
+
+    # ---- uploads ------------------------------------------------------------------------
+    async def store_segment(self, network_id: int, tx_seq: int, index: int,
+                            segment: np.ndarray, proof: list) -> dict:
+        """Verify segment `index` against the on-chain root, persist this miner's shard, ack."""
+        self._ensure_confirmer()
+        entry = await self._entry(network_id, tx_seq)
+        try:
+            shard = self.core.accept_segment(entry, index, segment, proof_from_list(proof))
+        except ZgError:
+            self.rejected += 1
+            raise
+        return {"miner": self.index, "segment": index, "shard": shard}
+
+    async def store_segments(self, network_id: int, tx_seq: int, indexes: list[int],
+                             segments: list[Any], proofs: list[list]) -> dict:
+        """store_segment for several segments (ObjectRefs) in one call and one LMDB write."""
+        self._ensure_confirmer()
+        entry = await self._entry(network_id, tx_seq)
+        arrays = await asyncio.gather(*segments)
+        try:
+            shards = self.core.accept_segments(
+                entry, [(index, array, proof_from_list(proof))
+                        for index, array, proof in zip(indexes, arrays, proofs, strict=True)])
+        except ZgError:
+            self.rejected += 1
+            raise
+        return {"miner": self.index, "segments": indexes, "shards": shards}
+
+    def _ensure_confirmer(self) -> None:
+        if self._confirm_task is None or self._confirm_task.done():
+            self._confirm_task = asyncio.get_running_loop().create_task(self._confirm_loop())
+
+    async def _confirm_loop(self) -> None:
+        """Send `flow.confirm` for complete entries; drop them from LMDB once on chain."""
+        while True:
+            await asyncio.sleep(CONFIRM_INTERVAL_S)
+            try:
+                await self._confirm_pending()
+            except Exception as exc:  # a validator restarting: try again next round
+                log.warning("miner %d: confirmation round failed: %s", self.index, exc)
+
+    async def _confirm_pending(self) -> None:
+        by_network: dict[int, list[int]] = {}
+        for network_id, tx_seq in self.core.pending_confirmations():
+            by_network.setdefault(network_id, []).append(tx_seq)
+        for network_id, seqs in by_network.items():
+            handles = await self._handles(network_id)
+            done = []
+            for tx_seq in seqs:
+                info = await _first_answer(handles, "query", "flow", "entry", (tx_seq,))
+                if self.index in info["confirmed_by"]:
+                    done.append((network_id, tx_seq))
+            self.core.confirmed(done)
+            todo = [s for s in seqs if (network_id, s) not in done]
+            if not todo:
+                continue
+            await self._send_txs(network_id, [("flow", "confirm", [s]) for s in todo])
+
+    async def _send_txs(self, network_id: int, calls: list[tuple[str, str, list]]) -> None:
+        """Sign and submit txs, then wait for their inclusion: one batch at a time, so
+        confirmations and PoRA answers never reuse a nonce."""
+        async with self._tx_lock:
+            handles = await self._handles(network_id)
+            account = await _first_answer(handles, "account", self.account.address)
+            txs = [make_tx(self.account, network_id, account["nonce"] + i, module, method,
+                           args).encoded for i, (module, method, args) in enumerate(calls)]
+            errors = await _first_answer(handles, "submit_txs", txs)
+            if any(errors):
+                log.warning("miner %d: txs refused: %s", self.index, errors)
+                return
+            for _ in range(int(CALL_TIMEOUT_S / CONFIRM_INTERVAL_S)):
+                await asyncio.sleep(CONFIRM_INTERVAL_S / 2)
+                now = await _first_answer(handles, "account", self.account.address)
+                if now["nonce"] >= account["nonce"] + len(txs):
+                    return
+
+    # ---- downloads and repair --------------------------------------------------------------
+    async def get_shard(self, network_id: int, tx_seq: int, index: int) -> dict | None:
+        """This miner's shard of a segment with the segment's proof, or None."""
+        self._ensure_confirmer()  # after a restart, pending confirmations resume on first use
+        return self.core.get_shard(network_id, tx_seq, index)
+
+    async def repair(self, network_id: int, tx_seq: int) -> dict:
+        """Rebuild every assigned shard this miner lacks from k shards held by other miners."""
+        self._ensure_confirmer()
+        entry = await self._entry(network_id, tx_seq)
+        rebuilt = []
+        for index in self.core.missing_segments(entry):
+            shards, proof = await self._fetch_shards(entry, index)
+            if proof is None:
+                raise DataUnavailable(f"no peer holds segment {index} of entry {tx_seq}",
+                                      segment=index, tx_seq=tx_seq)
+            segment, _ = rebuild_segment(entry, index, shards, proof, self.redundancy)
+            self.core.accept_segment(entry, index, np.frombuffer(segment, dtype=np.uint8),
+                                     proof)
+            rebuilt.append(index)
+        return {"miner": self.index, "rebuilt": rebuilt}
+
+    async def _fetch_shards(self, entry: EntryRef, index: int) -> tuple[dict, Any]:
+        shards: dict[int, np.ndarray] = {}
+        proof = None
+        for shard in range(self.redundancy.shards):
+            owner = shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
+            if owner == self.index:
+                got = self.core.get_shard(entry.network_id, entry.tx_seq, index)
+                if got is not None:
+                    shards[got["shard"]] = got["data"]
+                    proof = proof_from_list(got["proof"])
+                continue
+            try:
+                peer = ray.get_actor(miner_name(owner))
+                got = await asyncio.wait_for(
+                    peer.get_shard.remote(entry.network_id, entry.tx_seq, index), CALL_TIMEOUT_S)
+            except (TimeoutError, ValueError, ray.exceptions.RayActorError):
+                continue  # that peer is gone: the code tolerates m missing shards
+            if got is not None:
+                shards[got["shard"]] = got["data"]
+                proof = proof_from_list(got["proof"])
+            if len(shards) > self.redundancy.data_shards:
+                break
+        return shards, proof
+
+    # ---- PoRA mining -------------------------------------------------------------------------
+    async def _file_data(self, entry: EntryRef) -> bytes:
+        """The padded bytes of an entry, decoded from k shards of each segment."""
+        parts = []
+        for index in range(entry.segments):
+            shards, proof = await self._fetch_shards(entry, index)
+            if proof is None:
+                raise DataUnavailable(f"no miner holds segment {index} of entry "
+                                      f"{entry.tx_seq}", segment=index, tx_seq=entry.tx_seq)
+            parts.append(rebuild_segment(entry, index, shards, proof, self.redundancy)[0])
+        return b"".join(parts)
+
+    async def _replica(self, network_id: int, length: int) -> FlowReplica:
+        """This miner's own copy of the flow's first `length` sectors (synced from peers)."""
+        data = await self._sync_flow(network_id, length)
+        return FlowReplica(bytes(data[:length * SECTOR_BYTES]))
+
+    async def _sync_flow(self, network_id: int, length: int) -> bytearray:
+        data = self._flow.setdefault(network_id, bytearray())
+        seq = self._flow_entries.get(network_id, 0)
+        handles = await self._handles(network_id)
+        while len(data) < length * SECTOR_BYTES:
+            info = await _first_answer(handles, "query", "flow", "entry", (seq,))
+            padded = await self._file_data(EntryRef(network_id, seq, info["root"],
+                                                    info["size"]))
+            data.extend(bytes(max(0, info["end_position"] * SECTOR_BYTES - len(data))))
+            offset = 0
+            for position, (_, height) in zip(node_positions(info["start_position"],
+                                                            info["nodes"]), info["nodes"],
+                                             strict=True):
+                size = SECTOR_BYTES << height
+                chunk = padded[offset:offset + size]
+                data[position * SECTOR_BYTES:position * SECTOR_BYTES + len(chunk)] = chunk
+                offset += size
+            seq += 1
+            self._flow_entries[network_id] = seq
+        return data
+
+    async def _register_sources(self, network_id: int) -> None:
+        """Loads this miner synced from their first holder share its rewards (royalty)."""
+        handles = await self._handles(network_id)
+        loads = len(self._flow.get(network_id, b"")) // SEGMENT_BYTES
+        known = self._sources.setdefault(network_id, set())
+        new = []
+        for load in range(loads):
+            if load in known:
+                continue
+            owner = await _first_answer(handles, "query", "flow", "royalty_owner", (load,))
+            if owner is not None:
+                known.add(load)
+                if owner != self.account.address:
+                    new.append(load)
+        if new:
+            await self._send_txs(network_id, [("mine", "register_source", [new])])
+
+    async def mine(self, network_id: int, epochs: int = 1, answers_per_epoch: int = 2,
+                   iterations_per_epoch: int = 2_000, timeout_s: float = 120.0) -> dict:
+        """Register, then for the next `epochs` mining contexts search nonces over a sealed
+        replica and submit the hits to the `mine` module."""
+        self._ensure_confirmer()
+        handles = await self._handles(network_id)
+        seed = keccak256(f"zg-storage-miner-seed/{self.index}".encode())
+        await self._send_txs(network_id, [("mine", "register", [seed])])
+        mid = miner_id(self.account.address, seed)
+        epoch_blocks = self.config.storage.blocks_per_epoch
+        max_range = self.config.storage.max_mining_range_sectors
+        done: list[dict] = []
+        deadline = time.time() + timeout_s
+        last_epoch = None
+        while len(done) < epochs and time.time() < deadline:
+            # Sync the whole flow first, so that answering a fresh context is not late.
+            try:
+                await self._sync_flow(network_id, (await _first_answer(
+                    handles, "query", "flow", "flow", ()))["length"])
+            except DataUnavailable:  # an entry still uploading: its shards are on the way
+                await asyncio.sleep(0.5)
+                continue
+            await self._register_sources(network_id)
+            height = await _first_answer(handles, "committed_height")
+            epoch = height // epoch_blocks
+            context = await _first_answer(handles, "query", "flow", "context", (epoch,))
+            fresh = context is not None and \
+                height - context["height"] <= self.config.storage.answer_window_blocks // 2
+            if not fresh or epoch == last_epoch or context["flow_length"] < SECTORS_PER_SEGMENT:
+                await asyncio.sleep(0.2)  # wait for a new context: answers to an old one are late
+                continue
+            last_epoch = epoch
+            replica = await self._replica(network_id, context["flow_length"])
+            target = await _first_answer(handles, "query", "mine", "target", ())
+            sealed = self._sealed.setdefault((network_id, epoch), {})
+            found, tried, started = [], 0, time.time()
+            nonce = 0
+            while len(found) < answers_per_epoch and tried < iterations_per_epoch:
+                batch = range(nonce, min(nonce + 50, iterations_per_epoch))
+                answer, ran = search(replica, mid, context["digest"], epoch, target, max_range,
+                                     batch, sealed)
+                tried += ran
+                nonce = batch.start + ran
+                if answer is not None and all(a.recall_position != answer.recall_position
+                                              for a in found):
+                    found.append(answer)
+                await asyncio.sleep(0)  # let downloads and confirmations run between batches
+            self.mining["iterations"] += tried
+            self.mining["seconds"] += time.time() - started
+            if found:
+                await self._send_txs(network_id, [("mine", "submit_answer", a.to_args())
+                                                  for a in found])
+            self.mining["answers"] += len(found)
+            self._sealed.pop((network_id, epoch), None)
+            done.append({"epoch": epoch, "iterations": tried, "answers": len(found)})
+        paid = await _first_answer(handles, "query", "mine", "rewards", (self.account.address,))
+        return {"miner": self.index, "epochs": done, "rewards_paid": paid, **self.mining}
+
+    async def repair_all(self) -> dict:
+        """Repair every entry this miner has heard of (after a restart on an old store)."""
+        rebuilt = {}
+        for entry in self.core.entries():
+            result = await self.repair(entry.network_id, entry.tx_seq)
+            if result["rebuilt"]:
+                rebuilt[f"{entry.network_id}/{entry.tx_seq}"] = result["rebuilt"]
+        return rebuilt
+
+    async def stats(self) -> dict:
+        return {**self.core.stats(), "rejected": self.rejected}
+
+
+def start_miners(config: Config, detached: bool = False) -> list[Any]:
+    """Start (or find) the named StorageMiner actors of the config."""
+    data_dir = str(Path(config.data_dir).resolve())
+    lifetime = {"lifetime": "detached"} if detached else {}
+    config_dict = config.to_dict()
+    miners = [StorageMiner.options(name=miner_name(i), num_cpus=config.storage.miner_num_cpus,
+                                   get_if_exists=True, **lifetime).remote(config_dict, i,
+                                                                          data_dir)
+              for i in range(config.storage.miners)]
+    ray.get([m.ping.remote() for m in miners], timeout=120)
+    return miners
+
+
+def find_miners(config: Config) -> dict[int, Any]:
+    """The miners that are alive now, by index."""
+    found = {}
+    for i in range(config.storage.miners):
+        try:
+            found[i] = ray.get_actor(miner_name(i))
+        except ValueError:
+            continue
+    return found
+
+
+def stop_miners(config: Config) -> list[str]:
+    removed = []
+    for i, handle in find_miners(config).items():
+        ray.kill(handle, no_restart=True)
+        removed.append(miner_name(i))
+    return removed

@@ -1,0 +1,143 @@
+"""`zg file-root`, `zg upload`, `zg download`, `zg file-info`, `zg bench storage`:
+thin wrappers over the pure core and the SDK. Output goes through zg_actors.cli.emit()."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from zg_actors.cli import _config, _connect, console, emit
+from zg_actors.errors import InvalidInput
+from zg_actors.storage.constants import STATUS_FINALIZED
+
+
+def parse_root(text: str) -> bytes:
+    """A file root as typed: 64 hex digits, with or without 0x."""
+    digits = text[2:] if text.lower().startswith("0x") else text
+    try:
+        root = bytes.fromhex(digits)
+    except ValueError as exc:
+        raise InvalidInput(f"root {text!r} is not hex", root=text) from exc
+    if len(root) != 32:
+        raise InvalidInput(f"root {text!r} has {len(root)} bytes, a file root has 32",
+                           root=text)
+    return root
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", file=path) from exc
+
+
+def _bar(args: argparse.Namespace) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                    TimeElapsedColumn(), console=console, disable=args.json, transient=True)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from zg_actors.storage.sdk import StorageClient
+
+    config = _config(args)
+    _connect(args, config)
+    # On a cluster the miners outlive this command, like the other zg actors.
+    return StorageClient(config, detached=True)
+
+
+def cmd_file_root(args: argparse.Namespace) -> int:
+    from zg_actors.storage.file import file_tree
+
+    data = _read(args.file)
+    tree = file_tree(data)
+    result = {"file": args.file, "root": tree.root, "size": tree.size,
+              "padded_size": tree.padded_size, "segments": tree.segments,
+              "nodes": [{"root": r, "height": h} for r, h in tree.nodes]}
+    emit(args, result, lambda: print("0x" + tree.root.hex()))
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    data = _read(args.file)
+    client = _client(args)
+    with _bar(args) as bar:
+        task = bar.add_task(f"uploading {args.file}", total=None)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        receipt = client.upload(data, args.network, on_progress=step)
+    mb_s = receipt["size"] / 1e6 / max(receipt["seconds"], 1e-9)
+    emit(args, {**receipt, "mb_per_s": mb_s}, lambda: console.print(
+        f"root [bold]0x{receipt['root'].hex()}[/]  tx_seq {receipt['tx_seq']}  network "
+        f"{receipt['network_id']}  {receipt['size']:,} bytes, {receipt['segments']} segments "
+        f"in {receipt['seconds']:.2f} s ({mb_s:.1f} MB/s)"))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    import time
+
+    root = parse_root(args.root)
+    client = _client(args)
+    started = time.time()
+    with _bar(args) as bar:
+        task = bar.add_task("downloading", total=None)
+        data = client.download(root, on_progress=lambda d, t: bar.update(task, completed=d,
+                                                                           total=t))
+    seconds = time.time() - started
+    Path(args.out).write_bytes(data)
+    result = {"root": root, "out": args.out, "size": len(data), "seconds": seconds,
+              "verified": True}
+    emit(args, result, lambda: console.print(
+        f"wrote {len(data):,} bytes to {args.out}; every segment proof and the file root "
+        f"verified ({seconds:.2f} s)"))
+    return 0
+
+
+def cmd_file_info(args: argparse.Namespace) -> int:
+    root = parse_root(args.root)
+    client = _client(args)
+    info = client.file_info(root)
+    colour = "green" if info["status"] == STATUS_FINALIZED else "yellow"
+    emit(args, info, lambda: console.print(
+        f"0x{root.hex()}: {info['size']:,} bytes, {info['entries']} entry (tx_seq "
+        f"{info['tx_seq']} on network {info['network_id']}), {info['segments']} segments, "
+        f"[{colour}]{info['status']}[/] (miners confirmed: {info['confirmed_by']})"))
+    return 0
+
+
+def cmd_bench_storage(args: argparse.Namespace) -> int:
+    from zg_actors.storage.bench import format_storage_bench, run_storage_bench
+
+    result = run_storage_bench(_config(args), size_mb=args.size_mb, quiet=args.json,
+                               console=console)
+    emit(args, result, lambda: console.print(format_storage_bench(result)))
+    return 0
+
+
+def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_sub: Any) -> None:
+    """Add the storage commands to the `zg` parser (called from zg_actors.cli)."""
+    file_root = command("file-root", cmd_file_root, "print the 0G file root of FILE (no "
+                        "cluster needed)")
+    file_root.add_argument("file")
+    upload = command("upload", cmd_upload, "submit FILE to the flow and store its segments "
+                     "on the miners; prints root, tx sequence and network", cluster=True)
+    upload.add_argument("file")
+    upload.add_argument("--network", type=int, default=None,
+                        help="consensus network id (default: the first active one)")
+    download = command("download", cmd_download, "fetch a file by root, verifying every "
+                       "segment proof and the file root", cluster=True)
+    download.add_argument("root")
+    download.add_argument("out")
+    info = command("file-info", cmd_file_info, "size, entries and status (UPLOADING or "
+                   "FINALIZED) of a file root", cluster=True)
+    info.add_argument("root")
+    bench = command("storage", cmd_bench_storage, "upload/download MB/s against the "
+                    "single-process file root + erasure encoding; PoRA iterations/s",
+                    bench_sub)
+    bench.add_argument("--size-mb", type=float, default=4.0, help="file size in MB (4)")

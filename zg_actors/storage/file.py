@@ -1,0 +1,189 @@
+"""File roots and submissions, exactly as 0G's storage client computes them
+(spec/storage.md "File root" and "Submission").
+
+    tree = file_tree(data)
+    tree.root                      # the file's id everywhere
+    tree.segment(data, i), tree.proof(i)   # what a miner receives for segment i
+    tree.nodes                     # the submission's (root, height) nodes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from zg_actors.crypto.keccak import keccak256
+from zg_actors.crypto.merkle import MerkleProof, merkle_levels, proof_from_levels, verify_proof
+from zg_actors.errors import InvalidInput, InvalidProof
+from zg_actors.storage.constants import (
+    PADDING_UNITS,
+    SECTOR_BYTES,
+    SECTORS_PER_SEGMENT,
+    SEGMENT_BYTES,
+    SEGMENT_HEIGHT,
+)
+from zg_actors.storage.errors import SegmentRejected
+
+BytesLike = bytes | bytearray | memoryview | np.ndarray
+Node = tuple[bytes, int]  # (root over its sectors, height = log2(sectors))
+
+
+def chunk_count(size: int) -> int:
+    """Sectors the file occupies: ceil(size / 256), at least 1 (an empty file is one sector)."""
+    if size < 0:
+        raise InvalidInput(f"file size must be >= 0 bytes, got {size}", size=size)
+    return max(1, -(-size // SECTOR_BYTES))
+
+
+def next_pow2(value: int) -> int:
+    return 1 << max(0, (value - 1).bit_length())
+
+
+def padded_chunks(chunks: int) -> int:
+    """0G's ComputePaddedSize: powers of two stay; others round up to next_pow2 / 16 sectors."""
+    pow2 = next_pow2(chunks)
+    if pow2 == chunks:
+        return chunks
+    unit = max(1, pow2 // PADDING_UNITS)
+    return -(-chunks // unit) * unit
+
+
+def padded_size(size: int) -> int:
+    """Bytes after padding: what the tree, the flow and the miners see."""
+    return padded_chunks(chunk_count(size)) * SECTOR_BYTES
+
+
+def segment_count(size: int) -> int:
+    return -(-padded_size(size) // SEGMENT_BYTES)
+
+
+def segment_length(size: int, index: int) -> int:
+    """Bytes of padded segment `index` (the last may be shorter than 256 KiB)."""
+    total = padded_size(size)
+    return min(SEGMENT_BYTES, total - index * SEGMENT_BYTES)
+
+
+def node_heights(chunks: int) -> list[int]:
+    """The submission's node heights: padded chunks as descending powers of two."""
+    padded = padded_chunks(chunks)
+    return [h for h in range(padded.bit_length() - 1, -1, -1) if padded >> h & 1]
+
+
+def sector_hashes(segment: bytes) -> list[bytes]:
+    return [keccak256(segment[i:i + SECTOR_BYTES]) for i in range(0, len(segment), SECTOR_BYTES)]
+
+
+def segment_root(segment: BytesLike) -> bytes:
+    """Root of the 0G tree over keccak(sector) of the segment's sectors."""
+    data = bytes(segment)
+    if not data or len(data) % SECTOR_BYTES or len(data) > SEGMENT_BYTES:
+        raise InvalidInput(f"a segment is 1..{SECTORS_PER_SEGMENT} whole sectors, got "
+                           f"{len(data)} bytes", length=len(data))
+    return merkle_levels(sector_hashes(data))[-1][0]
+
+
+def submission_root(nodes: Sequence[Node]) -> bytes:
+    """The file root from its submission nodes (0G's Submission.root(): a right fold).
+
+    Equal to the carried-up tree over segment roots because the nodes are
+    descending powers of two laid out left to right.
+    """
+    if not nodes:
+        raise InvalidInput("a submission has at least one node", nodes=0)
+    root = nodes[-1][0]
+    for node_root, _ in reversed(nodes[:-1]):
+        root = keccak256(node_root + root)
+    return root
+
+
+def pad(data: BytesLike) -> bytes:
+    raw = bytes(data)
+    return raw + bytes(padded_size(len(raw)) - len(raw))
+
+
+@dataclass(frozen=True)
+class FileTree:
+    """The two-level tree of a file: segment roots, then the file root over them."""
+
+    size: int  # bytes before padding
+    segment_roots: tuple[bytes, ...]
+    levels: tuple[tuple[bytes, ...], ...]  # over the segment roots, leaves first
+    nodes: tuple[Node, ...]
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    @property
+    def segments(self) -> int:
+        return len(self.segment_roots)
+
+    @property
+    def padded_size(self) -> int:
+        return padded_size(self.size)
+
+    def segment(self, padded: bytes, index: int) -> bytes:
+        """Bytes of segment `index` cut from the padded data."""
+        return padded[index * SEGMENT_BYTES:index * SEGMENT_BYTES + segment_length(self.size,
+                                                                                    index)]
+
+    def proof(self, index: int) -> MerkleProof:
+        """Proof of segment root `index` to the file root."""
+        return proof_from_levels([list(level) for level in self.levels], index)
+
+
+def file_tree(data: BytesLike) -> FileTree:
+    """Segment roots, file root and submission nodes of `data`."""
+    raw = bytes(data)
+    padded = pad(raw)
+    segment_levels = [merkle_levels(sector_hashes(padded[i:i + SEGMENT_BYTES]))
+                      for i in range(0, len(padded), SEGMENT_BYTES)]
+    roots = tuple(levels[-1][0] for levels in segment_levels)
+    levels = tuple(tuple(level) for level in merkle_levels(roots))
+    nodes: list[Node] = []
+    offset = 0  # in sectors
+    for height in node_heights(chunk_count(len(raw))):
+        if height >= SEGMENT_HEIGHT:
+            first = offset // SECTORS_PER_SEGMENT
+            count = 1 << (height - SEGMENT_HEIGHT)
+            root = merkle_levels(roots[first:first + count])[-1][0]
+        else:  # a sub-segment node: only the last segment holds them
+            within = offset % SECTORS_PER_SEGMENT
+            leaves = segment_levels[-1][0][within:within + (1 << height)]
+            root = merkle_levels(leaves)[-1][0]
+        nodes.append((root, height))
+        offset += 1 << height
+    return FileTree(len(raw), roots, levels, tuple(nodes))
+
+
+def file_root(data: BytesLike) -> bytes:
+    """The 0G file root of `data` (the file's id)."""
+    return file_tree(data).root
+
+
+def submission_nodes(data: BytesLike) -> tuple[Node, ...]:
+    return file_tree(data).nodes
+
+
+def verify_segment(root: bytes, size: int, index: int, segment: BytesLike,
+                   proof: MerkleProof) -> bytes:
+    """Check segment `index` of a `size`-byte file against the file root; returns its root.
+
+    Raises SegmentRejected (naming the index) on a wrong length, data or proof.
+    """
+    count = segment_count(size)
+    if not 0 <= index < count:
+        raise SegmentRejected(f"segment index {index} out of range for {count} segments",
+                              index=index, segments=count)
+    expected = segment_length(size, index)
+    if len(segment) != expected:
+        raise SegmentRejected(f"segment {index} has {len(segment)} bytes, expected {expected}",
+                              index=index, length=len(segment), expected=expected)
+    leaf = segment_root(segment)
+    try:
+        verify_proof(proof, root, leaf, index, count)
+    except InvalidProof as exc:
+        raise SegmentRejected(f"segment {index}: {exc}", index=index, root=root) from exc
+    return leaf

@@ -1,0 +1,288 @@
+"""The storage client (Python SDK) behind `zg upload`, `zg download` and `zg file-info`.
+
+    client = StorageClient(config)            # inside a connected Ray driver
+    receipt = client.upload(data)             # root, tx_seq, network_id
+    data = client.download(receipt["root"])   # every proof and the file root checked
+
+Upload follows spec/storage.md: compute the tree, submit to the `flow` module,
+wait until the entry is on chain, then send each segment (put once into the
+object store) with its proof to the k + m miners that keep its shards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import ray
+
+from zg_actors.chain.actors import NETWORK_MANAGER_NAME
+from zg_actors.chain.tx import make_tx
+from zg_actors.config import Config
+from zg_actors.crypto.merkle import merkle_root, proof_from_list
+from zg_actors.errors import InvalidInput, Unavailable, ZgError
+from zg_actors.runtime import unwrap
+from zg_actors.storage.actors import find_miners, redundancy_of, start_miners
+from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED
+from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile
+from zg_actors.storage.file import file_tree, pad, segment_count
+from zg_actors.storage.flow import MODULE, storage_fee
+from zg_actors.storage.miner import EntryRef, rebuild_segment
+from zg_actors.storage.placement import client_account, shard_miner
+
+CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
+COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
+IN_FLIGHT_SEGMENTS = 16  # segments per window sent before waiting (bounds object-store use)
+FETCH_RETRIES = 5  # extra rounds when fewer than k shards came back
+FETCH_RETRY_WAIT_S = 1.0
+Progress = Callable[[int, int], None]  # (segments done, segments total)
+
+
+def _call(ref: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.RayTaskError as exc:
+        inner = unwrap(exc)
+        if isinstance(inner, ZgError):
+            raise inner from None
+        raise
+
+
+class StorageClient:
+    """Uploads, downloads and looks up files on the deployment's networks and miners."""
+
+    def __init__(self, config: Config, start: bool = True, detached: bool = False) -> None:
+        self.config = config
+        self.redundancy = redundancy_of(config)
+        self.account = client_account(config.devnet.key_seed)
+        try:
+            self.manager = ray.get_actor(NETWORK_MANAGER_NAME)
+        except ValueError as exc:
+            raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` "
+                              "first", namespace=config.ray.namespace) from exc
+        # Holding the handles keeps non-detached miners alive as long as this client.
+        self.miners = start_miners(config, detached) if start else []
+
+    # ---- chain helpers ------------------------------------------------------------------
+    def networks(self) -> list[int]:
+        return _call(self.manager.active_networks.remote())
+
+    def _validators(self, network_id: int) -> list[Any]:
+        handles = list(_call(self.manager.validator_handles.remote(network_id)).values())
+        if not handles:
+            raise Unavailable(f"network {network_id} has no validators", network=network_id)
+        return handles
+
+    def _ask(self, network_id: int, method: str, *args: Any) -> Any:
+        last: BaseException | None = None
+        for handle in self._validators(network_id):
+            try:
+                return _call(getattr(handle, method).remote(*args), timeout=20)
+            except ZgError:
+                raise
+            except Exception as exc:  # that validator is down: ask the next one
+                last = exc
+        raise Unavailable(f"no validator of network {network_id} answered: {last}",
+                          network=network_id)
+
+    def _query(self, network_id: int, method: str, *args: Any) -> Any:
+        return self._ask(network_id, "query", MODULE, method, args)
+
+    def file_info(self, root: bytes, network_id: int | None = None) -> dict:
+        """The flow entry of `root` (size, tx_seq, status, network); UnknownFile if none."""
+        for net in [network_id] if network_id is not None else self.networks():
+            info = self._query(net, "file_info", root)
+            if info is not None:
+                return {**info, "network_id": net}
+        raise UnknownFile(f"no network has a file with root 0x{root.hex()}", root=root)
+
+    def _submit(self, network_id: int, tree: Any) -> dict:
+        nodes = [[root, height] for root, height in tree.nodes]
+        value = storage_fee(list(tree.nodes), self.config.storage.price_per_sector)
+        nonce = self._ask(network_id, "account", self.account.address)["nonce"]
+        tx = make_tx(self.account, network_id, nonce, MODULE, "submit",
+                     [tree.size, b"", nodes, value])
+        errors = self._ask(network_id, "submit_txs", [tx.encoded])
+        if errors[0] is not None:
+            raise InvalidInput(f"network {network_id} refused the submission: {errors[0]}",
+                               network=network_id)
+        deadline = time.time() + COMMIT_TIMEOUT_S
+        while time.time() < deadline:
+            if self._ask(network_id, "account", self.account.address)["nonce"] > nonce:
+                info = self._query(network_id, "file_info", tree.root)
+                if info is None:  # committed but failed: the receipt's error is the reason
+                    raise InvalidInput(f"network {network_id} rejected the submission of "
+                                       f"0x{tree.root.hex()}", network=network_id)
+                return info
+            time.sleep(0.2)
+        raise Unavailable(f"submission not committed on network {network_id} within "
+                          f"{COMMIT_TIMEOUT_S:.0f} s", network=network_id)
+
+    def donate(self, amount: int, network_id: int) -> None:
+        """Fund the `mine` module's base reward pool from the client account."""
+        nonce = self._ask(network_id, "account", self.account.address)["nonce"]
+        tx = make_tx(self.account, network_id, nonce, "mine", "donate", [amount])
+        errors = self._ask(network_id, "submit_txs", [tx.encoded])
+        if errors[0] is not None:
+            raise InvalidInput(f"donation refused: {errors[0]}", network=network_id)
+        deadline = time.time() + COMMIT_TIMEOUT_S
+        while self._ask(network_id, "account", self.account.address)["nonce"] <= nonce:
+            if time.time() > deadline:
+                raise Unavailable(f"donation not committed on network {network_id}",
+                                  network=network_id)
+            time.sleep(0.2)
+
+    def mine(self, network_id: int, miners: list[int], epochs: int = 1,
+             timeout_s: float = 120.0) -> list[dict]:
+        """Let the given miners mine `epochs` contexts each (in parallel); their reports."""
+        found = find_miners(self.config)
+        refs = [found[i].mine.remote(network_id, epochs, timeout_s=timeout_s)
+                for i in miners if i in found]
+        return _call(refs, timeout=timeout_s + 60)
+
+    # ---- upload -------------------------------------------------------------------------
+    def upload(self, data: bytes, network_id: int | None = None,
+               on_progress: Progress | None = None) -> dict:
+        """Submit `data` and store its segments; returns root, tx_seq, network and timings."""
+        if len(data) > self.config.storage.max_entry_bytes:
+            raise FileTooLarge(f"file of {len(data)} bytes exceeds storage.max_entry_bytes "
+                               f"{self.config.storage.max_entry_bytes} (splitting a file over "
+                               "several entries is not implemented)", size=len(data))
+        networks = self.networks()
+        if not networks:
+            raise Unavailable("no active consensus network")
+        net = networks[0] if network_id is None else network_id
+        if net not in networks:
+            raise InvalidInput(f"network {net} is not active (active: {networks})", network=net)
+        started = time.time()
+        tree = file_tree(data)
+        info = self._query(net, "file_info", tree.root)
+        if info is None:
+            info = self._submit(net, tree)
+        submitted = time.time()
+        acks = 0
+        if info["status"] != STATUS_FINALIZED:
+            acks = self._send_segments(net, info["tx_seq"], tree, pad(data), on_progress)
+        done = time.time()
+        return {"root": tree.root, "tx_seq": info["tx_seq"], "network_id": net,
+                "size": len(data), "segments": tree.segments, "shard_acks": acks,
+                "submit_s": submitted - started, "store_s": done - submitted,
+                "seconds": done - started}
+
+    def _send_segments(self, network_id: int, tx_seq: int, tree: Any, padded: bytes,
+                       on_progress: Progress | None) -> int:
+        """Send segments in windows; each miner gets its share of a window in one call."""
+        miners = find_miners(self.config)
+        array = np.frombuffer(padded, dtype=np.uint8)
+        acks = 0
+        for first in range(0, tree.segments, IN_FLIGHT_SEGMENTS):
+            window = range(first, min(first + IN_FLIGHT_SEGMENTS, tree.segments))
+            # {miner: ([segment index], [segment ObjectRef], [proof])}
+            batches: dict[int, tuple[list, list, list]] = {}
+            for index in window:
+                start = index * SEGMENT_BYTES
+                segment = ray.put(array[start:start + len(tree.segment(padded, index))])
+                proof = tree.proof(index).to_list()
+                for shard in range(self.redundancy.shards):
+                    owner = shard_miner(tx_seq, index, shard, self.redundancy.miners)
+                    batch = batches.setdefault(owner, ([], [], []))
+                    batch[0].append(index)
+                    batch[1].append(segment)
+                    batch[2].append(proof)
+            refs = {owner: miners[owner].store_segments.remote(network_id, tx_seq, *batch)
+                    for owner, batch in batches.items() if owner in miners}
+            held = {index: 0 for index in window}
+            for owner, ref in refs.items():
+                try:
+                    _call(ref)
+                except ZgError:
+                    raise
+                except Exception:  # a dead miner: its segments may still have k shards
+                    continue
+                for index in batches[owner][0]:
+                    held[index] += 1
+            short = [i for i, count in held.items() if count < self.redundancy.data_shards]
+            if short:
+                raise DataUnavailable(f"segments {short}: fewer than "
+                                      f"{self.redundancy.data_shards} miners stored a shard",
+                                      segments=len(short))
+            acks += sum(held.values())
+            if on_progress:
+                on_progress(window.stop, tree.segments)
+        return acks
+
+    # ---- download -----------------------------------------------------------------------
+    def download(self, root: bytes, on_progress: Progress | None = None) -> bytes:
+        """The file with root `root`: each segment decoded from k verified shards, every
+        segment proof checked, then the file root over the segment roots."""
+        info = self.file_info(root)
+        entry = EntryRef(info["network_id"], info["tx_seq"], root, info["size"])
+        miners = find_miners(self.config)
+        count = segment_count(entry.size)
+        parts: list[bytes] = []
+        leaves: list[bytes] = []
+        for index in range(count):
+            shards, proof = self._fetch_shards(miners, entry, index)
+            for _ in range(FETCH_RETRIES):
+                if len(shards) >= self.redundancy.data_shards:
+                    break
+                # A miner that Ray is restarting fails calls for a moment: ask again.
+                time.sleep(FETCH_RETRY_WAIT_S)
+                miners = find_miners(self.config)
+                shards, proof = self._fetch_shards(miners, entry, index)
+            if proof is None:
+                raise DataUnavailable(f"no miner returned segment {index} of 0x{root.hex()}",
+                                      segment=index, root=root)
+            # The proof comes from a miner: it is checked against the on-chain root.
+            segment, leaf = rebuild_segment(entry, index, shards, proof, self.redundancy)
+            parts.append(segment)
+            leaves.append(leaf)
+            if on_progress:
+                on_progress(index + 1, count)
+        if merkle_root(leaves) != root:
+            raise DataUnavailable(f"segment roots do not build the file root 0x{root.hex()}",
+                                  root=root)
+        return b"".join(parts)[:entry.size]
+
+    def _fetch_shards(self, miners: dict[int, Any], entry: EntryRef,
+                      index: int) -> tuple[dict[int, np.ndarray], Any]:
+        """Every shard of a segment the live miners return, and the segment's proof."""
+        refs = []
+        for shard in range(self.redundancy.shards):
+            owner = shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
+            if owner in miners:
+                refs.append(miners[owner].get_shard.remote(entry.network_id, entry.tx_seq,
+                                                           index))
+        shards: dict[int, np.ndarray] = {}
+        proof = None
+        for ref in refs:
+            try:
+                got = _call(ref, timeout=20)
+            except Exception:  # that miner is down: m of them may be
+                continue
+            if got is not None:
+                shards[got["shard"]] = got["data"]
+                proof = proof_from_list(got["proof"])
+        return shards, proof
+
+    def repair(self, root: bytes) -> dict:
+        """Let every live miner rebuild the shards of `root` it is missing."""
+        info = self.file_info(root)
+        results = {}
+        for index, miner in find_miners(self.config).items():
+            try:
+                results[index] = _call(miner.repair.remote(info["network_id"], info["tx_seq"]),
+                                       timeout=120)["rebuilt"]
+            except Exception as exc:
+                results[index] = str(exc)[:200]
+        return results
+
+    def wait_finalized(self, root: bytes, timeout_s: float = 60.0) -> dict:
+        deadline = time.time() + timeout_s
+        while True:
+            info = self.file_info(root)
+            if info["status"] == STATUS_FINALIZED or time.time() > deadline:
+                return info
+            time.sleep(0.3)
