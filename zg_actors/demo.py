@@ -109,7 +109,7 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
                                "note": "came up after the load phase; retired without load"}
         runtime.wait_for(lambda: runtime.call(
             deployment.staking.supply_report.remote())["bridge_mints"] > 0, 30, 1.0)
-        bar.update(step, description="pillars: compute", total=None)
+        bar.update(step, description="pillars: storage, compute", total=None)
         pillars = run_pillars(deployment, config, say)
         supply = runtime.call(deployment.staking.supply_report.remote())
         local, height0 = _supply_at_one_height(handles0[0])
@@ -121,7 +121,8 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
               "supply_checks": {"c0_invariants": supply["invariants_ok"],
                                 "network0_token": local_ok},
               "bridge_mints": supply["bridge_mints"], **pillars}
-    report["ok"] = bool(supply["invariants_ok"] and local_ok and height0)
+    report["ok"] = bool(supply["invariants_ok"] and local_ok and height0
+                        and all(p.get("ok", True) for p in pillars.values()))
     if not quiet:
         print_report(console, report, config)
     return report
@@ -140,11 +141,17 @@ def _supply_at_one_height(handle: Any) -> tuple[dict, int]:
 def run_pillars(deployment: runtime.Deployment, config: Config, say: Any) -> dict[str, Any]:
     """Storage, DA and compute on the running networks; each returns its report figures."""
     from zg_actors.compute.demo import run_compute_demo
+    from zg_actors.storage.demo import run_storage_demo
 
-    return {"compute": run_compute_demo(deployment, config, say)}
+    return {"storage": run_storage_demo(deployment, config, say),
+            "compute": run_compute_demo(deployment, config, say)}
 
 
 PILLAR_FIGURES = {
+    "storage": [("file bytes", "size"), ("upload MB/s", "upload_mb_s"),
+                ("download MB/s", "download_mb_s"), ("intact after a miner was killed", "intact"),
+                ("PoRA answers submitted and paid", "answers_submitted"),
+                ("rewards paid (tokens)", "rewards_paid")],
     "compute": [("requests served", "requests_served"), ("tokens", "tokens"),
                 ("fees settled (tokens)", "fees_settled"), ("settlement txs", "settlement_txs")],
 }
