@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zg_actors.config import ZG, Config, load_config
-from zg_actors.errors import ZgError
+from zg_actors.errors import InvalidInput, ZgError
 
 console = Console(stderr=True)
 
@@ -194,6 +194,131 @@ def cmd_bench_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- data availability (zg_actors/da, rpc) ---------------------------------------------
+def _gateway(args: argparse.Namespace, config: Config) -> str:
+    return args.gateway or f"127.0.0.1:{config.da.gateway_port}"
+
+
+def cmd_da_up(args: argparse.Namespace) -> int:
+    from zg_actors.da.actors import deploy_da
+    from zg_actors.rpc.gateway import deploy_gateway
+
+    config = _config(args)
+    _connect(args, config)
+    with progress(args) as bar:
+        bar.add_task("registering DA signers, starting DA nodes, dispersers, gateway",
+                     total=None)
+        deploy_da(config, detached=True)
+        _, where = deploy_gateway(config, detached=True)
+    data = {"nodes": config.da.nodes, "dispersers": config.da.dispersers, **where}
+    emit(args, data, lambda: console.print(
+        f"[green]DA is up[/]: {config.da.nodes} DA nodes, {config.da.dispersers} disperser(s), "
+        f"gRPC Disperser service on {where['host']}:{where['port']}"))
+    return 0
+
+
+def cmd_da_down(args: argparse.Namespace) -> int:
+    import ray
+
+    from zg_actors.da.actors import teardown_da
+    from zg_actors.rpc.gateway import GATEWAY_NAME
+
+    config = _config(args)
+    _connect(args, config)
+    removed = teardown_da(config)
+    try:
+        ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
+        removed.append(GATEWAY_NAME)
+    except ValueError:
+        pass
+    emit(args, {"removed": removed}, lambda: console.print(
+        f"removed {', '.join(removed) or 'nothing'}; DA data stays under {config.data_dir}"))
+    return 0
+
+
+def cmd_da_epoch(args: argparse.Namespace) -> int:
+    from zg_actors.da.actors import advance_epoch, find_da
+
+    config = _config(args)
+    _connect(args, config)
+    handles = find_da(config)
+    with progress(args) as bar:
+        bar.add_task("opening the next DA epoch", total=None)
+        epoch = advance_epoch(config, handles["nodes"], handles["dispersers"])
+    emit(args, {"epoch": epoch}, lambda: console.print(
+        f"DA epoch [bold]{epoch}[/] is open: new tickets and quorums; new blobs use it"))
+    return 0
+
+
+def cmd_da_disperse(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zg_actors.rpc.client import DisperserClient
+    from zg_actors.runtime import wait_for
+
+    config = _config(args)
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {args.file}: {exc.strerror}", file=args.file) from exc
+    with DisperserClient(_gateway(args, config)) as client:
+        status, request_id = client.disperse_blob(data)
+        info = {"request_id": request_id, "status": status.name, "size": len(data)}
+        if args.wait:
+            with progress(args) as bar:
+                bar.add_task("waiting for FINALIZED", total=None)
+                wait_for(lambda: client.get_blob_status(request_id)["status"] in (
+                    "FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES"), args.wait, 0.3)
+            info = client.get_blob_status(request_id)
+    emit(args, info, lambda: console.print(
+        f"blob [bold]0x{request_id.hex()}[/] ({len(data):,} bytes): {info['status']}"))
+    return 0
+
+
+def cmd_da_status(args: argparse.Namespace) -> int:
+    from zg_actors.rpc.client import DisperserClient
+
+    config = _config(args)
+    with DisperserClient(_gateway(args, config)) as client:
+        info = client.get_blob_status(_hex_arg(args.id, "ID"))
+    emit(args, info, lambda: console.print(
+        f"{info['status']}: data root 0x{info['storage_root'].hex()}, epoch {info['epoch']}, "
+        f"quorum {info['quorum_id']}, network {info['network_id']}, {info['size']:,} bytes"
+        + (f" ({info['error']})" if info["error"] else "")))
+    return 0
+
+
+def cmd_da_retrieve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zg_actors.rpc.client import DisperserClient
+
+    config = _config(args)
+    with DisperserClient(_gateway(args, config)) as client:
+        info = client.get_blob_status(_hex_arg(args.id, "ID"))
+        data = client.retrieve_blob(info["storage_root"], info["epoch"], info["quorum_id"])
+    Path(args.out).write_bytes(data)
+    result = {"request_id": info["request_id"], "out": args.out, "size": len(data)}
+    emit(args, result, lambda: console.print(f"wrote {len(data):,} bytes to {args.out}"))
+    return 0
+
+
+def _hex_arg(text: str, name: str) -> bytes:
+    try:
+        return bytes.fromhex(text.removeprefix("0x"))
+    except ValueError as exc:
+        raise InvalidInput(f"{name} {text!r} is not hex", value=text) from exc
+
+
+def cmd_bench_da(args: argparse.Namespace) -> int:
+    from zg_actors.da.bench import run_da_bench
+
+    report = run_da_bench(_config(args), duration_s=args.duration, blob_bytes=args.size,
+                          quiet=args.json, console=console)
+    emit(args, report, lambda: None)
+    return 0
+
+
 # ---- parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -250,6 +375,80 @@ def build_parser() -> argparse.ArgumentParser:
     codec = command("codec", cmd_bench_codec, "erasure-code encode/decode MB/s per backend "
                     "beside zfec and pyeclib", bench_sub)
     codec.add_argument("--backend", help="only this backend")
+    bench_da = command("da", cmd_bench_da, "confirmed MB/s and latency of DA dispersal "
+                       "through the gateway, beside the same pipeline in one process",
+                       bench_sub)
+    bench_da.add_argument("--duration", type=float, default=20.0,
+                          help="seconds of offered blobs (20)")
+    bench_da.add_argument("--size", type=int, default=1_000_000, help="blob bytes (1,000,000)")
+    da = sub.add_parser("da", help="data availability: deploy, disperse, status, retrieve")
+    da_sub = da.add_subparsers(dest="da_command", required=True)
+    command("up", cmd_da_up, "register DA signers, start DA nodes, dispersers and the gRPC "
+            "gateway in a running deployment", da_sub, cluster=True)
+    command("down", cmd_da_down, "remove DA actors and the gateway (data stays)", da_sub,
+            cluster=True)
+    command("epoch", cmd_da_epoch, "open the next DA epoch (new seed, stakes, tickets, "
+            "quorums) and move the dispersers to it", da_sub, cluster=True)
+    for name, func, help_text in (
+            ("disperse", cmd_da_disperse, "disperse FILE as a blob through the gateway"),
+            ("status", cmd_da_status, "status of a blob request"),
+            ("retrieve", cmd_da_retrieve, "retrieve a blob and write it to OUT")):
+        p = command(name, func, help_text, da_sub)
+        p.add_argument("--gateway", metavar="HOST:PORT",
+                       help="gRPC gateway (default 127.0.0.1:da.gateway_port)")
+        if name == "disperse":
+            p.add_argument("file", help="file to disperse")
+            p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                           help="wait up to S seconds for a final status")
+        else:
+            p.add_argument("id", help="request id (hex)")
+        if name == "retrieve":
+            p.add_argument("out", help="output file")
+    from zg_actors.compute import cli as compute_cli
+
+    compute = sub.add_parser("compute", help="0G Compute Network: services, accounts, "
+                             "signed inference")
+    compute_sub = compute.add_subparsers(dest="compute_command", required=True)
+    command("up", compute_cli.cmd_compute_up, "start the provider actors (detached) and "
+            "register their services on network 0", compute_sub, cluster=True).add_argument(
+        "--providers", type=int, default=None, help="how many (default compute.providers)")
+    command("services", compute_cli.cmd_compute_services, "list registered services with "
+            "model and prices per token", compute_sub, cluster=True)
+    compute_args: dict[str, list[tuple[str, dict]]] = {
+        "deposit": [("amount", {"help": "tokens to move from the wallet to the main account"})],
+        "fund": [("provider", {"help": "provider address or devnet provider index"}),
+                 ("amount", {"help": "tokens to move from the main account to the provider"})],
+        "retrieve": [("provider", {"help": "provider address or devnet provider index"})],
+        "refund": [("amount", {"help": "tokens to return from the main account to the "
+                               "wallet"})],
+        "account": [],
+        "infer": [("provider", {"help": "provider address or devnet provider index"}),
+                  ("text", {"help": "the prompt"})]}
+    compute_help = {
+        "deposit": "wallet -> main compute account (the first deposit opens it)",
+        "fund": "main account -> a provider's sub-account (pending refunds reused first)",
+        "retrieve": "start taking a sub-account's unused funds back (unlocks after the lock)",
+        "refund": "main account -> wallet, collecting unlocked refunds",
+        "account": "main and sub-account balances and pending refunds, explained",
+        "infer": "send a signed request; prints the answer, tokens and fee, checks the "
+                 "provider's signature"}
+    for name, positional in compute_args.items():
+        p = command(name, getattr(compute_cli, f"cmd_compute_{name}"), compute_help[name],
+                    compute_sub, cluster=True)
+        for arg, options in positional:
+            p.add_argument(arg, **options)
+        p.add_argument("--user", type=int, default=0, help="devnet compute user index (0)")
+        if name == "infer":
+            p.add_argument("--max-tokens", type=int, default=16,
+                           help="completion tokens at most (16); reserved at admission")
+    bench_compute = command("compute", compute_cli.cmd_bench_compute, "inference requests "
+                            "served and settled per second against the model alone in one "
+                            "process; settlement txs per request", bench_sub)
+    bench_compute.add_argument("--duration", type=float, default=20.0,
+                               help="load seconds (20)")
+    from zg_actors.storage import cli as storage_cli
+
+    storage_cli.register(command, sub, bench_sub)
     return parser
 
 

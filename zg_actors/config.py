@@ -167,6 +167,162 @@ class CodecConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """0G Compute Network: the `serving` module on network 0 and its providers."""
+
+    providers: int = 2  # funded provider accounts (and ComputeProvider actors the demo starts)
+    users: int = 4  # funded compute user accounts on network 0, from devnet.key_seed
+    genesis_balance: int = 10_000 * ZG  # network-0 tokens each compute account starts with
+    provider_stake: int = 100 * ZG  # locked on first registration, returned on removal
+    min_ledger_balance: int = 1 * ZG  # a main account is created with at least this
+    refund_lock_s: float = 86_400.0  # 0G default; at most 7 days (0G's 1 h floor is relaxed)
+    input_price: int = 10**12  # base units per prompt token
+    output_price: int = 2 * 10**12  # base units per completion token
+    max_tokens: int = 16  # completion tokens per request, reserved at admission
+    settle_batch_max: int = 50  # settlements (one user's requests each) per tx; 0G uses 50
+    settle_threshold: int = 10**15  # unsettled fees (base units) that trigger a settlement
+    settle_interval_s: float = 300.0  # 0G broker: check every 300 s
+    account_cache_s: float = 2.0  # how long a provider trusts a sub-account it read
+    model_threads: int = 1  # CPU threads each provider's model uses
+    provider_num_cpus: float = 0.25
+
+    def validate(self, path: str) -> None:
+        _check(f"{path}.providers", self.providers >= 1, "must be >= 1", self.providers)
+        _check(f"{path}.users", self.users >= 1, "must be >= 1", self.users)
+        _check(f"{path}.refund_lock_s", 0 < self.refund_lock_s <= 7 * 86_400,
+               "must be in (0, 604800] seconds", self.refund_lock_s)
+        _check(f"{path}.max_tokens", 1 <= self.max_tokens <= 512, "must be 1..512",
+               self.max_tokens)
+        _check(f"{path}.settle_batch_max", 1 <= self.settle_batch_max <= 50, "must be 1..50",
+               self.settle_batch_max)
+        _check(f"{path}.settle_interval_s", self.settle_interval_s > 0, "must be > 0",
+               self.settle_interval_s)
+        _check(f"{path}.account_cache_s", self.account_cache_s >= 0, "must be >= 0",
+               self.account_cache_s)
+        _check(f"{path}.model_threads", self.model_threads >= 1, "must be >= 1",
+               self.model_threads)
+        _check(f"{path}.provider_num_cpus", self.provider_num_cpus > 0, "must be > 0",
+               self.provider_num_cpus)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """0G Storage log layer (spec/storage.md); devnet sizes are scaled down where noted."""
+
+    miners: int = 4  # StorageMiner actors
+    data_shards: int = 2  # k: each segment is erasure-coded into k + m shards on distinct miners
+    parity_shards: int = 1  # m: a segment survives the loss of any m of its miners
+    price_per_sector: int = 10**9  # base units per 256-byte sector (the global minimum unit price)
+    service_fee_bps: int = 500  # share of every storage fee that goes to the treasury
+    pricing_segment_sectors: int = 8_192  # 0G: 2^25 sectors (8 GiB); devnet: 2 MiB
+    max_entry_bytes: int = 64 * 1024 * 1024  # 0G: 4 GiB per flow entry; bigger files split
+    blocks_per_epoch: int = 10  # mining context refresh, in blocks of the network
+    client_balance: int = 1_000_000 * ZG  # network tokens the devnet storage client starts with
+    miner_num_cpus: float = 0.1
+    # PoRA mining and incentives (spec/storage.md); devnet values make answers cheap to find.
+    max_mining_range_sectors: int = 2**20  # 0G: 2^35 sectors (8 TiB); devnet: 256 MiB
+    pora_difficulty: int = 256  # initial target = 2^256 / this: expected seals checked per hit
+    wanted_answers_per_epoch: int = 5  # 0G mainnet: 5
+    answer_window_blocks: int = 10  # answers to an epoch's context are late after this
+    reward_schedule: str = "linear"  # linear (0G ChunkLinearReward) | decay (ChunkDecayReward)
+    reward_lifetime_blocks: int = 10_000  # linear release period; 0G: the storage period
+    decay_bps_per_year: int = 400  # the seed's 4% a year
+    blocks_per_year: int = 100_000  # devnet year for the decay schedule (mainnet: ~63M blocks)
+    base_reward: int = 10**15  # paid per valid answer from the donated base pool while it lasts
+    royalty_bps: int = 1_000  # share of a synced miner's answer reward to the first holder
+
+    def validate(self, path: str) -> None:
+        _check(f"{path}.data_shards", self.data_shards >= 1, "must be >= 1", self.data_shards)
+        _check(f"{path}.parity_shards", self.parity_shards >= 0, "must be >= 0",
+               self.parity_shards)
+        _check(f"{path}.miners", self.miners >= self.data_shards + self.parity_shards,
+               "must be >= data_shards + parity_shards (shards go to distinct miners)",
+               self.miners)
+        _check(f"{path}.price_per_sector", self.price_per_sector >= 0, "must be >= 0",
+               self.price_per_sector)
+        _check(f"{path}.service_fee_bps", 0 <= self.service_fee_bps <= 10_000,
+               "must be 0..10000 basis points", self.service_fee_bps)
+        _check(f"{path}.pricing_segment_sectors", self.pricing_segment_sectors >= 1024
+               and self.pricing_segment_sectors & (self.pricing_segment_sectors - 1) == 0,
+               "must be a power of two >= 1024 (one segment)", self.pricing_segment_sectors)
+        _check(f"{path}.max_entry_bytes", self.max_entry_bytes >= 256 * 1024,
+               "must be >= 262144 (one segment)", self.max_entry_bytes)
+        _check(f"{path}.blocks_per_epoch", self.blocks_per_epoch >= 1, "must be >= 1",
+               self.blocks_per_epoch)
+        _check(f"{path}.miner_num_cpus", self.miner_num_cpus > 0, "must be > 0",
+               self.miner_num_cpus)
+        _check(f"{path}.pora_difficulty", self.pora_difficulty >= 1, "must be >= 1",
+               self.pora_difficulty)
+        _check(f"{path}.max_mining_range_sectors", self.max_mining_range_sectors >= 1024,
+               "must be >= 1024 (one load)", self.max_mining_range_sectors)
+        _check(f"{path}.reward_schedule", self.reward_schedule in ("linear", "decay"),
+               "must be linear or decay", self.reward_schedule)
+        for name in ("wanted_answers_per_epoch", "answer_window_blocks",
+                     "reward_lifetime_blocks", "blocks_per_year"):
+            _check(f"{path}.{name}", getattr(self, name) >= 1, "must be >= 1",
+                   getattr(self, name))
+        _check(f"{path}.decay_bps_per_year", 0 <= self.decay_bps_per_year <= 10_000,
+               "must be 0..10000 basis points", self.decay_bps_per_year)
+        _check(f"{path}.royalty_bps", 0 <= self.royalty_bps <= 10_000,
+               "must be 0..10000 basis points", self.royalty_bps)
+
+
+@dataclass(frozen=True)
+class DAConfig:
+    """0G DA (spec/da.md): blob code, signers, quorums, batching, dispersers, gateway."""
+
+    k: int = 32  # data slices per blob
+    n: int = 96  # slices per blob = slots per quorum (0G: 1024 of 3072, the same 1/3 rate)
+    max_blob_bytes: int = 32_505_852  # 0G's maximum blob
+    nodes: int = 4  # DA signers (DANode actors), registered at C0 with stake
+    node_stake_zg: int = 100_000
+    tokens_per_vote_zg: int = 4_000  # votes = stake / this, capped at max_votes
+    max_votes: int = 32  # per signer: keeps one signer below 1/3 of a quorum's slots
+    max_quorums: int = 10  # 0G: at most 10 quorums per epoch
+    batch_interval_s: float = 0.5  # a disperser seals a batch this long after its first blob
+    batch_max_blobs: int = 32  # ... or when it holds this many blobs
+    batch_max_bytes: int = 64 * 1024 * 1024  # ... or this many blob bytes
+    signature_deadline_s: float = 10.0  # DA nodes that have not signed by then are left out
+    confirm_timeout_s: float = 60.0  # a certified batch not on chain by then is FAILED
+    finality_depth: int = 1  # blocks after the certificate's block until FINALIZED
+    dispersers: int = 1
+    disperser_deposit: int = 1_000 * ZG  # local token each disperser deposits per network
+    slash_fraction_bps: int = 5_000  # of the deposit, paid to a bad-encoding prover
+    blob_fee: int = 10**15  # per certified blob into the sampling pool (local token)
+    sampling_base_reward: int = 10**16  # minted per valid sampling answer
+    retention_s: float = 3_600.0  # DA nodes prune slices older than this
+    max_pending_blobs: int = 256  # a disperser refuses more (RESOURCE_EXHAUSTED)
+    node_num_cpus: float = 0.05
+    disperser_num_cpus: float = 0.1
+    gateway_port: int = 50061  # gRPC Disperser service; 0 picks a free port
+    gateway_num_cpus: float = 0.05
+
+    def validate(self, path: str) -> None:
+        _check(f"{path}.n", 2 <= self.n <= 256, "must be 2..256", self.n)
+        _check(f"{path}.k", 1 <= self.k < self.n, "must be 1..n-1", self.k)
+        _check(f"{path}.max_blob_bytes", self.max_blob_bytes >= 1, "must be >= 1",
+               self.max_blob_bytes)
+        _check(f"{path}.nodes", self.nodes >= 1, "must be >= 1", self.nodes)
+        _check(f"{path}.tokens_per_vote_zg", self.tokens_per_vote_zg >= 1, "must be >= 1",
+               self.tokens_per_vote_zg)
+        _check(f"{path}.max_votes", self.max_votes >= 1, "must be >= 1", self.max_votes)
+        _check(f"{path}.max_quorums", self.max_quorums >= 1, "must be >= 1", self.max_quorums)
+        _check(f"{path}.batch_interval_s", self.batch_interval_s > 0, "must be > 0",
+               self.batch_interval_s)
+        _check(f"{path}.batch_max_blobs", self.batch_max_blobs >= 1, "must be >= 1",
+               self.batch_max_blobs)
+        _check(f"{path}.signature_deadline_s", self.signature_deadline_s > 0, "must be > 0",
+               self.signature_deadline_s)
+        _check(f"{path}.finality_depth", self.finality_depth >= 0, "must be >= 0",
+               self.finality_depth)
+        _check(f"{path}.dispersers", self.dispersers >= 1, "must be >= 1", self.dispersers)
+        _check(f"{path}.slash_fraction_bps", 0 <= self.slash_fraction_bps <= 10_000,
+               "must be 0..10000 basis points", self.slash_fraction_bps)
+        _check(f"{path}.gateway_port", 0 <= self.gateway_port <= 65_535, "must be 0..65535",
+               self.gateway_port)
+
+
+@dataclass(frozen=True)
 class DevnetConfig:
     # Devnet keys are derived from this seed so every actor can rebuild them; a
     # production deployment would load keys from files instead.
@@ -187,6 +343,9 @@ class Config:
     networks: NetworksConfig = field(default_factory=NetworksConfig)
     relayer: RelayerConfig = field(default_factory=RelayerConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    da: DAConfig = field(default_factory=DAConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def validate(self, path: str = "") -> None:
         _check("data_dir", bool(self.data_dir), "must not be empty", self.data_dir)

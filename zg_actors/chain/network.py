@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from zg_actors.chain.consensus import TimeoutConfig
 from zg_actors.chain.execution import ChainParams, StateMachine
+from zg_actors.chain.modules.base import Module
 from zg_actors.chain.modules.token import TokenModule
+from zg_actors.compute.accounts import compute_genesis_balances, serving_module
+from zg_actors.compute.params import SERVING_NETWORK_ID
 from zg_actors.config import Config
 from zg_actors.crypto.devkeys import load_account
+from zg_actors.da.keys import disperser_account
+from zg_actors.da.module import DAModule, da_module_params
+from zg_actors.storage.flow import FlowModule
+from zg_actors.storage.mine import MineModule
+from zg_actors.storage.placement import client_account
 
 
 def build_state_machine(config: Config, network_id: int) -> StateMachine:
@@ -14,10 +22,21 @@ def build_state_machine(config: Config, network_id: int) -> StateMachine:
     seed = config.devnet.key_seed
     genesis = {load_account(seed, i).address: config.networks.load_account_balance
                for i in range(config.networks.load_accounts)}
+    modules: list[Module] = []
+    if network_id == SERVING_NETWORK_ID:  # the compute marketplace lives on network 0 only
+        genesis.update(compute_genesis_balances(config))
+        modules.append(serving_module(config))
+    # Storage on every network: the devnet client pays for uploads, miners confirm (zero fee).
+    genesis[client_account(seed).address] = config.storage.client_balance
+    modules += [FlowModule(config.storage, seed), MineModule(config.storage)]
+    # DA on every network: dispersers pay certificate txs and deposits (spec/da.md).
+    genesis.update({disperser_account(seed, i).address: 10 * config.da.disperser_deposit
+                    for i in range(config.da.dispersers)})
+    modules.append(DAModule(da_module_params(config)))
     params = ChainParams(network_id, config.networks.max_block_txs,
                          config.networks.max_block_bytes, config.networks.max_tx_bytes,
                          config.networks.min_tx_fee)
-    return StateMachine(params, [TokenModule(config.networks.block_reward, genesis)])
+    return StateMachine(params, [TokenModule(config.networks.block_reward, genesis), *modules])
 
 
 def timeout_config(config: Config) -> TimeoutConfig:

@@ -172,3 +172,25 @@ class StakingActor:
 
     async def supply_report(self) -> dict[str, Any]:
         return self.service.audit()
+
+    # ---- DA signers and epochs (spec/da.md) ----------------------------------------
+    async def da_signers(self) -> list[dict]:
+        return [{"address": r.address, "stake": r.stake, "jailed": r.jailed,
+                 "bls_pubkey": r.bls_pubkey}
+                for r in self.service.read(lambda ledger: ledger.da_signers())]
+
+    async def da_epochs(self) -> int:
+        return self.service.read(lambda ledger: ledger.da_epochs())
+
+    async def da_open_epoch(self, header: bytes, certificate: bytes) -> int:
+        """Open the next DA epoch seeded by a certified block of the first network."""
+        self._ensure_ticking()
+        da = self.service.config.da
+        return self.service._run(lambda ledger: ledger.da_open_epoch(
+            header, certificate, da.tokens_per_vote_zg * ZG, da.max_votes))
+
+    async def da_submit_ticket(self, epoch: int, address: bytes, signature: bytes) -> None:
+        self.service._run(lambda ledger: ledger.da_submit_ticket(epoch, address, signature))
+
+    async def da_epoch_registry(self, epoch: int) -> bytes:
+        return self.service.read(lambda ledger: ledger.da_epoch_registry(epoch)).encode()

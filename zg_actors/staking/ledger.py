@@ -39,6 +39,7 @@ from zg_actors.crypto.encoding import (
 )
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import proof_from_list, verify_proof
+from zg_actors.da.quorum import EpochRegistry, EpochSigner, epoch_message, get_votes
 from zg_actors.errors import InsufficientBalance, InvalidInput, InvalidProof, NotFound, ZgError
 from zg_actors.store.overlay import Overlay
 
@@ -164,6 +165,10 @@ def _vhist(n: int) -> bytes:
 
 def _vset(h: bytes) -> bytes:
     return b"vset/" + h
+
+
+def u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
 
 
 def _address(value: Decoded, name: str) -> bytes:
@@ -394,6 +399,97 @@ class StakingLedger:
         self._credit(sender, ready)
         return ready
 
+    # ---- DA signers and epochs (spec/da.md) -------------------------------------
+    # DA signers stake like validators (same record, under dasig/) but sign DA batches,
+    # not blocks.  An epoch snapshots them with a seed from a certified block of the
+    # first network; each signer then submits its BLS signature of (epoch, seed), from
+    # which its quorum tickets derive (zg_actors.da.quorum).
+    def da_signer(self, address: bytes) -> ValidatorRecord:
+        raw = self.kv.get(b"dasig/" + address)
+        if raw is None:
+            raise NotAValidator(f"0x{address.hex()} is not a registered DA signer",
+                                address=address)
+        return ValidatorRecord.decode(address, raw)
+
+    def da_signers(self) -> list[ValidatorRecord]:
+        raw = self.kv.get(b"dasigners")
+        return [self.da_signer(as_bytes(a)) for a in as_list(decode(raw))] if raw else []
+
+    def _tx_register_da_signer(self, sender: bytes, bls_pubkey: Decoded, pop: Decoded,
+                               amount: Decoded) -> None:
+        """As register_validator: the proof of possession keeps rogue keys out of the
+        aggregate signatures of DA certificates."""
+        pubkey = as_bytes(bls_pubkey)
+        if self.kv.get(b"dasig/" + sender) is not None:
+            raise BadArgument(f"0x{sender.hex()} is already a DA signer", address=sender)
+        if not bls.pop_verify(pubkey, as_bytes(pop)):
+            raise InvalidProof("BLS proof of possession does not verify", pubkey=pubkey)
+        value = _amount(amount, "amount")
+        if value < self.params.min_stake:
+            raise BadArgument(f"stake {value} below the minimum {self.params.min_stake}",
+                              amount=value, minimum=self.params.min_stake)
+        self._debit(sender, value)
+        raw = self.kv.get(b"dasigners")
+        addresses = [as_bytes(a) for a in as_list(decode(raw))] if raw else []
+        self.kv.put(b"dasigners", encode(sorted([*addresses, sender])))
+        self.kv.put(b"dasig/" + sender, ValidatorRecord(sender, pubkey, value, False, 0).encode())
+        self._add(b"total_staked", value)
+
+    def da_epochs(self) -> int:
+        return self._int(b"da/epochs")
+
+    def da_open_epoch(self, header_raw: bytes, certificate_raw: bytes, tokens_per_vote: int,
+                      max_votes: int) -> int:
+        """Open the next DA epoch, seeded by a certified block of the first network (the
+        certificate makes the seed one no single party chose)."""
+        try:
+            header = Header.decode(header_raw)
+            cert = CommitCertificate.decode(certificate_raw)
+        except (InvalidInput, InvalidProof, EncodingError) as exc:
+            raise InvalidProof(f"malformed epoch seed block: {exc}") from exc
+        seed_network = min(self.networks(), default=None)
+        if header.network_id != seed_network:
+            raise BadArgument(f"epoch seeds come from network {seed_network}, got a block of "
+                              f"network {header.network_id}", network_id=header.network_id)
+        verify_certificate(cert, self.set_by_hash(header.validator_set_hash),
+                           header.network_id, header.height, header.hash)
+        epoch = self.da_epochs()
+        if epoch > 0:
+            previous = as_list(decode(self.kv.get(b"daepoch/" + u32(epoch - 1))), 4)
+            if header.height <= as_int(previous[1]):
+                raise BadArgument(f"seed block height {header.height} is not above the "
+                                  f"previous epoch's {as_int(previous[1])}",
+                                  height=header.height)
+        signers = [[r.address, r.bls_pubkey, get_votes(r.stake, tokens_per_vote, max_votes)]
+                   for r in self.da_signers() if not r.jailed]
+        self.kv.put(b"daepoch/" + u32(epoch), encode([header.hash, header.height, self.tick,
+                                                       [s for s in signers if s[2] > 0]]))
+        self._set_int(b"da/epochs", epoch + 1)
+        return epoch
+
+    def da_submit_ticket(self, epoch: int, address: bytes, signature: bytes) -> None:
+        """A signer's BLS signature of (epoch, seed); self-authenticating, anyone may relay."""
+        registry = self.da_epoch_registry(epoch)
+        pubkey = registry.signers[registry.index_of(address)].bls_pubkey
+        if not bls.verify(pubkey, epoch_message(epoch, registry.seed), signature):
+            raise InvalidProof(f"epoch {epoch} signature of 0x{address.hex()} does not verify",
+                               address=address, epoch=epoch)
+        self.kv.put(b"daticket/" + u32(epoch) + address, signature)
+
+    def da_epoch_registry(self, epoch: int) -> EpochRegistry:
+        """The epoch's signers with the ticket signatures submitted so far."""
+        raw = self.kv.get(b"daepoch/" + u32(epoch)) if epoch >= 0 else None
+        if raw is None:
+            raise BadArgument(f"DA epoch {epoch} is not open ({self.da_epochs()} opened)",
+                              epoch=epoch)
+        seed, _, _, signers = as_list(decode(raw), 4)
+        out = []
+        for item in as_list(signers):
+            address, pubkey, votes = (as_bytes(x) for x in as_list(item, 3))
+            signature = self.kv.get(b"daticket/" + u32(epoch) + address) or b""
+            out.append(EpochSigner(address, pubkey, as_int(votes), signature))
+        return EpochRegistry(epoch, as_bytes(seed), tuple(out))
+
     # ---- networks and validator sets -------------------------------------------
     def networks(self) -> dict[int, dict]:
         raw = self.kv.get(b"networks")
@@ -587,6 +683,8 @@ def audit(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
             balances += as_int(decode(value))
         elif key.startswith(b"val/"):
             stakes += ValidatorRecord.decode(key[4:], value).stake
+        elif key.startswith(b"dasig/"):
+            stakes += ValidatorRecord.decode(key[6:], value).stake
         elif key.startswith(b"pending/"):
             pending += sum(as_int(as_list(p, 2)[0]) for p in as_list(decode(value)))
     return {"balances": balances, "stakes": stakes, "pending": pending}

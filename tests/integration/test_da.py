@@ -1,0 +1,204 @@
+"""0G DA on a real local Ray cluster, in one deployment (PoP registration is slow):
+gRPC dispersal to FINALIZED and retrieval, error codes, a corrupted slice, live
+scaling to a new network, and DA nodes going down."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ray
+
+from zg_actors import runtime
+from zg_actors.chain.tx import make_tx
+from zg_actors.crypto import bls
+from zg_actors.crypto.accounts import Account
+from zg_actors.crypto.encoding import encode
+from zg_actors.da.actors import advance_epoch, deploy_da, teardown_da
+from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
+from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
+from zg_actors.da.dispersal import bad_encoding_proof, slices_for, slots_by_signer
+from zg_actors.da.keys import da_signer_identity, disperser_account
+from zg_actors.da.params import BlobStatus
+from zg_actors.da.quorum import EpochRegistry, Quorum
+from zg_actors.rpc.client import DisperserClient
+from zg_actors.rpc.errors import RpcInvalidArgument, RpcNotFound
+from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
+from zg_actors.store import Store
+
+pytestmark = pytest.mark.integration
+
+
+def blob(size: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8)
+
+
+def wait_status(disperser, request_id: bytes, wanted: set[BlobStatus],
+                timeout: float = 90) -> int:
+    seen = {}
+
+    def done() -> bool:
+        seen["status"] = ray.get(disperser.status.remote(request_id))["status"]
+        return seen["status"] in wanted
+
+    assert runtime.wait_for(done, timeout, 0.3), f"blob stuck at {BlobStatus(seen['status'])}"
+    return seen["status"]
+
+
+def corrupt_slices(node, blob_key: bytes) -> int:
+    """Flip a byte of every slice the node stores for the blob, straight in its LMDB."""
+    path = ray.get(node.status.remote())["path"]
+    served = ray.get(node.get_slices.remote(blob_key))
+    store = Store(path, ["slices", "blobs", "signed"], 64)
+    for slot, (data, proof) in served.items():
+        bad = bytearray(data.tobytes())
+        bad[0] ^= 0xFF
+        store.put("slices", blob_key + slot.to_bytes(2, "big"), encode([bytes(bad), proof]))
+    store.close()
+    return len(served)
+
+
+def _slots_of(node, blob_key: bytes) -> list[int] | None:
+    try:
+        return sorted(ray.get(node.get_slices.remote(blob_key), timeout=10))
+    except Exception:  # still restarting
+        return None
+
+
+def send_da_tx(validator, account, network_id: int, method: str, *args) -> None:
+    nonce = ray.get(validator.account.remote(account.address))["nonce"]
+    tx = make_tx(account, network_id, nonce, "da", method, list(args))
+    assert ray.get(validator.submit_txs.remote([tx.encoded])) == [None]
+
+
+def blob_status(validator, key: bytes) -> int:
+    return ray.get(validator.query.remote("da", "blob", (key,)))["status"]
+
+
+def certify_wrong_encoding(config, validator, nodes) -> BlobHeader:
+    """Act as a cheating disperser: commit to slices that are not a codeword, get the
+    DA nodes' signatures (they cannot tell) and put the certificate on network 0."""
+    da, seed = config.da, config.devnet.key_seed
+    data = blob(40_000, 99).tobytes()
+    slices = encode_blob(data, da.k, da.n).slices.copy()
+    slices[da.n - 1, :8] ^= 0xFF
+    cheat = commit_slices(slices, da.k, len(data))
+    header = BlobHeader(cheat.data_root, len(data), 0, 0, 0)
+    batch = Batch(0, 0, 0, (header,))
+    quorum = Quorum(0, tuple(ray.get(validator.query.remote("da", "quorums", (0,)))[0]))
+    account = disperser_account(seed, 0)
+    by_address = {da_signer_identity(seed, i).address: i for i in range(da.nodes)}
+    registry_raw = ray.get(validator.query.remote("da", "epoch", (0,)))
+    registry = EpochRegistry.decode(registry_raw)
+    signatures = {}
+    for signer, slots in slots_by_signer(quorum).items():
+        rows, proofs = slices_for(cheat, slots)
+        node = nodes[by_address[registry.signers[signer].address]]
+        signatures[signer] = ray.get(node.store_batch.remote(
+            0, 0, 0, [header.encode()], slots, [rows], [proofs],
+            account.sign_hash(batch.sign_bytes)))
+    signers = sorted(signatures)
+    cert = DACertificate(batch, member_bitmap(quorum, signers),
+                         bls.aggregate([signatures[i] for i in signers]))
+    send_da_tx(validator, account, 0, "certify", cert.encode())
+    return header
+
+
+def test_da_end_to_end(deployment) -> None:
+    d, config = deployment
+    config = config.replace(**{"da.gateway_port": 0})
+    ray.get(d.manager.launch_network.remote(4))
+    da = deploy_da(config)  # keep the handles: the actors are not detached
+    _, where = deploy_gateway(config)
+    disperser, nodes = da["dispersers"][0], da["nodes"]
+    try:
+        # Through the gateway: disperse, follow to FINALIZED, retrieve by header.
+        payloads = [blob(1_000, 1).tobytes(), blob(1_000_000, 2).tobytes()]
+        with DisperserClient(f"127.0.0.1:{where['port']}") as client:
+            ids = []
+            for data in payloads:
+                status, request_id = client.disperse_blob(data)
+                assert status == BlobStatus.PROCESSING
+                ids.append(request_id)
+            for request_id, data in zip(ids, payloads, strict=True):
+                assert runtime.wait_for(lambda r=request_id: client.get_blob_status(r)[
+                    "status"] == "FINALIZED", 90, 0.3)
+                info = client.get_blob_status(request_id)
+                assert info["size"] == len(data)
+                assert client.retrieve_blob(info["storage_root"], info["epoch"],
+                                            info["quorum_id"]) == data
+            with pytest.raises(RpcInvalidArgument):
+                client.disperse_blob(b"")
+            with pytest.raises(RpcInvalidArgument) as too_big:
+                client.disperse_blob(b"\0" * (config.da.max_blob_bytes + 1))
+            assert too_big.value.details["size"] == config.da.max_blob_bytes + 1
+            with pytest.raises(RpcNotFound):
+                client.get_blob_status(b"\x01" * 32)
+            with pytest.raises(RpcNotFound):
+                client.retrieve_blob(b"\x02" * 32, 0, 0)
+
+        # A corrupted slice on a DA node's disk is skipped at retrieval.
+        assert corrupt_slices(nodes[0], ids[1]) > 0
+        assert ray.get(disperser.retrieve.remote(ids[1])).tobytes() == payloads[1]
+
+        # A DA node that crashes comes back with what it signed for, from its LMDB store.
+        held = sorted(ray.get(nodes[1].get_slices.remote(ids[0])))
+        runtime.kill_actor(nodes[1], restart=True)
+        assert runtime.wait_for(lambda: _slots_of(nodes[1], ids[0]) == held, 60, 0.5)
+
+        # The next epoch: new tickets and quorums; new blobs are certified in it.
+        assert advance_epoch(config, nodes, [disperser]) == 1
+        in_epoch_1 = ray.get(disperser.disperse.remote(blob(10_000, 30)))["request_id"]
+        wait_status(disperser, in_epoch_1, {BlobStatus.FINALIZED})
+        assert ray.get(disperser.status.remote(in_epoch_1))["epoch"] == 1
+
+        # A network launched during dispersal starts taking certificates.
+        new_net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+        assert runtime.wait_for(lambda: new_net in ray.get(disperser.stats.remote())["networks"],
+                                90)
+        more = [ray.get(disperser.disperse.remote(blob(20_000, 10 + i)))["request_id"]
+                for i in range(3)]
+        for request_id in more:
+            wait_status(disperser, request_id, {BlobStatus.FINALIZED})
+        assert new_net in {ray.get(disperser.status.remote(r))["network_id"] for r in more}
+        assert ray.get(disperser.stats.remote())["certificates"].get(new_net, 0) >= 1
+
+        # A wrong encoding is caught: k slices re-encode to another data root, the blob
+        # becomes FAILED and the disperser's deposit is slashed to the prover.
+        validator = list(ray.get(d.manager.validator_handles.remote(0)).values())[0]
+        deposit = ray.get(validator.query.remote("da", "deposit", (
+            disperser_account(config.devnet.key_seed, 0).address,)))
+        cheat = certify_wrong_encoding(config, validator, nodes)
+        assert runtime.wait_for(lambda: blob_status(validator, cheat.key) in (
+            BlobStatus.CONFIRMED, BlobStatus.FINALIZED), 60)
+        served = {}
+        for node in nodes:
+            served.update(ray.get(node.get_slices.remote(cheat.key)))
+        prover = Account.from_seed(b"bad-encoding prover")  # fee 0: needs no funds
+        send_da_tx(validator, prover, 0, "prove_bad_encoding", cheat.key,
+                   bad_encoding_proof(served, config.da.k))
+        assert runtime.wait_for(lambda: blob_status(validator, cheat.key)
+                                == BlobStatus.FAILED, 60)
+        slashed = deposit * config.da.slash_fraction_bps // 10_000
+        assert ray.get(validator.query.remote("da", "deposit", (
+            disperser_account(config.devnet.key_seed, 0).address,))) == deposit - slashed
+
+        # DA nodes answer sampling rounds for what they hold and get paid on the network.
+        def sampling_rewards() -> int:
+            return sum(ray.get(validator.account.remote(da_signer_identity(
+                config.devnet.key_seed, i).address))["balance"] for i in range(config.da.nodes))
+
+        assert runtime.wait_for(lambda: sampling_rewards() > 0, 60, 1.0)
+
+        # One of four DA nodes down (<= 1/3 of the slots): still FINALIZED.
+        ray.kill(nodes[3], no_restart=True)
+        one_down = ray.get(disperser.disperse.remote(blob(30_000, 20)))["request_id"]
+        wait_status(disperser, one_down, {BlobStatus.FINALIZED})
+        # Two down (> 1/3 of the slots): INSUFFICIENT_SIGNATURES.
+        ray.kill(nodes[2], no_restart=True)
+        two_down = ray.get(disperser.disperse.remote(blob(30_000, 21)))["request_id"]
+        assert wait_status(disperser, two_down, {BlobStatus.INSUFFICIENT_SIGNATURES,
+                                                 BlobStatus.FINALIZED}) == \
+            BlobStatus.INSUFFICIENT_SIGNATURES
+    finally:
+        ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
+        teardown_da(config)

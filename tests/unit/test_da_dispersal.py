@@ -1,0 +1,100 @@
+"""Dispersal logic without Ray: batching, routing, slices per signer, retrieval checks;
+and the gRPC error mapping."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from zg_actors.da.blob import BlobHeader, encode_blob
+from zg_actors.da.dispersal import (
+    BatchQueue,
+    PendingBlob,
+    choose_network,
+    slices_for,
+    slots_by_signer,
+    verified_slices,
+)
+from zg_actors.da.errors import BlobTooLarge, Overloaded, UnknownBlob
+from zg_actors.da.quorum import Quorum
+from zg_actors.errors import Unavailable
+from zg_actors.rpc.errors import (
+    RpcInvalidArgument,
+    RpcNotFound,
+    RpcResourceExhausted,
+    RpcUnavailable,
+    error_details,
+    from_status,
+    status_code,
+)
+
+
+def pending(size: int) -> PendingBlob:
+    blob = encode_blob(b"x" * size, 2, 6)
+    return PendingBlob(BlobHeader(blob.data_root, size, 0, 0, 0), blob, 0.0)
+
+
+def test_batches_close_by_count_bytes_or_interval() -> None:
+    queue = BatchQueue(interval_s=1.0, max_blobs=3, max_bytes=10_000)
+    queue.add((0, 0, 0), pending(10), now=100.0)
+    queue.add((1, 0, 0), pending(10), now=100.5)
+    assert queue.due(100.9) == [] and len(queue) == 2
+    assert queue.due(101.0) == [(0, 0, 0)]
+    queue.add((1, 0, 0), pending(10), now=100.6)
+    queue.add((1, 0, 0), pending(10), now=100.7)
+    assert (1, 0, 0) in queue.due(100.7)  # three blobs
+    assert len(queue.pop((1, 0, 0))) == 3
+    queue.add((2, 0, 0), pending(10_000), now=100.0)
+    assert (2, 0, 0) in queue.due(100.0)  # byte limit
+
+
+def test_routing_prefers_the_least_loaded_then_the_newest_network() -> None:
+    assert choose_network({0: 5, 1: 2}, {0: 10, 1: 10}) == 1
+    assert choose_network({0: 0, 1: 0}, {0: 10}) == 1  # a just-launched network gets work
+    assert choose_network({0: 0, 1: 0}, {0: 3, 1: 3}) == 0
+
+
+def test_each_signer_gets_exactly_its_slots_and_bad_slices_are_dropped() -> None:
+    quorum = Quorum(0, (2, 0, 2, 1, 0, 2))
+    assert slots_by_signer(quorum) == {2: [0, 2, 5], 0: [1, 4], 1: [3]}
+    p = pending(3_000)
+    rows, proofs = slices_for(p.blob, [0, 2, 5])
+    assert rows.shape == (3, p.blob.slices.shape[1]) and len(proofs) == 3
+    served = {slot: (row.copy(), proof) for slot, row, proof in zip([0, 2, 5], rows, proofs,
+                                                                      strict=True)}
+    served[2][0][0] ^= 1
+    served[4] = (rows[1], proofs[1])  # the right bytes claimed for another slot
+    assert sorted(verified_slices(p.header, 6, served)) == [0, 5]
+
+
+@pytest.mark.parametrize(("error", "code", "client_type"), [
+    (BlobTooLarge("too big", size=9), grpc.StatusCode.INVALID_ARGUMENT, RpcInvalidArgument),
+    (UnknownBlob("no such blob"), grpc.StatusCode.NOT_FOUND, RpcNotFound),
+    (Unavailable("no network"), grpc.StatusCode.UNAVAILABLE, RpcUnavailable),
+    (Overloaded("busy"), grpc.StatusCode.RESOURCE_EXHAUSTED, RpcResourceExhausted),
+])
+def test_errors_map_to_grpc_codes_and_back(error, code, client_type) -> None:
+    assert status_code(error) == code
+    back = from_status(code, error_details(error))
+    assert isinstance(back, client_type) and str(back) == str(error)
+    assert back.details["error"] == type(error).__name__
+    assert status_code(RuntimeError("bug")) == grpc.StatusCode.INTERNAL
+
+
+def test_cli_da_commands_name_a_bad_request_id(capsys: pytest.CaptureFixture) -> None:
+    from zg_actors.cli import main
+
+    assert main(["da", "status", "not-hex", "--json", "--gateway", "127.0.0.1:1"]) == 2
+    out = capsys.readouterr().out
+    assert '"code": "INVALID_INPUT"' in out and "not-hex" in out
+
+
+def test_bench_anchor_runs_the_pure_pipeline() -> None:
+    from zg_actors.config import load_config
+    from zg_actors.da.bench import make_payloads, single_process_pipeline
+
+    payloads = make_payloads(3, 2_000)
+    assert len(set(payloads)) == 3 and all(len(p) == 2_000 for p in payloads)
+    config = load_config().replace(**{"da.k": 4, "da.n": 12, "da.max_votes": 3})
+    anchor = single_process_pipeline(config, blobs=2, blob_bytes=10_000)
+    assert anchor["blobs"] == 2 and anchor["mb_per_s"] > 0

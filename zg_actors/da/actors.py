@@ -1,0 +1,818 @@
+"""Ray actors of 0G DA: DANode (one per DA signer) and Disperser; `deploy_da` starts them.
+
+A DANode accepts a batch's slices only from a disperser with a deposit on the
+batch's network, checks that they are exactly its slots of the quorum and
+that every slice proves into its blob's data root, persists them in LMDB,
+and only then signs the batch root (once per batch). A Disperser encodes
+blobs on the encoder pool, batches them per (network, epoch, quorum), gathers
+signatures until a deadline, aggregates them into a certificate tx on the
+least loaded network, and tracks each blob to FINALIZED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from zg_actors.chain.block import Block
+from zg_actors.chain.tx import make_tx
+from zg_actors.config import ZG, Config, config_from_dict
+from zg_actors.crypto import bls
+from zg_actors.crypto.accounts import recover_address
+from zg_actors.crypto.devkeys import c0_account
+from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode, encode
+from zg_actors.crypto.merkle import proof_from_list
+from zg_actors.da.blob import (
+    BlobHeader,
+    check_size,
+    commit_slices,
+    slice_length,
+    verify_slice,
+)
+from zg_actors.da.certificate import Batch, DACertificate, member_bitmap, signed_slots
+from zg_actors.da.dispersal import (
+    BatchKey,
+    BatchQueue,
+    PendingBlob,
+    choose_network,
+    slices_for,
+    slots_by_signer,
+    verified_slices,
+)
+from zg_actors.da.errors import (
+    InvalidBlob,
+    NotADisperser,
+    Overloaded,
+    UnknownBlob,
+)
+from zg_actors.da.keys import da_signer_identity, disperser_account
+from zg_actors.da.params import SECTOR_BYTES, BlobStatus, signing_threshold
+from zg_actors.da.quorum import EpochRegistry, Quorum, epoch_message
+from zg_actors.da.sampling import find_answers
+from zg_actors.errors import Unavailable, ZgError
+from zg_actors.staking.ledger import C0_NETWORK_ID
+from zg_actors.store import Store
+
+log = logging.getLogger(__name__)
+
+DA_NODE_PREFIX = "zg-da-node-"
+DISPERSER_PREFIX = "zg-da-disperser-"
+CALL_TIMEOUT_S = 10.0  # a validator or staking call slower than this counts as failed
+POLL_INTERVAL_S = 0.25  # status polling of certified batches
+NETWORKS_REFRESH_S = 1.0  # how often a disperser looks for launched or retired networks
+PRUNE_INTERVAL_S = 10.0
+SAMPLE_INTERVAL_S = 2.0  # how often a DA node looks for a new sampling round
+SAMPLE_RECENT_BLOBS = 16  # blobs (newest) a node scans for answers each round
+SAMPLE_ANSWERS_PER_ROUND = 4  # answers a node sends per round and network (0G caps 40 total)
+
+
+def da_node_name(index: int) -> str:
+    return f"{DA_NODE_PREFIX}{index}"
+
+
+def disperser_name(index: int) -> str:
+    return f"{DISPERSER_PREFIX}{index}"
+
+
+def _slot_key(blob_key: bytes, slot: int) -> bytes:
+    return blob_key + slot.to_bytes(2, "big")
+
+
+class ChainView:
+    """Reads a network's `da` module and sends txs through its validators (any that answers)."""
+
+    def __init__(self) -> None:
+        self._handles: dict[int, list[Any]] = {}
+
+    async def handles(self, network_id: int) -> list[Any]:
+        if network_id not in self._handles:
+            manager = ray.get_actor("networks")
+            found = await manager.validator_handles.remote(network_id)
+            self._handles[network_id] = list(found.values())
+        return self._handles[network_id]
+
+    def forget(self, network_id: int) -> None:
+        self._handles.pop(network_id, None)
+
+    async def _first(self, network_id: int, call: Any) -> Any:
+        errors = []
+        for handle in await self.handles(network_id):
+            try:
+                return await asyncio.wait_for(call(handle), CALL_TIMEOUT_S)
+            except ZgError:
+                raise
+            except Exception as exc:  # a dead or restarting validator: try the next
+                errors.append(str(exc)[:120])
+        self.forget(network_id)
+        raise Unavailable(f"no validator of network {network_id} answered: {errors[:2]}",
+                          network_id=network_id)
+
+    async def query(self, network_id: int, method: str, *args: Any) -> Any:
+        return await self._first(network_id, lambda h: h.query.remote("da", method, args))
+
+    async def nonce(self, network_id: int, address: bytes) -> int:
+        account = await self._first(network_id, lambda h: h.account.remote(address))
+        return account["nonce"]
+
+    async def submit(self, network_id: int, raw_tx: bytes) -> None:
+        [error] = await self._first(network_id, lambda h: h.submit_txs.remote([raw_tx]))
+        if error is not None:
+            raise Unavailable(f"network {network_id} refused a DA tx: {error}",
+                              network_id=network_id)
+
+
+async def _epoch_quorum(chain: ChainView, cache: dict, network_id: int, epoch: int,
+                        quorum_id: int) -> tuple[EpochRegistry, Quorum]:
+    """The epoch's registry and quorum as the network's `da` module recorded them."""
+    key = (network_id, epoch)
+    if key not in cache:
+        raw = await chain.query(network_id, "epoch", epoch)
+        if raw is None:
+            raise InvalidBlob(f"epoch {epoch} is not registered on network {network_id}",
+                              epoch=epoch, network_id=network_id)
+        quorums = await chain.query(network_id, "quorums", epoch)
+        cache[key] = (EpochRegistry.decode(raw),
+                      [Quorum(q, tuple(h)) for q, h in enumerate(quorums)])
+    registry, quorums = cache[key]
+    if not 0 <= quorum_id < len(quorums):
+        raise InvalidBlob(f"epoch {epoch} has no quorum {quorum_id}", quorum_id=quorum_id)
+    return registry, quorums[quorum_id]
+
+
+# ---------------------------------------------------------------------------------------
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class DANode:
+    """One DA signer: verifies, persists and signs for its slots; serves them back."""
+
+    def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
+        self.config = config_from_dict(config_dict)
+        bls.use(self.config.crypto.bls_backend)
+        self.index = index
+        self.identity = da_signer_identity(self.config.devnet.key_seed, index)
+        self.store = Store(Path(data_dir) / f"da-node-{index}", ["slices", "blobs", "signed"],
+                           self.config.lmdb_map_mb)
+        self.chain = ChainView()
+        self._epochs: dict = {}
+        self._dispersers: set[tuple[int, bytes]] = set()
+        self._pruner: asyncio.Task | None = None
+        self._sampler: asyncio.Task | None = None
+        self._answered_round: dict[int, int] = {}  # {network id: last round answered}
+        self.batches_signed = 0
+        self.answers_sent = 0
+
+    def _ensure_pruning(self) -> None:
+        if self._pruner is None or self._pruner.done():
+            loop = asyncio.get_running_loop()
+            self._pruner = loop.create_task(self._prune_forever())
+            self._sampler = loop.create_task(self._sample_forever())
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+            try:
+                await self.sample_once()
+            except Exception as exc:  # a network down or busy: try next time
+                log.info("DA node %d: sampling skipped: %s", self.index, exc)
+
+    async def sample_once(self) -> int:
+        """Answer the current sampling round of each network for the most recent blobs
+        this node holds; returns the answers sent."""
+        by_network: dict[int, list[tuple[int, BlobHeader, list[int]]]] = {}
+        for _, raw in self.store.items("blobs"):
+            fields = as_list(decode(raw))
+            header = BlobHeader.decode(as_bytes(fields[2]))
+            slots = [as_int(s) for s in as_list(fields[1])]
+            by_network.setdefault(header.network_id, []).append(
+                (as_int(fields[0]), header, slots))
+        sent = 0
+        for network_id, stored in by_network.items():
+            blobs = [(header, slots) for _, header, slots in sorted(stored,
+                                                                    key=lambda b: b[0])]
+            try:
+                round_info = await self.chain.query(network_id, "sampling")
+            except Unavailable:
+                continue  # a retired network
+            if round_info["round"] <= self._answered_round.get(network_id, 0):
+                continue
+            self._answered_round[network_id] = round_info["round"]
+            answers = []
+            for header, slots in blobs[-SAMPLE_RECENT_BLOBS:]:
+                for slot in slots:
+                    raw = self.store.get("slices", _slot_key(header.key, slot))
+                    if raw is None:
+                        continue
+                    data, proof = decode(raw)
+                    for subline, sectors, proofs in find_answers(
+                            round_info["seed"], round_info["target"], header.epoch,
+                            header.quorum_id, header.data_root, slot, as_bytes(data),
+                            SAMPLE_ANSWERS_PER_ROUND - len(answers)):
+                        answers.append([header.key, slot, subline, sectors, proofs, proof])
+                    if len(answers) >= SAMPLE_ANSWERS_PER_ROUND:
+                        break
+            if answers:
+                nonce = await self.chain.nonce(network_id, self.identity.address)
+                for offset, args in enumerate(answers):
+                    tx = make_tx(self.identity.account, network_id, nonce + offset, "da",
+                                 "sample", args)
+                    await self.chain.submit(network_id, tx.encoded)
+                    sent += 1
+        self.answers_sent += sent
+        return sent
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_S)
+            self.prune(time.time() - self.config.da.retention_s)
+
+    def prune(self, before: float) -> int:
+        """Delete slices of blobs stored before `before` (unix seconds): past retention."""
+        writes: list = []
+        for key, raw in self.store.items("blobs"):
+            stored_at, slots = as_list(decode(raw))[:2]
+            if as_int(stored_at) / 1000 < before:
+                writes.append(("blobs", key, None))
+                writes += [("slices", _slot_key(key, as_int(s)), None) for s in as_list(slots)]
+        if writes:
+            self.store.write(writes)
+        return sum(1 for w in writes if w[0] == "blobs")
+
+    async def register(self) -> None:
+        """Register this signer at C0 with its stake and a BLS proof of possession."""
+        staking = ray.get_actor("staking")
+        pop = await asyncio.get_running_loop().run_in_executor(
+            None, bls.pop_prove, self.identity.bls_secret)
+        nonce = await staking.nonce_of.remote(self.identity.address)
+        tx = make_tx(self.identity.account, C0_NETWORK_ID, nonce, "staking",
+                     "register_da_signer",
+                     [self.identity.bls_pubkey, pop, self.config.da.node_stake_zg * ZG])
+        await staking.submit_tx.remote(tx.encoded)
+
+    async def join_epoch(self, epoch: int) -> bytes:
+        """Sign the epoch seed (the VRF input of this signer's tickets) and hand it to C0."""
+        staking = ray.get_actor("staking")
+        registry = EpochRegistry.decode(await staking.da_epoch_registry.remote(epoch))
+        signature = bls.sign(self.identity.bls_secret, epoch_message(epoch, registry.seed))
+        await staking.da_submit_ticket.remote(epoch, self.identity.address, signature)
+        return signature
+
+    async def _check_disperser(self, network_id: int, disperser: bytes) -> None:
+        """Registered dispersers are the ones with a deposit on the batch's network: they
+        lose it if they commit to a bad encoding."""
+        if (network_id, disperser) in self._dispersers:
+            return
+        deposit = await self.chain.query(network_id, "deposit", disperser)
+        if deposit < self.config.da.disperser_deposit:
+            raise NotADisperser(f"0x{disperser.hex()} has deposited {deposit} on network "
+                                f"{network_id}, not a registered disperser",
+                                disperser=disperser, deposit=deposit)
+        self._dispersers.add((network_id, disperser))
+
+    async def store_batch(self, network_id: int, epoch: int, quorum_id: int,
+                          headers: list[bytes], slots: list[int], slices: list[np.ndarray],
+                          proofs: list[list], disperser_signature: bytes) -> bytes:
+        """Verify and persist this node's slices of every blob of the batch, then return
+        its BLS signature of the batch root."""
+        self._ensure_pruning()
+        batch = Batch(network_id, epoch, quorum_id,
+                      tuple(BlobHeader.decode(h) for h in headers))
+        disperser = recover_address(batch.sign_bytes, disperser_signature)
+        await self._check_disperser(network_id, disperser)
+        registry, quorum = await _epoch_quorum(self.chain, self._epochs, network_id, epoch,
+                                               quorum_id)
+        mine = quorum.slots_of(registry.index_of(self.identity.address))
+        if list(slots) != mine:
+            raise InvalidBlob(f"node {self.index} holds slots {mine} of quorum {quorum_id}, "
+                              f"was sent {list(slots)}", expected=str(mine), got=str(slots))
+        k, n = self.config.da.k, self.config.da.n
+        stored_at = int(time.time() * 1000)  # unix ms
+        writes: list = []
+        for header, rows, blob_proofs in zip(batch.blobs, slices, proofs, strict=True):
+            if (header.network_id, header.epoch, header.quorum_id) != (
+                    network_id, epoch, quorum_id) or rows.shape != (
+                    len(slots), slice_length(header.size, k)):
+                raise InvalidBlob(f"blob 0x{header.key.hex()[:16]} does not fit the batch",
+                                  blob=header.key)
+            for slot, row, proof in zip(slots, rows, blob_proofs, strict=True):
+                verify_slice(header.data_root, slot, row, proof_from_list(proof), n)
+                writes.append(("slices", _slot_key(header.key, slot),
+                               encode([row.tobytes(), proof])))
+            writes.append(("blobs", header.key, encode([stored_at, list(slots),
+                                                        header.encode()])))
+        signature = bls.sign(self.identity.bls_secret, batch.sign_bytes)
+        writes.append(("signed", batch.root, signature))
+        self.store.write(writes)  # persisted (synced) before the signature leaves
+        self.batches_signed += 1
+        return signature
+
+    async def get_slices(self, blob_key: bytes) -> dict[int, tuple[np.ndarray, list]]:
+        """{slot: (slice, proof)} of every slot of the blob this node stores."""
+        raw = self.store.get("blobs", blob_key)
+        if raw is None:
+            return {}
+        out = {}
+        for slot in as_list(decode(raw)[1]):
+            item = self.store.get("slices", _slot_key(blob_key, as_int(slot)))
+            if item is not None:
+                data, proof = decode(item)
+                out[as_int(slot)] = (np.frombuffer(as_bytes(data), dtype=np.uint8), proof)
+        return out
+
+    async def status(self) -> dict:
+        return {"index": self.index, "address": self.identity.address,
+                "blobs": self.store.count("blobs"), "batches_signed": self.batches_signed,
+                "sampling_answers_sent": self.answers_sent,
+                "path": str(self.store.path)}
+
+
+# ---------------------------------------------------------------------------------------
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class Disperser:
+    """Encodes, batches, certifies and tracks blobs; retrieves them from DA nodes."""
+
+    def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
+        self.config = config_from_dict(config_dict)
+        bls.use(self.config.crypto.bls_backend)
+        self.index = index
+        self.account = disperser_account(self.config.devnet.key_seed, index)
+        self.store = Store(Path(data_dir) / f"da-disperser-{index}", ["blobs", "roots"],
+                           self.config.lmdb_map_mb)
+        self.chain = ChainView()
+        da = self.config.da
+        self.queue = BatchQueue(da.batch_interval_s, da.batch_max_blobs, da.batch_max_bytes)
+        self.pool: Any = None
+        self.epoch: int | None = None
+        self.ready: dict[int, int] = {}  # {network id: next nonce of our account there}
+        self.load: dict[int, int] = {}  # {network id: blobs queued or awaiting certificate}
+        self.routed: dict[int, int] = {}
+        self.certificates: dict[int, int] = {}
+        self.latencies: list[float] = []
+        self._epochs: dict = {}
+        self._quorum_turn = 0
+        self._tasks: list[asyncio.Task] = []
+        self._inflight: set[asyncio.Task] = set()
+        self._tx_lock = asyncio.Lock()
+        node_seed = self.config.devnet.key_seed
+        self.node_of = {da_signer_identity(node_seed, i).address: i for i in range(da.nodes)}
+        # Blobs still PROCESSING lost their slices with the previous process.
+        for key, raw in self.store.items("blobs"):
+            record = json.loads(raw)
+            if record["status"] == BlobStatus.PROCESSING:
+                record["status"], record["error"] = int(BlobStatus.FAILED), "disperser restarted"
+                self.store.put("blobs", key, json.dumps(record).encode())
+
+    # ---- lifecycle -----------------------------------------------------------------
+    async def start(self) -> dict:
+        """Create the encoder pool, find the current epoch and the networks; idempotent."""
+        if self.pool is None:
+            from zg_actors.erasure.actors import EncoderPool
+
+            self.pool = await asyncio.get_running_loop().run_in_executor(
+                None, EncoderPool, self.config.codec)
+        if self.epoch is None:
+            epochs = await ray.get_actor("staking").da_epochs.remote()
+            if epochs == 0:
+                raise Unavailable("no DA epoch is open yet: run deploy_da", epochs=0)
+            self.epoch = epochs - 1
+        await self._refresh_networks()
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._networks_forever()),
+                           loop.create_task(self._batches_forever())]
+        return {"epoch": self.epoch, "networks": sorted(self.ready)}
+
+    async def _networks_forever(self) -> None:
+        while True:
+            await asyncio.sleep(NETWORKS_REFRESH_S)
+            try:
+                await self._refresh_networks()
+            except Exception as exc:
+                log.warning("disperser %d: network refresh failed: %s", self.index, exc)
+
+    async def _refresh_networks(self) -> None:
+        """Start routing to launched networks (after our deposit and the epoch's registry
+        are on their chain); stop routing to retired ones."""
+        active = await ray.get_actor("networks").active_networks.remote()
+        for network_id in list(self.ready):
+            if network_id not in active:
+                self.ready.pop(network_id)
+                self.chain.forget(network_id)
+        for network_id in active:
+            if network_id not in self.ready:
+                try:
+                    await self._prepare_network(network_id)
+                except Exception as exc:
+                    log.info("disperser %d: network %d not ready yet: %s", self.index,
+                             network_id, exc)
+
+    async def _prepare_network(self, network_id: int) -> None:
+        assert self.epoch is not None
+        nonce = await self.chain.nonce(network_id, self.account.address)
+        sent = []
+        if await self.chain.query(network_id, "epoch", self.epoch) is None:
+            registry = await ray.get_actor("staking").da_epoch_registry.remote(self.epoch)
+            sent.append(("register_epoch", [registry]))
+        deposit = await self.chain.query(network_id, "deposit", self.account.address)
+        if deposit < self.config.da.disperser_deposit:
+            sent.append(("deposit", [self.config.da.disperser_deposit - deposit]))
+        for method, args in sent:
+            tx = make_tx(self.account, network_id, nonce, "da", method, args)
+            await self.chain.submit(network_id, tx.encoded)
+            nonce += 1
+        deadline = time.time() + self.config.da.confirm_timeout_s
+        while time.time() < deadline:
+            if (await self.chain.query(network_id, "epoch", self.epoch) is not None and
+                    await self.chain.query(network_id, "deposit", self.account.address)
+                    >= self.config.da.disperser_deposit):
+                self.ready[network_id] = await self.chain.nonce(network_id,
+                                                                self.account.address)
+                self.load.setdefault(network_id, 0)
+                log.info("disperser %d: network %d takes certificates", self.index, network_id)
+                return
+            await asyncio.sleep(POLL_INTERVAL_S)
+        raise Unavailable(f"network {network_id} did not take our deposit and epoch in time",
+                          network_id=network_id)
+
+    async def use_epoch(self, epoch: int) -> dict:
+        """Send new blobs to `epoch` once its registry is on every network we route to;
+        batches already open finish in the epoch they started in."""
+        registry = await ray.get_actor("staking").da_epoch_registry.remote(epoch)
+        for network_id in list(self.ready):
+            if await self.chain.query(network_id, "epoch", epoch) is not None:
+                continue
+            async with self._tx_lock:  # the certificate txs share this nonce sequence
+                nonce = self.ready[network_id]
+                try:
+                    await self.chain.submit(network_id, make_tx(
+                        self.account, network_id, nonce, "da", "register_epoch",
+                        [registry]).encoded)
+                except Unavailable:
+                    nonce = await self.chain.nonce(network_id, self.account.address)
+                    await self.chain.submit(network_id, make_tx(
+                        self.account, network_id, nonce, "da", "register_epoch",
+                        [registry]).encoded)
+                self.ready[network_id] = nonce + 1
+        deadline = time.time() + self.config.da.confirm_timeout_s
+        for network_id in list(self.ready):
+            while await self.chain.query(network_id, "epoch", epoch) is None:
+                if time.time() > deadline:
+                    raise Unavailable(f"network {network_id} did not record epoch {epoch}",
+                                      network_id=network_id, epoch=epoch)
+                await asyncio.sleep(POLL_INTERVAL_S)
+        self.epoch = epoch
+        return {"epoch": epoch, "networks": sorted(self.ready)}
+
+    # ---- dispersal -------------------------------------------------------------------
+    def _record(self, key: bytes) -> dict:
+        raw = self.store.get("blobs", key)
+        if raw is None:
+            raise UnknownBlob(f"unknown blob request 0x{key.hex()}", request_id=key)
+        return json.loads(raw)
+
+    def _save(self, key: bytes, record: dict) -> None:
+        self.store.put("blobs", key, json.dumps(record).encode())
+
+    async def disperse(self, data: np.ndarray) -> dict:
+        """Encode and queue a blob; returns its request id (the blob header's key) once its
+        record is persisted. Status starts PROCESSING."""
+        if self.pool is None or not self.ready:
+            await self.start()
+        da = self.config.da
+        check_size(len(data), da.max_blob_bytes)
+        if len(self.queue) + sum(self.load.values()) >= da.max_pending_blobs:
+            raise Overloaded(f"disperser {self.index} has {da.max_pending_blobs} blobs in "
+                             "flight; retry later", pending=da.max_pending_blobs)
+        if not self.ready:
+            raise Unavailable("no consensus network takes DA certificates yet")
+        network_id = choose_network({n: self.load.get(n, 0) for n in self.ready}, self.routed)
+        assert self.epoch is not None
+        _, quorums = await self._quorums(network_id)
+        quorum_id = self._quorum_turn % len(quorums)
+        self._quorum_turn += 1
+        slices = await self.pool.encode_async(data, da.k, da.n - da.k, SECTOR_BYTES)
+        blob = commit_slices(slices, da.k, len(data))
+        header = BlobHeader(blob.data_root, len(data), self.epoch, quorum_id, network_id)
+        now = time.time()
+        self.store.write([
+            ("blobs", header.key, json.dumps({
+                "status": int(BlobStatus.PROCESSING), "header": header.encode().hex(),
+                "network_id": network_id, "created": now}).encode()),
+            ("roots", encode([header.data_root, header.epoch, quorum_id]), header.key)])
+        self.queue.add((network_id, self.epoch, quorum_id), PendingBlob(header, blob, now), now)
+        self.load[network_id] = self.load.get(network_id, 0) + 1
+        self.routed[network_id] = self.routed.get(network_id, 0) + 1
+        return {"request_id": header.key, "status": int(BlobStatus.PROCESSING),
+                "network_id": network_id}
+
+    async def _quorums(self, network_id: int) -> tuple[EpochRegistry, list[Quorum]]:
+        assert self.epoch is not None
+        registry, _ = await _epoch_quorum(self.chain, self._epochs, network_id, self.epoch, 0)
+        return registry, self._epochs[(network_id, self.epoch)][1]
+
+    async def _batches_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(0.05, self.config.da.batch_interval_s / 4))
+            for key in self.queue.due(time.time()):
+                task = asyncio.get_running_loop().create_task(self._certify(key,
+                                                                            self.queue.pop(key)))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _certify(self, key: BatchKey, blobs: list[PendingBlob]) -> None:
+        network_id, epoch, quorum_id = key
+        try:
+            status = await self._gather_and_submit(key, blobs)
+        except Exception as exc:
+            log.warning("disperser %d: batch on network %d failed: %s", self.index,
+                        network_id, exc)
+            status, error = BlobStatus.FAILED, str(exc)[:300]
+        else:
+            error = ""
+        if status != BlobStatus.CONFIRMED:
+            self._finish(blobs, status, error)
+            self.load[network_id] = max(0, self.load.get(network_id, 0) - len(blobs))
+            return
+        await self._track(network_id, blobs)
+
+    async def _gather_and_submit(self, key: BatchKey, blobs: list[PendingBlob]) -> BlobStatus:
+        network_id, epoch, quorum_id = key
+        registry, quorum = await _epoch_quorum(self.chain, self._epochs, network_id, epoch,
+                                               quorum_id)
+        batch = Batch(network_id, epoch, quorum_id, tuple(p.header for p in blobs))
+        my_signature = self.account.sign_hash(batch.sign_bytes)
+        headers = [p.header.encode() for p in blobs]
+        calls = {}
+        for signer, slots in slots_by_signer(quorum).items():
+            node = self.node_of.get(registry.signers[signer].address)
+            if node is None:
+                continue
+            try:
+                handle = ray.get_actor(da_node_name(node))
+            except ValueError:
+                continue
+            rows, proofs = zip(*(slices_for(p.blob, slots) for p in blobs), strict=True)
+            calls[signer] = handle.store_batch.remote(network_id, epoch, quorum_id, headers,
+                                                      slots, list(rows), list(proofs),
+                                                      my_signature)
+        signatures = await self._collect(calls, registry, batch)
+        slots = signed_slots(quorum, list(signatures))
+        if slots < signing_threshold(len(quorum.holders)):
+            log.warning("disperser %d: batch 0x%s got %d of %d slots signed", self.index,
+                        batch.root.hex()[:12], slots, len(quorum.holders))
+            return BlobStatus.INSUFFICIENT_SIGNATURES
+        signers = sorted(signatures)
+        cert = DACertificate(batch, member_bitmap(quorum, signers),
+                             bls.aggregate([signatures[s] for s in signers]))
+        async with self._tx_lock:  # one nonce sequence per network
+            nonce = self.ready.get(network_id)
+            if nonce is None:
+                raise Unavailable(f"network {network_id} was retired", network_id=network_id)
+            tx = make_tx(self.account, network_id, nonce, "da", "certify", [cert.encode()])
+            try:
+                await self.chain.submit(network_id, tx.encoded)
+            except Unavailable:
+                # Our nonce may be stale (the account also sent txs elsewhere): resync, retry.
+                nonce = await self.chain.nonce(network_id, self.account.address)
+                tx = make_tx(self.account, network_id, nonce, "da", "certify",
+                             [cert.encode()])
+                await self.chain.submit(network_id, tx.encoded)
+            self.ready[network_id] = nonce + 1
+        self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
+        return BlobStatus.CONFIRMED
+
+    async def _collect(self, calls: dict[int, Any], registry: EpochRegistry,
+                       batch: Batch) -> dict[int, bytes]:
+        """Signatures that arrived before the deadline and verify; the rest are left out."""
+        if not calls:
+            return {}
+        waiting = {asyncio.ensure_future(asyncio.wrap_future(ref.future())): signer
+                   for signer, ref in calls.items()}
+        done, pending = await asyncio.wait(waiting, timeout=self.config.da.signature_deadline_s)
+        for future in pending:
+            future.cancel()
+        signatures = {}
+        for future in done:
+            signer = waiting[future]
+            if future.exception() is not None:
+                log.info("DA signer %d refused the batch: %s", signer,
+                         str(future.exception())[:200])
+                continue
+            signature = future.result()
+            if bls.verify(registry.signers[signer].bls_pubkey, batch.sign_bytes, signature):
+                signatures[signer] = signature
+        return signatures
+
+    async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
+        """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""
+        first = blobs[0].header.key
+        deadline = time.time() + self.config.da.confirm_timeout_s
+        confirmed = False
+        try:
+            while time.time() < deadline:
+                try:
+                    status = BlobStatus((await self.chain.query(network_id, "blob",
+                                                                first))["status"])
+                except Exception:
+                    status = BlobStatus.UNKNOWN
+                if status == BlobStatus.CONFIRMED and not confirmed:
+                    confirmed = True
+                    self._finish(blobs, status, "")
+                if status in (BlobStatus.FINALIZED, BlobStatus.FAILED):
+                    self._finish(blobs, status, "")
+                    return
+                await asyncio.sleep(POLL_INTERVAL_S)
+            self._finish(blobs, BlobStatus.FAILED, "certificate not final before the timeout")
+        finally:
+            self.load[network_id] = max(0, self.load.get(network_id, 0) - len(blobs))
+
+    def _finish(self, blobs: list[PendingBlob], status: BlobStatus, error: str) -> None:
+        now = time.time()
+        writes = []
+        for pending in blobs:
+            record = self._record(pending.header.key)
+            record["status"] = int(status)
+            if error:
+                record["error"] = error
+            if status == BlobStatus.FINALIZED:
+                record["finalized_at"] = now
+                self.latencies.append(now - pending.created)
+            writes.append(("blobs", pending.header.key, json.dumps(record).encode()))
+        self.store.write(writes)
+        del self.latencies[:-20_000]
+
+    # ---- queries and retrieval -------------------------------------------------------
+    async def status(self, request_id: bytes) -> dict:
+        record = self._record(request_id)
+        header = BlobHeader.decode(bytes.fromhex(record["header"]))
+        return {"request_id": request_id, "status": record["status"],
+                "error": record.get("error", ""), "data_root": header.data_root,
+                "size": header.size, "epoch": header.epoch, "quorum_id": header.quorum_id,
+                "network_id": header.network_id}
+
+    async def find(self, data_root: bytes, epoch: int, quorum_id: int) -> bytes:
+        key = self.store.get("roots", encode([data_root, epoch, quorum_id]))
+        if key is None:
+            raise UnknownBlob(f"no blob with data root 0x{data_root.hex()} in epoch {epoch} "
+                              f"quorum {quorum_id}", data_root=data_root, epoch=epoch,
+                              quorum_id=quorum_id)
+        return key
+
+    async def retrieve(self, request_id: bytes) -> np.ndarray:
+        """Ask the quorum's DA nodes in parallel; decode once k slices verified."""
+        if self.pool is None:
+            await self.start()
+        record = self._record(request_id)
+        header = BlobHeader.decode(bytes.fromhex(record["header"]))
+        registry, quorum = await _epoch_quorum(self.chain, self._epochs, header.network_id,
+                                               header.epoch, header.quorum_id)
+        k, n = self.config.da.k, self.config.da.n
+        futures = []
+        for signer in quorum.members:
+            node = self.node_of.get(registry.signers[signer].address)
+            try:
+                handle = ray.get_actor(da_node_name(node)) if node is not None else None
+            except ValueError:
+                handle = None
+            if handle is not None:
+                futures.append(asyncio.ensure_future(asyncio.wrap_future(
+                    handle.get_slices.remote(header.key).future())))
+        good: dict[int, np.ndarray] = {}
+        for future in asyncio.as_completed(futures, timeout=CALL_TIMEOUT_S * 2):
+            try:
+                served = await future
+            except Exception:
+                continue
+            good.update(verified_slices(header, n, served))
+            if len(good) >= k:
+                break
+        for future in futures:
+            future.cancel()
+        if len(good) < k:
+            raise Unavailable(f"only {len(good)} verified slices of blob 0x"
+                              f"{request_id.hex()[:16]} reachable, need {k}",
+                              have=len(good), need=k)
+        chosen = dict(sorted(good.items())[:k])
+        payload = await self.pool.decode_async(chosen, k, n - k, header.size)
+        return np.frombuffer(payload, dtype=np.uint8)
+
+    async def stats(self) -> dict:
+        counts: dict[int, int] = {}
+        for _, raw in self.store.items("blobs"):
+            status = json.loads(raw)["status"]
+            counts[status] = counts.get(status, 0) + 1
+        return {"index": self.index, "epoch": self.epoch, "networks": sorted(self.ready),
+                "load": dict(self.load), "certificates": dict(self.certificates),
+                "statuses": {BlobStatus(s).name: c for s, c in counts.items()},
+                "latencies": list(self.latencies), "queued": len(self.queue)}
+
+
+# ---------------------------------------------------------------------------------------
+def _c0_tx(staking: Any, account: Any, method: str, args: list) -> None:
+    nonce = ray.get(staking.nonce_of.remote(account.address))
+    tx = make_tx(account, C0_NETWORK_ID, nonce, "staking", method, args)
+    ray.get(staking.submit_tx.remote(tx.encoded))
+
+
+def fund_da_signers(config: Config) -> list[int]:
+    """Send each unregistered DA signer its stake from the devnet's C0 accounts; returns the
+    indexes that still have to register."""
+    staking = ray.get_actor("staking")
+    seed = config.devnet.key_seed
+    known = {s["address"] for s in ray.get(staking.da_signers.remote())}
+    stake = config.da.node_stake_zg * ZG
+    missing = []
+    for i in range(config.da.nodes):
+        ident = da_signer_identity(seed, i)
+        if ident.address in known:
+            continue
+        if ray.get(staking.balance_of.remote(ident.address)) < stake:
+            _c0_tx(staking, c0_account(seed, i % config.staking.genesis_accounts), "transfer",
+                   [ident.address, stake])
+        missing.append(i)
+    return missing
+
+
+def open_epoch(config: Config, nodes: list[Any], timeout_s: float = 60.0) -> int:
+    """Open the next DA epoch from a certified block of the first network and have every
+    DA node submit its ticket signature."""
+    staking, manager = ray.get_actor("staking"), ray.get_actor("networks")
+    networks = ray.get(manager.active_networks.remote())
+    if not networks:
+        raise Unavailable("DA epochs are seeded by network blocks: launch a network first")
+    handles = list(ray.get(manager.validator_handles.remote(min(networks))).values())
+    deadline = time.time() + timeout_s
+    epochs = ray.get(staking.da_epochs.remote())
+    while True:
+        try:
+            height = max(ray.get([h.committed_height.remote() for h in handles], timeout=10))
+            [(block_raw, cert_raw)] = ray.get(handles[0].get_blocks.remote(height, 1),
+                                              timeout=10) or [(None, None)]
+            if block_raw is not None:
+                header = Block.decode(block_raw).header.encode()
+                epoch = ray.get(staking.da_open_epoch.remote(header, cert_raw))
+                break
+        except Exception as exc:  # no block yet, or the seed did not move forward
+            if time.time() > deadline:
+                raise Unavailable(f"could not open DA epoch {epochs}: {exc}") from exc
+        time.sleep(0.5)
+    ray.get([node.join_epoch.remote(epoch) for node in nodes], timeout=timeout_s)
+    return epoch
+
+
+def advance_epoch(config: Config, nodes: list[Any], dispersers: list[Any]) -> int:
+    """Open the next DA epoch (new seed, current stakes, new tickets and quorums) and move
+    the dispersers to it."""
+    epoch = open_epoch(config, nodes)
+    ray.get([d.use_epoch.remote(epoch) for d in dispersers], timeout=300)
+    return epoch
+
+
+def find_da(config: Config) -> dict[str, list[Any]]:
+    """Handles of the running DA nodes and dispersers, by name."""
+    try:
+        return {"nodes": [ray.get_actor(da_node_name(i)) for i in range(config.da.nodes)],
+                "dispersers": [ray.get_actor(disperser_name(i))
+                               for i in range(config.da.dispersers)]}
+    except ValueError as exc:
+        raise Unavailable("DA is not running in this namespace: run `zg da up`") from exc
+
+
+def deploy_da(config: Config, detached: bool = False) -> dict[str, Any]:
+    """Register the DA signers, start DA nodes and dispersers, open an epoch if none is."""
+    data_dir = str(Path(config.data_dir).resolve())
+    lifetime = {"lifetime": "detached"} if detached else {}
+    config_dict = config.to_dict()
+    unregistered = fund_da_signers(config)
+    nodes = [DANode.options(name=da_node_name(i), num_cpus=config.da.node_num_cpus,
+                            get_if_exists=True, **lifetime).remote(config_dict, i, data_dir)
+             for i in range(config.da.nodes)]
+    # Each signer proves possession of its BLS key itself (slow in py_ecc): in parallel.
+    ray.get([nodes[i].register.remote() for i in unregistered], timeout=300)
+    if ray.get(ray.get_actor("staking").da_epochs.remote()) == 0:
+        open_epoch(config, nodes)
+    dispersers = [Disperser.options(name=disperser_name(i),
+                                    num_cpus=config.da.disperser_num_cpus,
+                                    get_if_exists=True, **lifetime).remote(config_dict, i,
+                                                                           data_dir)
+                  for i in range(config.da.dispersers)]
+    ray.get([d.start.remote() for d in dispersers], timeout=120)
+    return {"nodes": nodes, "dispersers": dispersers}
+
+
+def teardown_da(config: Config) -> list[str]:
+    removed = []
+    names = [da_node_name(i) for i in range(config.da.nodes)]
+    names += [disperser_name(i) for i in range(config.da.dispersers)]
+    for name in names:
+        try:
+            ray.kill(ray.get_actor(name), no_restart=True)
+            removed.append(name)
+        except ValueError:
+            continue
+    return removed

@@ -1,0 +1,53 @@
+"""Typed errors of DA: each names the offending value and what was expected."""
+
+from __future__ import annotations
+
+from zg_actors.errors import InvalidInput, InvalidProof, NotFound, Unavailable, ZgError
+
+
+class DAError(ZgError):
+    code = "DA_ERROR"
+
+
+class BlobTooLarge(DAError, InvalidInput):
+    code = "BLOB_TOO_LARGE"
+
+
+class InvalidBlob(DAError, InvalidInput):
+    code = "INVALID_BLOB"
+
+
+class InvalidSlice(DAError, InvalidProof):
+    """A slice that does not hash to the root its proof commits it to."""
+
+    code = "INVALID_SLICE"
+
+
+class InvalidTicket(DAError, InvalidProof):
+    code = "INVALID_TICKET"
+
+
+class InvalidDACertificate(DAError, InvalidProof):
+    code = "INVALID_DA_CERTIFICATE"
+
+
+class UnknownBlob(DAError, NotFound):
+    code = "NOT_FOUND"
+
+
+class UnknownEpoch(DAError, NotFound):
+    code = "UNKNOWN_EPOCH"
+
+
+class NotADisperser(DAError, InvalidInput):
+    code = "NOT_A_DISPERSER"
+
+
+class InsufficientSignatures(DAError, Unavailable):
+    code = "INSUFFICIENT_SIGNATURES"
+
+
+class Overloaded(DAError, Unavailable):
+    """Too much in flight: the caller should retry later (gRPC RESOURCE_EXHAUSTED)."""
+
+    code = "RESOURCE_EXHAUSTED"

@@ -1,0 +1,122 @@
+"""Gateway: a Ray actor serving the DA `Disperser` gRPC service on a configurable port.
+
+It holds nothing: each call goes to a disperser actor, and typed product
+errors become gRPC status codes (rpc/errors.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+import numpy as np
+import ray
+
+from zg_actors.config import Config, config_from_dict
+from zg_actors.da.actors import disperser_name
+from zg_actors.da.blob import check_size
+from zg_actors.errors import Unavailable
+from zg_actors.rpc import disperser_pb2 as pb
+from zg_actors.rpc import disperser_pb2_grpc as pb_grpc
+from zg_actors.rpc.client import OPTIONS
+from zg_actors.rpc.errors import error_details, status_code
+from zg_actors.runtime import unwrap
+
+GATEWAY_NAME = "gateway"
+log = logging.getLogger(__name__)
+
+
+class DisperserService(pb_grpc.DisperserServicer):
+    def __init__(self, dispersers: int, max_blob_bytes: int) -> None:
+        self.dispersers = dispersers
+        self.max_blob_bytes = max_blob_bytes
+        self._turn = 0
+
+    def _handle(self, index: int) -> Any:
+        try:
+            return ray.get_actor(disperser_name(index))
+        except ValueError as exc:
+            raise Unavailable(f"disperser {index} is not running", disperser=index) from exc
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        inner = unwrap(exc)
+        await context.abort(status_code(inner), error_details(inner))
+
+    async def _first_that_knows(self, method: str, *args: Any) -> Any:
+        """Ask each disperser in turn: a request id belongs to the one that made it."""
+        last: BaseException | None = None
+        for index in range(self.dispersers):
+            try:
+                return await getattr(self._handle(index), method).remote(*args)
+            except Exception as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def DisperseBlob(self, request: pb.DisperseBlobRequest,
+                           context: grpc.aio.ServicerContext) -> pb.DisperseBlobReply:
+        self._turn += 1
+        try:
+            check_size(len(request.data), self.max_blob_bytes)  # before it crosses Ray
+            result = await self._handle(self._turn % self.dispersers).disperse.remote(
+                np.frombuffer(request.data, dtype=np.uint8))
+        except Exception as exc:
+            await self._fail(context, exc)
+        return pb.DisperseBlobReply(result=result["status"], request_id=result["request_id"])
+
+    async def GetBlobStatus(self, request: pb.BlobStatusRequest,
+                            context: grpc.aio.ServicerContext) -> pb.BlobStatusReply:
+        try:
+            status = await self._first_that_knows("status", request.request_id)
+        except Exception as exc:
+            await self._fail(context, exc)
+        header = pb.BlobHeader(storage_root=status["data_root"], epoch=status["epoch"],
+                               quorum_id=status["quorum_id"], size=status["size"],
+                               network_id=status["network_id"])
+        return pb.BlobStatusReply(status=status["status"],
+                                  info=pb.BlobInfo(blob_header=header), error=status["error"])
+
+    async def RetrieveBlob(self, request: pb.RetrieveBlobRequest,
+                           context: grpc.aio.ServicerContext) -> pb.RetrieveBlobReply:
+        try:
+            key = await self._first_that_knows("find", request.storage_root, request.epoch,
+                                               request.quorum_id)
+            data = await self._first_that_knows("retrieve", key)
+        except Exception as exc:
+            await self._fail(context, exc)
+        return pb.RetrieveBlobReply(data=data.tobytes())
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class Gateway:
+    """Serves gRPC on `da.gateway_port` (0: a free port) on every interface of its node."""
+
+    def __init__(self, config_dict: dict) -> None:
+        self.config = config_from_dict(config_dict)
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> dict:
+        if self.server is None:
+            self.server = grpc.aio.server(options=OPTIONS)
+            pb_grpc.add_DisperserServicer_to_server(
+                DisperserService(self.config.da.dispersers, self.config.da.max_blob_bytes),
+                self.server)
+            self.port = self.server.add_insecure_port(f"[::]:{self.config.da.gateway_port}")
+            await self.server.start()
+            log.info("gateway serving the DA Disperser service on port %d", self.port)
+        return {"port": self.port, "host": ray.util.get_node_ip_address()}
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=1.0)
+            self.server = None
+
+
+def deploy_gateway(config: Config, detached: bool = False) -> tuple[Any, dict]:
+    """Start (or find) the named gateway actor; returns it and where it listens."""
+    lifetime = {"lifetime": "detached"} if detached else {}
+    gateway = Gateway.options(name=GATEWAY_NAME, num_cpus=config.da.gateway_num_cpus,
+                              get_if_exists=True, **lifetime).remote(config.to_dict())
+    return gateway, ray.get(gateway.start.remote(), timeout=60)
