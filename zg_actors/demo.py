@@ -109,7 +109,7 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
                                "note": "came up after the load phase; retired without load"}
         runtime.wait_for(lambda: runtime.call(
             deployment.staking.supply_report.remote())["bridge_mints"] > 0, 30, 1.0)
-        bar.update(step, description="pillars: storage, compute", total=None)
+        bar.update(step, description="pillars: storage, DA, compute", total=None)
         pillars = run_pillars(deployment, config, say)
         supply = runtime.call(deployment.staking.supply_report.remote())
         local, height0 = _supply_at_one_height(handles0[0])
@@ -141,9 +141,11 @@ def _supply_at_one_height(handle: Any) -> tuple[dict, int]:
 def run_pillars(deployment: runtime.Deployment, config: Config, say: Any) -> dict[str, Any]:
     """Storage, DA and compute on the running networks; each returns its report figures."""
     from zg_actors.compute.demo import run_compute_demo
+    from zg_actors.da.demo import run_da_demo
     from zg_actors.storage.demo import run_storage_demo
 
     return {"storage": run_storage_demo(deployment, config, say),
+            "da": run_da_demo(deployment, config, say),
             "compute": run_compute_demo(deployment, config, say)}
 
 
@@ -152,6 +154,9 @@ PILLAR_FIGURES = {
                 ("download MB/s", "download_mb_s"), ("intact after a miner was killed", "intact"),
                 ("PoRA answers submitted and paid", "answers_submitted"),
                 ("rewards paid (tokens)", "rewards_paid")],
+    "da": [("blobs FINALIZED", "blobs_finalized"), ("confirmed MB/s", "confirmed_mb_per_s"),
+           ("latency p50 s", "latency_p50_s"), ("p99 s", "latency_p99_s"),
+           ("certificates per network", "certificates_per_network")],
     "compute": [("requests served", "requests_served"), ("tokens", "tokens"),
                 ("fees settled (tokens)", "fees_settled"), ("settlement txs", "settlement_txs")],
 }
