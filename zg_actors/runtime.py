@@ -98,7 +98,11 @@ def teardown() -> list[str]:
         ray.get(manager.shutdown.remote())
     except ValueError:
         pass
-    for name in (RELAYER_NAME, NETWORK_MANAGER_NAME, STAKING_ACTOR_NAME):
+    # The namespace is zg's own: storage miners, DA nodes, dispersers, the gateway and
+    # compute providers go too, whoever started them.
+    names = [RELAYER_NAME, NETWORK_MANAGER_NAME, STAKING_ACTOR_NAME]
+    names += sorted(set(ray.util.list_named_actors()) - set(names))
+    for name in names:
         try:
             ray.kill(ray.get_actor(name), no_restart=True)
             removed.append(name)
