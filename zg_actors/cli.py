@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="offered tx/s per network (400)")
     command("up", cmd_up, "deploy detached named actors into a running Ray cluster "
             "(namespace from config, default zg)", cluster=True)
-    command("down", cmd_down, "remove every zg actor from the cluster (data stays)",
+    command("down", cmd_down, "remove every zg actor of the namespace: C0, networks, relayer, "
+            "storage miners, DA nodes and gateway, compute providers (data stays)",
             cluster=True)
     command("status", cmd_status, "networks, heights, C0 supply and invariants",
             cluster=True)
