@@ -16,6 +16,7 @@ from zg_actors.crypto.encoding import encode
 from zg_actors.da.actors import advance_epoch, deploy_da, teardown_da
 from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
 from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
+from zg_actors.da.demo import run_da_demo
 from zg_actors.da.dispersal import bad_encoding_proof, slices_for, slots_by_signer
 from zg_actors.da.keys import da_signer_identity, disperser_account
 from zg_actors.da.params import BlobStatus
@@ -162,9 +163,29 @@ def test_da_end_to_end(deployment) -> None:
         assert new_net in {ray.get(disperser.status.remote(r))["network_id"] for r in more}
         assert ray.get(disperser.stats.remote())["certificates"].get(new_net, 0) >= 1
 
+        # Epochs also rotate on a timer: the epoch number advances by itself, quorums are
+        # re-drawn, and blobs certified in the new epoch verify on both networks.
+        validator = list(ray.get(d.manager.validator_handles.remote(0)).values())[0]
+        before = ray.get(disperser.stats.remote())["epoch"]
+        ray.get(disperser.set_epoch_interval.remote(2.0))
+        try:
+            assert runtime.wait_for(lambda: ray.get(disperser.stats.remote())["epoch"] > before,
+                                    120, 0.5)
+        finally:
+            ray.get(disperser.set_epoch_interval.remote(0))
+        assert runtime.wait_for(lambda: not ray.get(disperser.stats.remote())["rotating"], 120)
+        rotated = ray.get(disperser.stats.remote())["epoch"]
+        assert ray.get(ray.get_actor("staking").da_current_epoch.remote()) == rotated
+        assert ray.get(validator.query.remote("da", "quorums", (rotated,))) != ray.get(
+            validator.query.remote("da", "quorums", (before,)))
+        after = [ray.get(disperser.disperse.remote(blob(15_000, 40 + i)))["request_id"]
+                 for i in range(4)]
+        for request_id in after:
+            wait_status(disperser, request_id, {BlobStatus.FINALIZED})
+            assert ray.get(disperser.status.remote(request_id))["epoch"] == rotated
+
         # A wrong encoding is caught: k slices re-encode to another data root, the blob
         # becomes FAILED and the disperser's deposit is slashed to the prover.
-        validator = list(ray.get(d.manager.validator_handles.remote(0)).values())[0]
         deposit = ray.get(validator.query.remote("da", "deposit", (
             disperser_account(config.devnet.key_seed, 0).address,)))
         cheat = certify_wrong_encoding(config, validator, nodes)
@@ -202,3 +223,18 @@ def test_da_end_to_end(deployment) -> None:
     finally:
         ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
         teardown_da(config)
+
+
+def test_da_demo_streams_while_a_second_network_is_launched(deployment) -> None:
+    """`zg demo`'s DA part: blobs stream through the gateway while a network is launched;
+    it takes certificates, is reported per network, and is retired at the end."""
+    d, config = deployment
+    first = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    report = run_da_demo(d, config, lambda _: None, duration_s=4.0, blob_bytes=16 * 1024,
+                         extra_s=90.0)
+    new_net = report["launched_network"]
+    assert new_net != first and report["retired_network"] == new_net
+    assert report["blobs_finalized"] > 0
+    assert report["launched_network_certificates"] >= 1
+    assert set(report["certificates_per_network"]) <= {first, new_net}
+    assert ray.get(d.manager.active_networks.remote()) == [first]

@@ -15,7 +15,7 @@ from zg_actors.cli import main
 from zg_actors.errors import ZgError
 from zg_actors.storage.actors import StorageMiner, miner_name, stop_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED
-from zg_actors.storage.file import file_tree, pad
+from zg_actors.storage.file import file_tree, pad, split_fragments
 from zg_actors.storage.sdk import StorageClient
 
 pytestmark = pytest.mark.integration
@@ -57,6 +57,23 @@ def test_upload_download_reject_mine_lose_a_miner_and_rebuild(storage, tmp_path,
     assert receipt["shard_acks"] == tree.segments * 3
     assert client.download(tree.root) == data
     assert client.wait_finalized(tree.root)["status"] == STATUS_FINALIZED
+    # A file over storage.max_entry_bytes (here its minimum, one segment) is split into
+    # consecutive entries, each with its own root and tx_seq; the CLI downloads it from
+    # the comma-separated roots (0G's --roots) byte-identical.
+    small = config.replace(**{"storage.max_entry_bytes": 262_144})
+    splitter = StorageClient(small, start=False)
+    big = os.urandom(600_000)
+    split = splitter.upload(big, network_id)
+    pieces = [big[o:o + n] for o, n in split_fragments(len(big), 262_144)]
+    assert split["roots"] == [file_tree(p).root for p in pieces] and len(pieces) == 3
+    assert [f["tx_seq"] for f in split["fragments"]] == [2, 3, 4]
+    assert splitter.download_fragments(split["roots"]) == big
+    assert main(["file-info", ",".join("0x" + r.hex() for r in split["roots"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["size"] == 600_000
+    assert main(["download", ",".join(r.hex() for r in split["roots"]), str(out),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["size"] == 600_000
+    assert out.read_bytes() == big
     # A miner checks every segment against the on-chain root before it stores anything.
     miner = ray.get_actor(miner_name((receipt["tx_seq"] + 1) % config.storage.miners))
     before = ray.get(miner.stats.remote())["shards"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zg_actors.chain.modules.base import BlockInfo
+from zg_actors.chain.modules.base import BlockInfo, ModuleState
 from zg_actors.chain.network import build_state_machine
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import ZG, Config
@@ -18,11 +18,22 @@ from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
 from zg_actors.da import sampling
 from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
 from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
-from zg_actors.da.keys import da_signer_identity, disperser_account
+from zg_actors.da.errors import UntrustedRegistry
+from zg_actors.da.keys import c0_attestor, da_signer_identity, disperser_account
+from zg_actors.da.module import UntrustedEpochRegistry
 from zg_actors.da.params import SECTOR_BYTES, BlobStatus
-from zg_actors.da.quorum import EpochRegistry, assign_quorums, epoch_message
+from zg_actors.da.quorum import (
+    EpochRegistry,
+    EpochSigner,
+    assign_quorums,
+    attestation_message,
+    encode_attested,
+    epoch_message,
+    verify_attested,
+)
 from zg_actors.errors import InvalidProof
 from zg_actors.staking.ledger import C0_NETWORK_ID, BadArgument, audit, check_invariants
+from zg_actors.store.overlay import Overlay
 
 from .helpers import LedgerHarness, make_node, sign_commit, small_config
 from .test_da_quorum import make_registry
@@ -82,10 +93,19 @@ def test_c0_da_signers_epochs_and_tickets(tmp_path: Path) -> None:
         c0.run(lambda ledger: ledger.da_submit_ticket(0, ident.address, bls.sign(
             da_signer_identity(SEED, 1).bls_secret, message)))
     for i in range(4):
+        if i == 3:  # a signer has no ticket yet: no one can seal before the window ends
+            with pytest.raises(BadArgument):
+                c0.run(lambda ledger: ledger.da_seal_epoch(0, 10))
         signer = da_signer_identity(SEED, i)
         c0.run(lambda ledger, s=signer: ledger.da_submit_ticket(
             0, s.address, bls.sign(s.bls_secret, message)))
     assert len(assign_quorums(c0.ledger.da_epoch_registry(0), 8)) == 1
+    assert c0.ledger.da_sealed_hash(0) is None
+    sealed = c0.run(lambda ledger: ledger.da_seal_epoch(0, 10))
+    assert sealed == c0.ledger.da_epoch_registry(0).hash == c0.ledger.da_sealed_hash(0)
+    with pytest.raises(BadArgument):  # sealed: the registry C0 committed to cannot change
+        c0.run(lambda ledger: ledger.da_submit_ticket(0, ident.address, bls.sign(
+            ident.bls_secret, message)))
     report = c0.ledger.supply_report()
     assert check_invariants(report) == []
     assert audit(c0.state.items())["stakes"] == report["total_staked"]
@@ -124,6 +144,13 @@ class Chain:
         return self.machine.query(self.state.get, "da", method, args)
 
 
+def attested(registry: EpochRegistry, key=None) -> list:
+    """register_epoch args: the registry with C0's attestation (or `key`'s signature)."""
+    key = key or c0_attestor(SEED)
+    return encode_attested(registry, key.sign_hash(attestation_message(registry.epoch,
+                                                                       registry.hash)))
+
+
 def certificate(registry: EpochRegistry, headers: list[BlobHeader], signers: list[int],
                 network_id: int = 0) -> bytes:
     [quorum] = assign_quorums(registry, N)
@@ -136,7 +163,7 @@ def certificate(registry: EpochRegistry, headers: list[BlobHeader], signers: lis
 def test_module_certifies_confirms_finalizes_and_rejects_weak_certificates() -> None:
     chain, registry = Chain(da_config()), make_registry(votes=3)
     disperser = disperser_account(SEED, 0)
-    [ok_epoch, ok_deposit] = chain.block((disperser, "register_epoch", registry.encode()),
+    [ok_epoch, ok_deposit] = chain.block((disperser, "register_epoch", *attested(registry)),
                                          (disperser, "deposit", 1_000))
     assert ok_epoch.ok and ok_deposit.ok
     blob = encode_blob(b"hello 0G DA" * 100, K, N)
@@ -159,7 +186,7 @@ def test_module_certifies_confirms_finalizes_and_rejects_weak_certificates() -> 
 def test_bad_encoding_proof_fails_the_blob_and_slashes_the_deposit() -> None:
     chain, registry = Chain(da_config()), make_registry(votes=3)
     disperser, prover = disperser_account(SEED, 0), da_signer_identity(SEED, 3).account
-    chain.block((disperser, "register_epoch", registry.encode()), (disperser, "deposit", 1_000))
+    chain.block((disperser, "register_epoch", *attested(registry)), (disperser, "deposit", 1_000))
     data = bytes(range(256)) * 20
     honest = encode_blob(data, K, N)
     slices = honest.slices.copy()
@@ -189,7 +216,7 @@ def test_bad_encoding_proof_fails_the_blob_and_slashes_the_deposit() -> None:
 def test_sampling_pays_slot_holders_for_valid_answers() -> None:
     chain, registry = Chain(da_config()), make_registry(votes=3)
     disperser = disperser_account(SEED, 0)
-    chain.block((disperser, "register_epoch", registry.encode()), (disperser, "deposit", 1_000))
+    chain.block((disperser, "register_epoch", *attested(registry)), (disperser, "deposit", 1_000))
     data = np.random.default_rng(5).integers(0, 256, 40_000, dtype=np.uint8).tobytes()
     blob = encode_blob(data, K, N)
     header = BlobHeader(blob.data_root, len(data), 0, 0, 0)
@@ -257,3 +284,51 @@ def test_holders_find_their_valid_answers() -> None:
         assert sampling.is_valid_answer(sampling.answer_quality(
             seed, 0, 0, blob.data_root, line, subline, b"".join(sectors)), 2**255)
         assert len(proofs) == len(sectors)
+
+
+def test_only_c0s_attested_registry_is_accepted() -> None:
+    """A registry with another key, another stake (votes), or not signed by C0's
+    attestation key is rejected with a typed error and leaves the state unchanged."""
+    chain, registry = Chain(da_config()), make_registry(votes=3)
+    disperser = disperser_account(SEED, 0)
+    good = attested(registry)
+    impostor = da_signer_identity(SEED, 9)
+    s0 = registry.signers[0]
+    wrong_key = EpochRegistry(0, registry.seed, (EpochSigner(
+        s0.address, impostor.bls_pubkey, s0.votes,
+        bls.sign(impostor.bls_secret, epoch_message(0, registry.seed))), *registry.signers[1:]))
+    wrong_stake = EpochRegistry(0, registry.seed, (EpochSigner(
+        s0.address, s0.bls_pubkey, 12, s0.signature), *registry.signers[1:]))
+    forged = [
+        [wrong_key.encode(), good[1]],  # C0's signature of another registry
+        [wrong_stake.encode(), good[1]],
+        attested(registry, key=disperser),  # well-formed, but not C0's key
+        [registry.encode(), b"\x00" * 65],  # malformed signature
+    ]
+    before = dict(chain.state)
+    for args in forged:
+        [receipt] = chain.block((disperser, "register_epoch", *args))
+        assert not receipt.ok, args
+        assert "UNTRUSTED" in receipt.error or "attest" in receipt.error, receipt.error
+    changed = {k for k in set(chain.state) | set(before) if chain.state.get(k) != before.get(k)}
+    assert all(b"/epoch/" not in k and b"quorums/" not in k and b"latest_epoch" not in k
+               for k in changed), changed
+    assert chain.query("epoch", 0) is None and chain.query("quorums", 0) == []
+    with pytest.raises(UntrustedRegistry):
+        verify_attested(wrong_stake, good[1], c0_attestor(SEED).address)
+    module = chain.machine.modules["da"]
+    with pytest.raises(UntrustedEpochRegistry):
+        module.tx_register_epoch(_Ctx(chain), *forged[0])
+    [ok] = chain.block((disperser, "register_epoch", *good))
+    assert ok.ok, ok.error
+    assert chain.query("registry_hash", 0) == registry.hash
+
+
+class _Ctx:
+    """Just enough of a tx context to call a module method directly."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.overlay = Overlay(chain.state.get)
+
+    def state(self, name: str) -> ModuleState:
+        return ModuleState(self.overlay, name)

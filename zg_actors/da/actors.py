@@ -53,7 +53,12 @@ from zg_actors.da.errors import (
     UnknownBlob,
 )
 from zg_actors.da.keys import da_signer_identity, disperser_account
-from zg_actors.da.params import SECTOR_BYTES, BlobStatus, signing_threshold
+from zg_actors.da.params import (
+    EPOCH_INTERVAL_S,
+    SECTOR_BYTES,
+    BlobStatus,
+    signing_threshold,
+)
 from zg_actors.da.quorum import EpochRegistry, Quorum, epoch_message
 from zg_actors.da.sampling import find_answers
 from zg_actors.errors import Unavailable, ZgError
@@ -358,6 +363,9 @@ class Disperser:
         self._tasks: list[asyncio.Task] = []
         self._inflight: set[asyncio.Task] = set()
         self._tx_lock = asyncio.Lock()
+        self.epoch_interval_s = EPOCH_INTERVAL_S
+        self._rotator: asyncio.Task | None = None
+        self.rotations = 0
         node_seed = self.config.devnet.key_seed
         self.node_of = {da_signer_identity(node_seed, i).address: i for i in range(da.nodes)}
         # Blobs still PROCESSING lost their slices with the previous process.
@@ -376,15 +384,17 @@ class Disperser:
             self.pool = await asyncio.get_running_loop().run_in_executor(
                 None, EncoderPool, self.config.codec)
         if self.epoch is None:
-            epochs = await ray.get_actor("staking").da_epochs.remote()
-            if epochs == 0:
-                raise Unavailable("no DA epoch is open yet: run deploy_da", epochs=0)
-            self.epoch = epochs - 1
+            current = await ray.get_actor("staking").da_current_epoch.remote()
+            if current < 0:
+                raise Unavailable("no DA epoch is sealed yet: run deploy_da", epochs=0)
+            self.epoch = current
         await self._refresh_networks()
         if not self._tasks:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._networks_forever()),
                            loop.create_task(self._batches_forever())]
+            if self.index == 0 and self.epoch_interval_s > 0:
+                await self.set_epoch_interval(self.epoch_interval_s)
         return {"epoch": self.epoch, "networks": sorted(self.ready)}
 
     async def _networks_forever(self) -> None:
@@ -412,12 +422,22 @@ class Disperser:
                              network_id, exc)
 
     async def _prepare_network(self, network_id: int) -> None:
+        for _ in range(3):  # the epoch may rotate while we prepare: register the new one
+            epoch = self.epoch
+            await self._prepare_network_once(network_id)
+            if self.epoch == epoch:
+                return
+            self.ready.pop(network_id, None)
+        raise Unavailable(f"network {network_id}: epochs rotate faster than it is prepared",
+                          network_id=network_id)
+
+    async def _prepare_network_once(self, network_id: int) -> None:
         assert self.epoch is not None
         nonce = await self.chain.nonce(network_id, self.account.address)
         sent = []
         if await self.chain.query(network_id, "epoch", self.epoch) is None:
-            registry = await ray.get_actor("staking").da_epoch_registry.remote(self.epoch)
-            sent.append(("register_epoch", [registry]))
+            sent.append(("register_epoch", await ray.get_actor(
+                "staking").da_epoch_attested.remote(self.epoch)))
         deposit = await self.chain.query(network_id, "deposit", self.account.address)
         if deposit < self.config.da.disperser_deposit:
             sent.append(("deposit", [self.config.da.disperser_deposit - deposit]))
@@ -442,7 +462,7 @@ class Disperser:
     async def use_epoch(self, epoch: int) -> dict:
         """Send new blobs to `epoch` once its registry is on every network we route to;
         batches already open finish in the epoch they started in."""
-        registry = await ray.get_actor("staking").da_epoch_registry.remote(epoch)
+        posting = await ray.get_actor("staking").da_epoch_attested.remote(epoch)
         for network_id in list(self.ready):
             if await self.chain.query(network_id, "epoch", epoch) is not None:
                 continue
@@ -451,12 +471,12 @@ class Disperser:
                 try:
                     await self.chain.submit(network_id, make_tx(
                         self.account, network_id, nonce, "da", "register_epoch",
-                        [registry]).encoded)
+                        posting).encoded)
                 except Unavailable:
                     nonce = await self.chain.nonce(network_id, self.account.address)
                     await self.chain.submit(network_id, make_tx(
                         self.account, network_id, nonce, "da", "register_epoch",
-                        [registry]).encoded)
+                        posting).encoded)
                 self.ready[network_id] = nonce + 1
         deadline = time.time() + self.config.da.confirm_timeout_s
         for network_id in list(self.ready):
@@ -467,6 +487,40 @@ class Disperser:
                 await asyncio.sleep(POLL_INTERVAL_S)
         self.epoch = epoch
         return {"epoch": epoch, "networks": sorted(self.ready)}
+
+    # ---- epoch rotation on a timer ----------------------------------------------------
+    async def set_epoch_interval(self, seconds: float) -> None:
+        """Rotate epochs every `seconds` (0 stops); only disperser 0 should drive it."""
+        self.epoch_interval_s = seconds  # 0: the loop ends after any rotation under way
+        if seconds > 0 and (self._rotator is None or self._rotator.done()):
+            self._rotator = asyncio.get_running_loop().create_task(self._rotate_forever())
+
+    async def _rotate_forever(self) -> None:
+        while self.epoch_interval_s > 0:
+            await asyncio.sleep(self.epoch_interval_s)
+            if self.epoch_interval_s <= 0:
+                break
+            try:
+                await self.rotate_epoch()
+            except Exception as exc:  # no new block yet, a network busy: next time
+                log.warning("disperser %d: epoch rotation failed: %s", self.index, exc)
+
+    async def rotate_epoch(self) -> int:
+        """Open and seal the next epoch at C0 (new seed, current stakes, new tickets and
+        quorums), register it on every network and move every disperser to it."""
+        epoch = await open_epoch_async(self.config)
+        await self.use_epoch(epoch)
+        others = []
+        for i in range(self.config.da.dispersers):
+            if i != self.index:
+                try:
+                    others.append(ray.get_actor(disperser_name(i)))
+                except ValueError:
+                    continue
+        await asyncio.gather(*[d.use_epoch.remote(epoch) for d in others])
+        self.rotations += 1
+        log.info("disperser %d: rotated to DA epoch %d", self.index, epoch)
+        return epoch
 
     # ---- dispersal -------------------------------------------------------------------
     def _record(self, key: bytes) -> dict:
@@ -709,7 +763,9 @@ class Disperser:
         return {"index": self.index, "epoch": self.epoch, "networks": sorted(self.ready),
                 "load": dict(self.load), "certificates": dict(self.certificates),
                 "statuses": {BlobStatus(s).name: c for s, c in counts.items()},
-                "latencies": list(self.latencies), "queued": len(self.queue)}
+                "latencies": list(self.latencies), "queued": len(self.queue),
+                "epoch_rotations": self.rotations,
+                "rotating": self._rotator is not None and not self._rotator.done()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -761,8 +817,70 @@ def open_epoch(config: Config, nodes: list[Any], timeout_s: float = 60.0) -> int
             if time.time() > deadline:
                 raise Unavailable(f"could not open DA epoch {epochs}: {exc}") from exc
         time.sleep(0.5)
-    ray.get([node.join_epoch.remote(epoch) for node in nodes], timeout=timeout_s)
-    return epoch
+    pending = list(nodes)
+    while pending and time.time() < deadline + timeout_s:
+        refs = [node.join_epoch.remote(epoch) for node in pending]
+        failed = []
+        for node, ref in zip(pending, refs, strict=True):
+            try:
+                ray.get(ref, timeout=timeout_s)
+            except Exception as exc:  # a node restarting: ask it again
+                log.info("DA epoch %d: a node did not join yet: %s", epoch, str(exc)[:200])
+                failed.append(node)
+        pending = failed
+        if pending:
+            time.sleep(1.0)
+    while True:  # C0 commits to the registry (after the ticket window if a node is missing)
+        try:
+            ray.get(staking.da_seal_epoch.remote(epoch), timeout=timeout_s)
+            return epoch
+        except Exception as exc:
+            if time.time() > deadline + 3 * timeout_s:
+                raise Unavailable(f"DA epoch {epoch} could not be sealed: {exc}") from exc
+        time.sleep(1.0)
+
+
+async def open_epoch_async(config: Config, timeout_s: float = 60.0) -> int:
+    """open_epoch from inside an actor: seed from the first network's latest certified
+    block, tickets from every reachable DA node, then C0 seals the registry (at once when
+    every signer sent its ticket, else after the ticket window)."""
+    staking, manager = ray.get_actor("staking"), ray.get_actor("networks")
+    networks = await manager.active_networks.remote()
+    if not networks:
+        raise Unavailable("DA epochs are seeded by network blocks: launch a network first")
+    handles = list((await manager.validator_handles.remote(min(networks))).values())
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            heights = await asyncio.wait_for(asyncio.gather(
+                *[h.committed_height.remote() for h in handles], return_exceptions=True),
+                CALL_TIMEOUT_S)
+            best = max((h, i) for i, h in enumerate(heights) if isinstance(h, int))
+            [(block_raw, cert_raw)] = await asyncio.wait_for(
+                handles[best[1]].get_blocks.remote(best[0], 1), CALL_TIMEOUT_S)
+            header = Block.decode(block_raw).header.encode()
+            epoch = await staking.da_open_epoch.remote(header, cert_raw)
+            break
+        except Exception as exc:  # no new block yet, or a validator restarting
+            if time.time() > deadline:
+                raise Unavailable(f"could not open the next DA epoch: {exc}") from exc
+        await asyncio.sleep(0.5)
+    nodes = []
+    for i in range(config.da.nodes):
+        try:
+            nodes.append(ray.get_actor(da_node_name(i)))
+        except ValueError:
+            continue  # a node that is gone gets no tickets this epoch
+    await asyncio.wait_for(asyncio.gather(*[n.join_epoch.remote(epoch) for n in nodes],
+                                          return_exceptions=True), timeout_s)
+    while True:
+        try:
+            await staking.da_seal_epoch.remote(epoch)
+            return epoch
+        except Exception as exc:  # a signer missing: C0 seals after the ticket window
+            if time.time() > deadline + timeout_s:
+                raise Unavailable(f"DA epoch {epoch} could not be sealed: {exc}") from exc
+        await asyncio.sleep(1.0)
 
 
 def advance_epoch(config: Config, nodes: list[Any], dispersers: list[Any]) -> int:
@@ -783,8 +901,10 @@ def find_da(config: Config) -> dict[str, list[Any]]:
         raise Unavailable("DA is not running in this namespace: run `zg da up`") from exc
 
 
-def deploy_da(config: Config, detached: bool = False) -> dict[str, Any]:
-    """Register the DA signers, start DA nodes and dispersers, open an epoch if none is."""
+def deploy_da(config: Config, detached: bool = False,
+              epoch_interval_s: float | None = None) -> dict[str, Any]:
+    """Register the DA signers, start DA nodes and dispersers, open an epoch if none is;
+    with epoch_interval_s > 0 disperser 0 rotates epochs on that timer."""
     data_dir = str(Path(config.data_dir).resolve())
     lifetime = {"lifetime": "detached"} if detached else {}
     config_dict = config.to_dict()
@@ -794,7 +914,7 @@ def deploy_da(config: Config, detached: bool = False) -> dict[str, Any]:
              for i in range(config.da.nodes)]
     # Each signer proves possession of its BLS key itself (slow in py_ecc): in parallel.
     ray.get([nodes[i].register.remote() for i in unregistered], timeout=300)
-    if ray.get(ray.get_actor("staking").da_epochs.remote()) == 0:
+    if ray.get(ray.get_actor("staking").da_current_epoch.remote()) < 0:
         open_epoch(config, nodes)
     dispersers = [Disperser.options(name=disperser_name(i),
                                     num_cpus=config.da.disperser_num_cpus,
@@ -802,6 +922,8 @@ def deploy_da(config: Config, detached: bool = False) -> dict[str, Any]:
                                                                            data_dir)
                   for i in range(config.da.dispersers)]
     ray.get([d.start.remote() for d in dispersers], timeout=120)
+    if epoch_interval_s is not None:
+        ray.get(dispersers[0].set_epoch_interval.remote(epoch_interval_s), timeout=30)
     return {"nodes": nodes, "dispersers": dispersers}
 
 

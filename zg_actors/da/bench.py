@@ -54,8 +54,20 @@ def make_payloads(count: int, size: int, seed: int = 7) -> list[bytes]:
 
 
 def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
-                 window: int = 16, say: Callable[[str], None] = lambda _: None) -> dict:
-    """Keep `window` blobs in flight for duration_s, then wait for the rest to settle."""
+                 window: int = 16, say: Callable[[str], None] = lambda _: None,
+                 more: Callable[[], bool] | None = None, max_s: float = 0.0) -> dict:
+    """Keep `window` blobs in flight for duration_s, then wait for the rest to settle.
+    With `more`, keep offering past duration_s (up to max_s) while more() is true (asked
+    about once a second)."""
+    asked = {"at": 0.0, "more": False}
+
+    def want_more(now: float) -> bool:
+        if more is None or now - start >= max_s:
+            return False
+        if now - asked["at"] >= 1.0:
+            asked["at"], asked["more"] = now, more()
+        return asked["more"]
+
     payloads = make_payloads(window, blob_bytes)
     submitted: dict[bytes, float] = {}
     outstanding: dict[bytes, float] = {}
@@ -66,7 +78,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
     next_report = start + 5.0
     while True:
         now = time.time()
-        offering = now - start < duration_s
+        offering = now - start < duration_s or want_more(now)
         if not offering and (not outstanding or now - start > duration_s + SETTLE_TIMEOUT_S):
             break
         while offering and len(outstanding) < window:

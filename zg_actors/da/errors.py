@@ -27,6 +27,12 @@ class InvalidTicket(DAError, InvalidProof):
     code = "INVALID_TICKET"
 
 
+class UntrustedRegistry(DAError, InvalidProof):
+    """An epoch registry that does not carry C0's attestation of exactly its contents."""
+
+    code = "UNTRUSTED_EPOCH_REGISTRY"
+
+
 class InvalidDACertificate(DAError, InvalidProof):
     code = "INVALID_DA_CERTIFICATE"
 

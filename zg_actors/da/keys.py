@@ -43,3 +43,10 @@ def da_signer_identity(seed: str, index: int) -> SignerIdentity:
 def disperser_account(seed: str, index: int) -> Account:
     """Pays certificate txs and holds the deposit on every network (funded at genesis)."""
     return Account.from_seed(f"{seed}/da-disperser/{index}".encode())
+
+
+@lru_cache(maxsize=16)
+def c0_attestor(seed: str) -> Account:
+    """C0's DA attestation key: signs each sealed epoch registry's hash. Its address is
+    fixed in every network's `da` module at genesis (zg_actors.da.module)."""
+    return Account.from_seed(f"{seed}/c0-da-attestor".encode())

@@ -31,6 +31,8 @@ from zg_actors.crypto.merkle import proof_from_list, verify_proof
 from zg_actors.da import sampling
 from zg_actors.da.blob import BlobHeader, commit_slices, slice_length, verify_slice
 from zg_actors.da.certificate import DACertificate, verify_da_certificate
+from zg_actors.da.errors import UntrustedRegistry
+from zg_actors.da.keys import c0_attestor
 from zg_actors.da.params import (
     SAMPLING_EPOCH_WINDOW,
     SAMPLING_INITIAL_TARGET,
@@ -40,7 +42,7 @@ from zg_actors.da.params import (
     SECTORS_PER_SUBLINE,
     BlobStatus,
 )
-from zg_actors.da.quorum import EpochRegistry, Quorum, assign_quorums
+from zg_actors.da.quorum import EpochRegistry, Quorum, assign_quorums, verify_attested
 from zg_actors.errors import ZgError
 
 MODULE = "da"
@@ -53,6 +55,12 @@ class DAModuleError(ModuleError):
     code = "DA_MODULE_ERROR"
 
 
+class UntrustedEpochRegistry(DAModuleError):
+    """A posted epoch registry without C0's attestation of exactly its contents."""
+
+    code = "UNTRUSTED_EPOCH_REGISTRY"
+
+
 @dataclass(frozen=True)
 class DAModuleParams:
     k: int
@@ -63,6 +71,7 @@ class DAModuleParams:
     slash_fraction_bps: int  # of the deposit, paid to a bad-encoding prover
     blob_fee: int  # per certified blob, into the sampling pool
     sampling_base_reward: int  # minted per valid sampling answer
+    c0_attestor: bytes = b""  # address of C0's DA attestation key (fixed at genesis)
     sampling_round_blocks: int = SAMPLING_ROUND_BLOCKS
     sampling_epoch_window: int = SAMPLING_EPOCH_WINDOW
 
@@ -117,6 +126,7 @@ class DAModule(Module):
     def genesis(self, state: ModuleState) -> None:
         state.put_int(b"target", SAMPLING_INITIAL_TARGET)
         state.put(b"seed", keccak256(b"zg-da/sampling-genesis"))
+        state.put(b"c0_attestor", self.params.c0_attestor)
 
     def _registry(self, state: ModuleState, epoch: int) -> EpochRegistry:
         raw = state.get(b"epoch/" + _u64(epoch))
@@ -158,11 +168,19 @@ class DAModule(Module):
             state.put_int(b"answers", 0)
 
     # ---- epochs ----------------------------------------------------------------------
-    def tx_register_epoch(self, ctx: Context, registry_raw: Decoded) -> Decoded:
-        """Post an epoch's signer registry (as C0 recorded it); its quorums follow from
-        the verified tickets, so a forged ticket signature fails the tx."""
+    def tx_register_epoch(self, ctx: Context, registry_raw: Decoded,
+                          attestation: Decoded) -> Decoded:
+        """Post an epoch's signer registry as C0 sealed it. It must carry C0's signature of
+        its hash (keys, votes, seed, tickets) by the attestation key fixed at this network's
+        genesis, so only C0's registry is accepted (anyone may relay it); its quorums follow
+        from the verified tickets, so a forged ticket signature fails the tx too."""
         registry = EpochRegistry.decode(as_bytes(registry_raw))
         state = ctx.state(MODULE)
+        attestor = state.get(b"c0_attestor") or self.params.c0_attestor
+        try:
+            verify_attested(registry, as_bytes(attestation), attestor)
+        except UntrustedRegistry as exc:
+            raise UntrustedEpochRegistry(f"da.register_epoch: {exc}", **exc.details) from exc
         if state.get(b"epoch/" + _u64(registry.epoch)) is not None:
             raise DAModuleError(f"epoch {registry.epoch} is already registered",
                                 epoch=registry.epoch)
@@ -344,6 +362,10 @@ class DAModule(Module):
         raw = state.get_obj(b"quorums/" + _u64(epoch))
         return [[as_int(h) for h in as_list(q)] for q in as_list(raw)] if raw else []
 
+    def query_registry_hash(self, state: ModuleState, epoch: int) -> bytes | None:
+        raw = state.get(b"epoch/" + _u64(epoch))
+        return keccak256(raw) if raw is not None else None
+
     def query_deposit(self, state: ModuleState, address: bytes) -> int:
         return state.get_int(b"deposit/" + address)
 
@@ -362,4 +384,5 @@ class DAModule(Module):
 def da_module_params(config: Config) -> DAModuleParams:
     da = config.da
     return DAModuleParams(da.k, da.n, da.max_quorums, da.finality_depth, da.disperser_deposit,
-                          da.slash_fraction_bps, da.blob_fee, da.sampling_base_reward)
+                          da.slash_fraction_bps, da.blob_fee, da.sampling_base_reward,
+                          c0_attestor(config.devnet.key_seed).address)

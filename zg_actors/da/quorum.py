@@ -17,16 +17,22 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from zg_actors.crypto import bls
-from zg_actors.crypto.accounts import ADDRESS_BYTES
+from zg_actors.crypto.accounts import ADDRESS_BYTES, recover_address
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
-from zg_actors.da.errors import InvalidTicket, UnknownEpoch
+from zg_actors.da.errors import InvalidTicket, UnknownEpoch, UntrustedRegistry
 from zg_actors.da.params import BLS_DOMAIN_EPOCH, MAX_QUORUMS
+from zg_actors.errors import ZgError
 
 
 def epoch_message(epoch: int, seed: bytes) -> bytes:
     """What a signer signs to take part in `epoch`: its tickets derive from the signature."""
     return keccak256(encode([BLS_DOMAIN_EPOCH, epoch, seed]))
+
+
+def attestation_message(epoch: int, registry_hash: bytes) -> bytes:
+    """What C0's attestation key signs when it seals an epoch's registry."""
+    return keccak256(encode([b"zg-da/c0-epoch-registry", epoch, registry_hash]))
 
 
 def get_votes(stake: int, tokens_per_vote: int, max_votes: int) -> int:
@@ -145,3 +151,23 @@ def verify_assignment(registry: EpochRegistry, address: bytes, quorum_id: int,
     if sorted(slots) != actual:
         raise InvalidTicket(f"0x{address.hex()} holds slots {actual} of quorum {quorum_id}, "
                             f"not {sorted(slots)}", address=address, quorum_id=quorum_id)
+
+
+def encode_attested(registry: EpochRegistry, signature: bytes) -> list:
+    """The `register_epoch` tx arguments: the registry and C0's signature of its hash."""
+    return [registry.encode(), signature]
+
+
+def verify_attested(registry: EpochRegistry, signature: bytes, attestor: bytes) -> None:
+    """Raise UntrustedRegistry unless C0's attestation key (address `attestor`) signed this
+    exact registry (signers, BLS keys, votes, seed, ticket signatures)."""
+    try:
+        signer = recover_address(attestation_message(registry.epoch, registry.hash), signature)
+    except ZgError as exc:  # malformed signature
+        raise UntrustedRegistry(f"epoch {registry.epoch} registry attestation is malformed: "
+                                f"{exc}", epoch=registry.epoch) from exc
+    if signer != attestor:
+        raise UntrustedRegistry(f"epoch {registry.epoch} registry 0x{registry.hash.hex()[:16]} "
+                                f"is not attested by C0 (signed by 0x{signer.hex()}, C0 is "
+                                f"0x{attestor.hex()})", epoch=registry.epoch,
+                                registry=registry.hash, signer=signer)

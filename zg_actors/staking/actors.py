@@ -23,6 +23,7 @@ from zg_actors.crypto import bls
 from zg_actors.metrics import StakingMetrics
 from zg_actors.staking.genesis import genesis_allocation
 from zg_actors.staking.ledger import (
+    BadArgument,
     BurnProof,
     DoubleSignEvidence,
     StakingLedger,
@@ -194,3 +195,39 @@ class StakingActor:
 
     async def da_epoch_registry(self, epoch: int) -> bytes:
         return self.service.read(lambda ledger: ledger.da_epoch_registry(epoch)).encode()
+
+    async def da_seal_epoch(self, epoch: int) -> bytes:
+        """Seal the epoch's registry at C0 (see StakingLedger.da_seal_epoch); returns the
+        attested posting for the networks' `da` modules."""
+        self._ensure_ticking()
+        from zg_actors.da.params import TICKET_WINDOW_TICKS
+
+        window = TICKET_WINDOW_TICKS
+        self.service._run(lambda ledger: ledger.da_seal_epoch(epoch, window))
+        return await self.da_epoch_attested(epoch)
+
+    async def da_epoch_attested(self, epoch: int) -> list:
+        """[registry, C0 attestation signature] of a sealed epoch: the `register_epoch` tx
+        arguments a network's `da` module accepts (its genesis fixes the attestor)."""
+        from zg_actors.da.keys import c0_attestor
+        from zg_actors.da.quorum import attestation_message, encode_attested
+
+        def read(ledger: Any) -> tuple:
+            return ledger.da_sealed_hash(epoch), ledger.da_epoch_registry(epoch)
+
+        sealed, registry = self.service.read(read)
+        if sealed is None or sealed != registry.hash:
+            raise BadArgument(f"DA epoch {epoch} is not sealed at C0", epoch=epoch)
+        attestor = c0_attestor(self.service.config.devnet.key_seed)
+        return encode_attested(registry, attestor.sign_hash(
+            attestation_message(epoch, registry.hash)))
+
+    async def da_current_epoch(self) -> int:
+        """The latest sealed DA epoch (-1 when none): the one new blobs go to."""
+        def latest(ledger: Any) -> int:
+            for epoch in range(ledger.da_epochs() - 1, -1, -1):
+                if ledger.da_sealed_hash(epoch) is not None:
+                    return epoch
+            return -1
+
+        return self.service.read(latest)

@@ -474,7 +474,32 @@ class StakingLedger:
         if not bls.verify(pubkey, epoch_message(epoch, registry.seed), signature):
             raise InvalidProof(f"epoch {epoch} signature of 0x{address.hex()} does not verify",
                                address=address, epoch=epoch)
+        if self.kv.get(b"daseal/" + u32(epoch)) is not None:
+            raise BadArgument(f"DA epoch {epoch} is sealed: no more tickets", epoch=epoch)
         self.kv.put(b"daticket/" + u32(epoch) + address, signature)
+
+    def da_seal_epoch(self, epoch: int, ticket_window_ticks: int) -> bytes:
+        """Commit C0 to the epoch's registry (signers, BLS keys, votes, seed, tickets): its
+        hash goes into C0's state and no ticket is taken afterwards. Allowed once every
+        signer submitted its ticket, or `ticket_window_ticks` ticks after the epoch opened
+        (so no one can seal early to shut signers out). Returns the registry hash;
+        idempotent."""
+        sealed = self.kv.get(b"daseal/" + u32(epoch))
+        if sealed is not None:
+            return sealed
+        registry = self.da_epoch_registry(epoch)
+        opened_tick = as_int(as_list(decode(self.kv.get(b"daepoch/" + u32(epoch))), 4)[2])
+        missing = sum(1 for s in registry.signers if not s.signature)
+        if missing and self.tick < opened_tick + ticket_window_ticks:
+            raise BadArgument(f"DA epoch {epoch}: {missing} signers have no ticket yet and the "
+                              f"ticket window ends at tick {opened_tick + ticket_window_ticks}",
+                              epoch=epoch, missing=missing, tick=self.tick)
+        self.kv.put(b"daseal/" + u32(epoch), registry.hash)
+        return registry.hash
+
+    def da_sealed_hash(self, epoch: int) -> bytes | None:
+        """C0's commitment to the epoch's registry, once sealed."""
+        return self.kv.get(b"daseal/" + u32(epoch))
 
     def da_epoch_registry(self, epoch: int) -> EpochRegistry:
         """The epoch's signers with the ticket signatures submitted so far."""

@@ -28,6 +28,14 @@ def parse_root(text: str) -> bytes:
     return root
 
 
+def parse_roots(text: str) -> list[bytes]:
+    """One root, or the comma-separated fragment roots of a split file (0G's --roots)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise InvalidInput(f"roots {text!r} have an empty item", root=text)
+    return [parse_root(part) for part in parts]
+
+
 def _read(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -72,27 +80,42 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
         receipt = client.upload(data, args.network, on_progress=step)
     mb_s = receipt["size"] / 1e6 / max(receipt["seconds"], 1e-9)
-    emit(args, {**receipt, "mb_per_s": mb_s}, lambda: console.print(
-        f"root [bold]0x{receipt['root'].hex()}[/]  tx_seq {receipt['tx_seq']}  network "
-        f"{receipt['network_id']}  {receipt['size']:,} bytes, {receipt['segments']} segments "
-        f"in {receipt['seconds']:.2f} s ({mb_s:.1f} MB/s)"))
+
+    def human() -> None:
+        console.print(f"root [bold]0x{receipt['root'].hex()}[/]  tx_seq {receipt['tx_seq']}  "
+                      f"network {receipt['network_id']}  {receipt['size']:,} bytes, "
+                      f"{receipt['segments']} segments in {receipt['seconds']:.2f} s "
+                      f"({mb_s:.1f} MB/s)")
+        if len(receipt["roots"]) > 1:
+            joined = ",".join("0x" + root.hex() for root in receipt["roots"])
+            console.print(f"file uploaded in {len(receipt['roots'])} fragments (over "
+                          f"storage.max_entry_bytes), roots = {joined}")
+            console.print("download it with: zg download ROOT1,ROOT2,... OUT")
+
+    emit(args, {**receipt, "mb_per_s": mb_s}, human)
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
     import time
 
-    root = parse_root(args.root)
+    roots = parse_roots(args.root)
     client = _client(args)
     started = time.time()
     with _bar(args) as bar:
         task = bar.add_task("downloading", total=None)
-        data = client.download(root, on_progress=lambda d, t: bar.update(task, completed=d,
-                                                                           total=t))
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if len(roots) == 1:
+            data = client.download(roots[0], on_progress=step)
+        else:
+            data = client.download_fragments(roots, on_progress=step)
     seconds = time.time() - started
     Path(args.out).write_bytes(data)
-    result = {"root": root, "out": args.out, "size": len(data), "seconds": seconds,
-              "verified": True}
+    result = {"root": roots[0], "roots": roots, "out": args.out, "size": len(data),
+              "seconds": seconds, "verified": True}
     emit(args, result, lambda: console.print(
         f"wrote {len(data):,} bytes to {args.out}; every segment proof and the file root "
         f"verified ({seconds:.2f} s)"))
@@ -100,8 +123,17 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_file_info(args: argparse.Namespace) -> int:
-    root = parse_root(args.root)
+    roots = parse_roots(args.root)
     client = _client(args)
+    if len(roots) > 1:
+        info = client.fragments_info(roots)
+        colour = "green" if info["status"] == STATUS_FINALIZED else "yellow"
+        emit(args, info, lambda: console.print(
+            f"{info['entries']} fragments: {info['size']:,} bytes, {info['segments']} "
+            f"segments, [{colour}]{info['status']}[/] (tx_seqs "
+            f"{[f['tx_seq'] for f in info['fragments']]})"))
+        return 0
+    root = roots[0]
     info = client.file_info(root)
     colour = "green" if info["status"] == STATUS_FINALIZED else "yellow"
     emit(args, info, lambda: console.print(
@@ -126,17 +158,27 @@ def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_su
                         "cluster needed)")
     file_root.add_argument("file")
     upload = command("upload", cmd_upload, "submit FILE to the flow and store its segments "
-                     "on the miners; prints root, tx sequence and network", cluster=True)
+                     "on the miners; prints root, tx sequence and network. A file over "
+                     "storage.max_entry_bytes is split, like 0G's client, into fragments of "
+                     "the largest power of two <= that limit, each its own flow entry; the "
+                     "output then lists every fragment root in order (`roots`)",
+                     cluster=True)
     upload.add_argument("file")
     upload.add_argument("--network", type=int, default=None,
                         help="consensus network id (default: the first active one)")
     download = command("download", cmd_download, "fetch a file by root, verifying every "
-                       "segment proof and the file root", cluster=True)
-    download.add_argument("root")
+                       "segment proof and the file root; for a file uploaded in fragments "
+                       "give ROOT as the comma-separated fragment roots that upload printed "
+                       "(like 0G's --roots): they are fetched, verified and joined in order",
+                       cluster=True)
+    download.add_argument("root", metavar="ROOT",
+                          help="file root, or ROOT1,ROOT2,... for a split file")
     download.add_argument("out")
     info = command("file-info", cmd_file_info, "size, entries and status (UPLOADING or "
-                   "FINALIZED) of a file root", cluster=True)
-    info.add_argument("root")
+                   "FINALIZED) of a file root, or of a split file given as ROOT1,ROOT2,... "
+                   "(FINALIZED once every fragment is)", cluster=True)
+    info.add_argument("root", metavar="ROOT",
+                      help="file root, or ROOT1,ROOT2,... for a split file")
     bench = command("storage", cmd_bench_storage, "upload/download MB/s against the "
                     "single-process file root + erasure encoding; PoRA iterations/s",
                     bench_sub)

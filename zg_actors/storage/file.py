@@ -65,6 +65,32 @@ def segment_length(size: int, index: int) -> int:
     return min(SEGMENT_BYTES, total - index * SEGMENT_BYTES)
 
 
+def fragment_bytes(max_entry_bytes: int) -> int:
+    """Bytes per fragment when a file is split over several flow entries.
+
+    0G's client (transfer/uploader.go SplitableUpload) aligns its `--fragment-size` to a
+    power of two so that every full fragment needs no padding; here the per-entry limit
+    is a hard cap, so the fragment is the largest power of two <= max_entry_bytes.
+    """
+    if max_entry_bytes < SECTOR_BYTES:
+        raise InvalidInput(f"max_entry_bytes must be >= {SECTOR_BYTES}, got {max_entry_bytes}",
+                           max_entry_bytes=max_entry_bytes)
+    return 1 << (max_entry_bytes.bit_length() - 1)
+
+
+def split_fragments(size: int, max_entry_bytes: int) -> list[tuple[int, int]]:
+    """(offset, length) of each flow entry of a `size`-byte file, in file order.
+
+    A file of at most max_entry_bytes is one entry; a bigger one is cut into consecutive
+    fragments of fragment_bytes(max_entry_bytes), the last one shorter.
+    """
+    chunk_count(size)  # rejects a negative size
+    if size <= max_entry_bytes:
+        return [(0, size)]
+    step = fragment_bytes(max_entry_bytes)
+    return [(offset, min(step, size - offset)) for offset in range(0, size, step)]
+
+
 def node_heights(chunks: int) -> list[int]:
     """The submission's node heights: padded chunks as descending powers of two."""
     padded = padded_chunks(chunks)

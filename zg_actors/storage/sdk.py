@@ -25,9 +25,9 @@ from zg_actors.crypto.merkle import merkle_root, proof_from_list
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
 from zg_actors.runtime import unwrap
 from zg_actors.storage.actors import find_miners, redundancy_of, start_miners
-from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED
+from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile
-from zg_actors.storage.file import file_tree, pad, segment_count
+from zg_actors.storage.file import file_tree, pad, segment_count, split_fragments
 from zg_actors.storage.flow import MODULE, storage_fee
 from zg_actors.storage.miner import EntryRef, rebuild_segment
 from zg_actors.storage.placement import client_account, shard_miner
@@ -145,17 +145,51 @@ class StorageClient:
     # ---- upload -------------------------------------------------------------------------
     def upload(self, data: bytes, network_id: int | None = None,
                on_progress: Progress | None = None) -> dict:
-        """Submit `data` and store its segments; returns root, tx_seq, network and timings."""
-        if len(data) > self.config.storage.max_entry_bytes:
-            raise FileTooLarge(f"file of {len(data)} bytes exceeds storage.max_entry_bytes "
-                               f"{self.config.storage.max_entry_bytes} (splitting a file over "
-                               "several entries is not implemented)", size=len(data))
+        """Submit `data` and store its segments; returns root, tx_seq, network and timings.
+
+        A file over storage.max_entry_bytes is split (like 0G's client with
+        --fragment-size) into consecutive fragments, each its own flow entry with its own
+        root and tx_seq. `root`/`tx_seq` are the first fragment's; `roots` lists every
+        fragment root in file order (download them with download_fragments(roots)) and
+        `fragments` gives each one's root, size, tx_seq and segments.
+        """
         networks = self.networks()
         if not networks:
             raise Unavailable("no active consensus network")
         net = networks[0] if network_id is None else network_id
         if net not in networks:
             raise InvalidInput(f"network {net} is not active (active: {networks})", network=net)
+        started = time.time()
+        pieces = split_fragments(len(data), self.config.storage.max_entry_bytes)
+        total = sum(segment_count(length) for _, length in pieces)
+        fragments: list[dict] = []
+        done_before = 0
+        submit_s = 0.0
+        for offset, length in pieces:
+            def step(done: int, _count: int, base: int = done_before) -> None:
+                if on_progress:
+                    on_progress(base + done, total)
+
+            entry = self._upload_entry(net, data[offset:offset + length], step)
+            fragments.append(entry)
+            done_before += entry["segments"]
+            submit_s += entry["submit_s"]
+        done = time.time()
+        first = fragments[0]
+        return {"root": first["root"], "tx_seq": first["tx_seq"], "network_id": net,
+                "size": len(data), "segments": total,
+                "shard_acks": sum(f["shard_acks"] for f in fragments),
+                "roots": [f["root"] for f in fragments],
+                "fragments": [{k: f[k] for k in ("root", "size", "tx_seq", "segments")}
+                              for f in fragments],
+                "submit_s": submit_s, "store_s": done - started - submit_s,
+                "seconds": done - started}
+
+    def _upload_entry(self, net: int, data: bytes, on_progress: Progress | None) -> dict:
+        """One flow entry: submit (unless the root is already on chain), then store."""
+        if len(data) > self.config.storage.max_entry_bytes:  # split_fragments prevents it
+            raise FileTooLarge(f"entry of {len(data)} bytes exceeds storage.max_entry_bytes "
+                               f"{self.config.storage.max_entry_bytes}", size=len(data))
         started = time.time()
         tree = file_tree(data)
         info = self._query(net, "file_info", tree.root)
@@ -165,11 +199,11 @@ class StorageClient:
         acks = 0
         if info["status"] != STATUS_FINALIZED:
             acks = self._send_segments(net, info["tx_seq"], tree, pad(data), on_progress)
-        done = time.time()
-        return {"root": tree.root, "tx_seq": info["tx_seq"], "network_id": net,
-                "size": len(data), "segments": tree.segments, "shard_acks": acks,
-                "submit_s": submitted - started, "store_s": done - submitted,
-                "seconds": done - started}
+        elif on_progress:
+            on_progress(tree.segments, tree.segments)
+        return {"root": tree.root, "tx_seq": info["tx_seq"], "size": len(data),
+                "segments": tree.segments, "shard_acks": acks,
+                "submit_s": submitted - started}
 
     def _send_segments(self, network_id: int, tx_seq: int, tree: Any, padded: bytes,
                        on_progress: Progress | None) -> int:
@@ -245,6 +279,37 @@ class StorageClient:
             raise DataUnavailable(f"segment roots do not build the file root 0x{root.hex()}",
                                   root=root)
         return b"".join(parts)[:entry.size]
+
+    def download_fragments(self, roots: list[bytes],
+                           on_progress: Progress | None = None) -> bytes:
+        """A file uploaded as several entries (upload()'s `roots`): each fragment is
+        downloaded and verified like a whole file, then they are joined in order."""
+        if not roots:
+            raise InvalidInput("no roots to download", roots=0)
+        sizes = [self.file_info(root)["size"] for root in roots]
+        total = sum(segment_count(size) for size in sizes)
+        parts: list[bytes] = []
+        done_before = 0
+        for root, size in zip(roots, sizes, strict=True):
+            def step(done: int, _count: int, base: int = done_before) -> None:
+                if on_progress:
+                    on_progress(base + done, total)
+
+            parts.append(self.download(root, on_progress=step))
+            done_before += segment_count(size)
+        return b"".join(parts)
+
+    def fragments_info(self, roots: list[bytes]) -> dict:
+        """file_info of each fragment root and the whole file: total size and segments,
+        FINALIZED only once every fragment is."""
+        infos = [{**self.file_info(root), "root": root} for root in roots]
+        if not infos:
+            raise InvalidInput("no roots given", roots=0)
+        finalized = all(i["status"] == STATUS_FINALIZED for i in infos)
+        status = STATUS_FINALIZED if finalized else STATUS_UPLOADING
+        return {"roots": list(roots), "size": sum(i["size"] for i in infos),
+                "segments": sum(segment_count(i["size"]) for i in infos),
+                "entries": len(infos), "status": status, "fragments": infos}
 
     def _fetch_shards(self, miners: dict[int, Any], entry: EntryRef,
                       index: int) -> tuple[dict[int, np.ndarray], Any]:
