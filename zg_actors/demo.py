@@ -144,10 +144,14 @@ def run_pillars(deployment: runtime.Deployment, config: Config, say: Any) -> dic
     """Storage, DA and compute on the running networks; each returns its report figures."""
     from zg_actors.compute.demo import run_compute_demo
     from zg_actors.da.demo import run_da_demo
+    from zg_actors.storage.actors import stop_miners
     from zg_actors.storage.demo import run_storage_demo
 
-    return {"storage": run_storage_demo(deployment, config, say),
-            "da": run_da_demo(deployment, config, say),
+    storage = run_storage_demo(deployment, config, say)
+    # Each pillar hands its CPUs back before the next: the embedded Ray has only
+    # `ray.num_cpus` (2), and DA launches a network of its own while it disperses.
+    stop_miners(config)
+    return {"storage": storage, "da": run_da_demo(deployment, config, say),
             "compute": run_compute_demo(deployment, config, say)}
 
 
