@@ -92,7 +92,6 @@ def shutdown() -> None:
 
 def teardown() -> list[str]:
     """Kill every zg actor and placement group of the namespace; data on disk stays."""
-    removed = []
     try:
         manager = ray.get_actor(NETWORK_MANAGER_NAME)
         ray.get(manager.shutdown.remote())
@@ -102,6 +101,12 @@ def teardown() -> list[str]:
     # compute providers go too, whoever started them.
     names = [RELAYER_NAME, NETWORK_MANAGER_NAME, STAKING_ACTOR_NAME]
     names += sorted(set(ray.util.list_named_actors()) - set(names))
+    return kill_named(names)
+
+
+def kill_named(names: list[str]) -> list[str]:
+    """Kill the named actors of this namespace that exist; returns the names killed."""
+    removed = []
     for name in names:
         try:
             ray.kill(ray.get_actor(name), no_restart=True)

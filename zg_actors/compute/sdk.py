@@ -31,7 +31,7 @@ from zg_actors.compute.request import Receipt, fee_cap, fee_for, sign_request
 from zg_actors.crypto.accounts import Account, parse_address
 from zg_actors.crypto.encoding import encode
 from zg_actors.errors import InvalidSignature, Unavailable, ZgError
-from zg_actors.runtime import unwrap
+from zg_actors.runtime import call as _get
 
 COMMIT_TIMEOUT_S = 30.0
 COMMIT_POLL_S = 0.05
@@ -106,17 +106,6 @@ class ChainClient:
             raise ChainTxFailed(f"{method} tx 0x{tx.hash.hex()} committed but its call failed "
                                 f"(only the tx fee was taken)", method=method, tx=tx.hash)
         return tx.hash
-
-
-def _get(ref: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
-    """ray.get that raises the product's own error type where there is one."""
-    try:
-        return ray.get(ref, timeout=timeout)
-    except ray.exceptions.RayTaskError as exc:
-        inner = unwrap(exc)
-        if isinstance(inner, ZgError):
-            raise inner from None
-        raise
 
 
 def resolve_provider(text: str, seed: str) -> bytes:

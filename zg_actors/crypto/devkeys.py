@@ -15,10 +15,12 @@ from zg_actors.crypto.accounts import Account
 
 
 @dataclass(frozen=True)
-class ValidatorIdentity:
+class BlsIdentity:
+    """An account plus a BLS key: a validator (votes) or a DA signer (tickets, batches)."""
+
     index: int
-    account: Account  # rewards, evidence identity
-    bls_secret: int  # signs votes
+    account: Account  # rewards, stake, evidence identity
+    bls_secret: int  # signs votes, or epoch tickets and batch roots
 
     @property
     def address(self) -> bytes:
@@ -34,10 +36,18 @@ def _pubkey(secret: int) -> bytes:
     return bls.sk_to_pk(secret)
 
 
-@lru_cache(maxsize=1024)
-def validator_identity(seed: str, index: int) -> ValidatorIdentity:
-    return ValidatorIdentity(index, Account.from_seed(f"{seed}/validator/{index}".encode()),
-                             bls.keygen(f"{seed}/validator-bls/{index}".encode()))
+ValidatorIdentity = BlsIdentity
+
+
+@lru_cache(maxsize=2048)
+def bls_identity(seed: str, role: str, index: int) -> BlsIdentity:
+    """The identity number `index` of a role ("validator", "da-signer")."""
+    return BlsIdentity(index, Account.from_seed(f"{seed}/{role}/{index}".encode()),
+                       bls.keygen(f"{seed}/{role}-bls/{index}".encode()))
+
+
+def validator_identity(seed: str, index: int) -> BlsIdentity:
+    return bls_identity(seed, "validator", index)
 
 
 @lru_cache(maxsize=4096)

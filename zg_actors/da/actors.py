@@ -62,6 +62,7 @@ from zg_actors.da.params import (
 from zg_actors.da.quorum import EpochRegistry, Quorum, epoch_message
 from zg_actors.da.sampling import find_answers
 from zg_actors.errors import Unavailable, ZgError
+from zg_actors.runtime import kill_named
 from zg_actors.staking.ledger import C0_NETWORK_ID
 from zg_actors.store import Store
 
@@ -928,13 +929,6 @@ def deploy_da(config: Config, detached: bool = False,
 
 
 def teardown_da(config: Config) -> list[str]:
-    removed = []
     names = [da_node_name(i) for i in range(config.da.nodes)]
     names += [disperser_name(i) for i in range(config.da.dispersers)]
-    for name in names:
-        try:
-            ray.kill(ray.get_actor(name), no_restart=True)
-            removed.append(name)
-        except ValueError:
-            continue
-    return removed
+    return kill_named(names)

@@ -6,37 +6,16 @@ seed and its index. Devnets and tests only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
-from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
+from zg_actors.crypto.devkeys import BlsIdentity, bls_identity
+
+SignerIdentity = BlsIdentity
 
 
-@dataclass(frozen=True)
-class SignerIdentity:
-    index: int
-    account: Account  # stakes at C0, answers sampling rounds
-    bls_secret: int  # signs epoch tickets and batch roots
-
-    @property
-    def address(self) -> bytes:
-        return self.account.address
-
-    @property
-    def bls_pubkey(self) -> bytes:
-        return _pubkey(self.bls_secret)
-
-
-@lru_cache(maxsize=1024)
-def _pubkey(secret: int) -> bytes:
-    return bls.sk_to_pk(secret)
-
-
-@lru_cache(maxsize=1024)
-def da_signer_identity(seed: str, index: int) -> SignerIdentity:
-    return SignerIdentity(index, Account.from_seed(f"{seed}/da-signer/{index}".encode()),
-                          bls.keygen(f"{seed}/da-signer-bls/{index}".encode()))
+def da_signer_identity(seed: str, index: int) -> BlsIdentity:
+    return bls_identity(seed, "da-signer", index)
 
 
 @lru_cache(maxsize=256)

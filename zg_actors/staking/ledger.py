@@ -345,13 +345,10 @@ class StakingLedger:
         self._add(b"supply", -value)
         self._add(b"burned", value)
 
-    def _tx_register_validator(self, sender: bytes, bls_pubkey: Decoded, pop: Decoded,
-                               amount: Decoded) -> None:
-        """A validator's BLS key must come with a proof of possession: without it, a
-        rogue key could forge aggregate signatures of others."""
+    def _bls_stake(self, sender: bytes, bls_pubkey: Decoded, pop: Decoded,
+                   amount: Decoded) -> tuple[bytes, int]:
+        """Checks shared by validator and DA-signer registration, then takes the stake."""
         pubkey = as_bytes(bls_pubkey)
-        if self.kv.get(_val(sender)) is not None:
-            raise BadArgument(f"0x{sender.hex()} is already a validator", address=sender)
         if not bls.pop_verify(pubkey, as_bytes(pop)):
             raise InvalidProof("BLS proof of possession does not verify", pubkey=pubkey)
         value = _amount(amount, "amount")
@@ -359,6 +356,15 @@ class StakingLedger:
             raise BadArgument(f"stake {value} below the minimum {self.params.min_stake}",
                               amount=value, minimum=self.params.min_stake)
         self._debit(sender, value)
+        return pubkey, value
+
+    def _tx_register_validator(self, sender: bytes, bls_pubkey: Decoded, pop: Decoded,
+                               amount: Decoded) -> None:
+        """A validator's BLS key must come with a proof of possession: without it, a
+        rogue key could forge aggregate signatures of others."""
+        if self.kv.get(_val(sender)) is not None:
+            raise BadArgument(f"0x{sender.hex()} is already a validator", address=sender)
+        pubkey, value = self._bls_stake(sender, bls_pubkey, pop, amount)
         self._put_validator(ValidatorRecord(sender, pubkey, value, False, 0))
         self._add(b"total_staked", value)
 
@@ -419,16 +425,9 @@ class StakingLedger:
                                amount: Decoded) -> None:
         """As register_validator: the proof of possession keeps rogue keys out of the
         aggregate signatures of DA certificates."""
-        pubkey = as_bytes(bls_pubkey)
         if self.kv.get(b"dasig/" + sender) is not None:
             raise BadArgument(f"0x{sender.hex()} is already a DA signer", address=sender)
-        if not bls.pop_verify(pubkey, as_bytes(pop)):
-            raise InvalidProof("BLS proof of possession does not verify", pubkey=pubkey)
-        value = _amount(amount, "amount")
-        if value < self.params.min_stake:
-            raise BadArgument(f"stake {value} below the minimum {self.params.min_stake}",
-                              amount=value, minimum=self.params.min_stake)
-        self._debit(sender, value)
+        pubkey, value = self._bls_stake(sender, bls_pubkey, pop, amount)
         raw = self.kv.get(b"dasigners")
         addresses = [as_bytes(a) for a in as_list(decode(raw))] if raw else []
         self.kv.put(b"dasigners", encode(sorted([*addresses, sender])))

@@ -23,7 +23,7 @@ from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
 from zg_actors.crypto.merkle import merkle_root, proof_from_list
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
-from zg_actors.runtime import unwrap
+from zg_actors.runtime import call as _call
 from zg_actors.storage.actors import find_miners, redundancy_of, start_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile
@@ -38,16 +38,6 @@ IN_FLIGHT_SEGMENTS = 16  # segments per window sent before waiting (bounds objec
 FETCH_RETRIES = 5  # extra rounds when fewer than k shards came back
 FETCH_RETRY_WAIT_S = 1.0
 Progress = Callable[[int, int], None]  # (segments done, segments total)
-
-
-def _call(ref: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
-    try:
-        return ray.get(ref, timeout=timeout)
-    except ray.exceptions.RayTaskError as exc:
-        inner = unwrap(exc)
-        if isinstance(inner, ZgError):
-            raise inner from None
-        raise
 
 
 class StorageClient:
