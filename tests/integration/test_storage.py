@@ -15,6 +15,7 @@ from zg_actors.cli import main
 from zg_actors.errors import ZgError
 from zg_actors.storage.actors import StorageMiner, miner_name, stop_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED
+from zg_actors.storage.errors import WrongEntry
 from zg_actors.storage.file import file_tree, pad, split_fragments
 from zg_actors.storage.sdk import StorageClient
 
@@ -94,6 +95,16 @@ def test_upload_download_reject_mine_lose_a_miner_and_rebuild(storage, tmp_path,
         ray.get(miner.store_segment.remote(network_id, receipt["tx_seq"], 0,
                                            np.frombuffer(other_data, dtype=np.uint8),
                                            file_tree(other_data).proof(0).to_list()))
+    # Shards that prove a different root than the chain records at that tx sequence
+    # (what a client sending ahead of its commit meets when another submission took the
+    # sequence) are refused by name, and nothing is stored.
+    other_tree = file_tree(other_data, keep_height=9)
+    rows = np.frombuffer(other_data, dtype=np.uint8).copy()
+    with pytest.raises(ray.exceptions.RayTaskError) as info:
+        ray.get(miner.store_shards.remote(
+            network_id, receipt["tx_seq"], other_tree.root, len(other_data), rows,
+            [[0, [0, 1], SEGMENT_BYTES // 2, [], other_tree.proof(0).to_list()]]))
+    assert isinstance(runtime.unwrap(info.value), WrongEntry)
     assert ray.get(miner.stats.remote())["shards"] == before
     # PoRA: a miner rebuilds its own replica of the flow from the others, seals it,
     # mines a context and the `mine` module pays its answers.

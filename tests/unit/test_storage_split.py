@@ -77,7 +77,7 @@ class FakeChain:
         if on_progress:
             on_progress(tree.segments, tree.segments)
         return {"root": tree.root, "tx_seq": seq, "size": len(data), "segments": tree.segments,
-                "shard_acks": tree.segments, "submit_s": 0.0}
+                "shard_acks": tree.segments, "seconds": 0.0}
 
     def file_info(self, root: bytes, network_id: int | None = None) -> dict:
         entry = self.entries[root]

@@ -18,6 +18,7 @@ from zg_actors.erasure.backends import (
 )
 from zg_actors.erasure.code import (
     SECTOR_BYTES,
+    data_matrix,
     decode,
     encode,
     encode_data,
@@ -38,7 +39,7 @@ from zg_actors.erasure.field import MAX_SHARDS, encoding_matrix, parity_matrix
 __all__ = [
     "ENV_BACKEND", "MAX_SHARDS", "SECTOR_BYTES", "Backend", "InvalidCodeParameters",
     "InvalidShardData", "TooFewShards", "UnequalShardLengths", "UnknownBackend",
-    "UnknownShardIndex", "available_backends", "backend_name", "decode", "encode",
+    "UnknownShardIndex", "available_backends", "backend_name", "data_matrix", "decode", "encode",
     "encode_data", "encode_parity", "encoding_matrix", "get_backend", "parity_matrix",
     "recover_data", "shard_length", "use", "use_fastest",
 ]

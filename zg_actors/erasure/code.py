@@ -81,6 +81,21 @@ def shard_rows(rows: int, length: int) -> np.ndarray:
     return np.empty((rows, stride), dtype=np.uint8)[:, :length]
 
 
+def data_matrix(payload: BytesLike, k: int, unit: int = SECTOR_BYTES) -> np.ndarray:
+    """The k data rows of `payload` as encode() lays them out (zero-padded), k x L.
+
+    A payload that fills the k rows exactly comes back as a view, without a copy.
+    """
+    check_unit(unit)
+    data = as_byte_array(payload, "payload")
+    length = shard_length(len(data), k, unit)
+    if length * k == len(data):
+        return data.reshape(k, length)
+    matrix = np.zeros((k, length), dtype=np.uint8)
+    matrix.reshape(-1)[:len(data)] = data
+    return matrix
+
+
 def encode(payload: BytesLike, k: int, m: int, unit: int = SECTOR_BYTES,
            backend: Backend | str | None = None) -> np.ndarray:
     """The k + m shards of `payload`, as a (k + m) x shard_length uint8 array.
@@ -112,7 +127,7 @@ def _check_data_matrix(data: Any, m: int) -> np.ndarray:
 
 
 def encode_parity(data: np.ndarray, m: int, backend: Backend | str | None = None) -> np.ndarray:
-    """The m parity rows of an already laid-out k x L data matrix."""
+    """The m parity rows of an already laid-out k x L data matrix (see data_matrix)."""
     data = _check_data_matrix(data, m)
     parity = shard_rows(m, data.shape[1])
     _backend(backend).matmul(parity_matrix(data.shape[0], m), list(data), list(parity))

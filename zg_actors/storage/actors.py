@@ -24,15 +24,23 @@ from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
-from zg_actors.storage.errors import DataUnavailable, UnknownFile
+from zg_actors.storage.errors import DataUnavailable, UnknownEntry, UnknownFile, WrongEntry
 from zg_actors.storage.flow import node_positions
-from zg_actors.storage.miner import EntryRef, MinerStore, Redundancy, rebuild_segment
+from zg_actors.storage.miner import (
+    EntryRef,
+    MinerStore,
+    Redundancy,
+    rebuild_segment,
+    unpack_deliveries,
+)
 from zg_actors.storage.placement import miner_account, shard_miner
 from zg_actors.storage.pora import FlowReplica, miner_id, search
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time is skipped
 CONFIRM_INTERVAL_S = 0.5  # how often pending confirmations are sent on chain
+ENTRY_WAIT_S = 30.0  # how long shards sent ahead of their submission wait for its commit
+ENTRY_POLL_S = 0.05  # how often the chain is asked whether that submission is committed
 
 
 def miner_name(index: int) -> str:
@@ -96,12 +104,20 @@ class StorageMiner:
             self._validators[network_id] = list(handles.values())
         return self._validators[network_id]
 
-    async def _entry(self, network_id: int, tx_seq: int) -> EntryRef:
-        """The entry's root and size as the chain records them (immutable once submitted)."""
+    async def _entry(self, network_id: int, tx_seq: int, wait_s: float = 0.0) -> EntryRef:
+        """The entry's root and size as the chain records them (immutable once submitted);
+        with `wait_s`, an entry not committed yet is waited for that long."""
         key = (network_id, tx_seq)
-        if key not in self._entries:
-            info = await _first_answer(await self._handles(network_id), "query", "flow",
-                                       "entry", (tx_seq,))
+        deadline = time.monotonic() + wait_s
+        while key not in self._entries:
+            try:
+                info = await _first_answer(await self._handles(network_id), "query", "flow",
+                                           "entry", (tx_seq,))
+            except UnknownEntry:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(ENTRY_POLL_S)
+                continue
             self._entries[key] = EntryRef(network_id, tx_seq, info["root"], info["size"])
         return self._entries[key]
 
@@ -118,20 +134,36 @@ class StorageMiner:
             raise
         return {"miner": self.index, "segment": index, "shard": shard}
 
-    async def store_segments(self, network_id: int, tx_seq: int, indexes: list[int],
-                             segments: list[Any], proofs: list[list]) -> dict:
-        """store_segment for several segments (ObjectRefs) in one call and one LMDB write."""
+    async def store_shards(self, network_id: int, tx_seq: int, root: bytes, size: int,
+                           rows: np.ndarray, deliveries: list[list]) -> dict:
+        """Store this miner's shard of several segments of entry `tx_seq` in one call and
+        one synced LMDB write; the answer is the acknowledgement.
+
+        `rows` packs the data rows of every delivery, in order; each delivery is
+        [segment index, [data row indexes], row bytes, subtree roots, segment proof]
+        (miner.ShardDelivery): a data miner gets its own row and the k subtree roots, a
+        parity miner all k rows. The shards are checked against `root` and `size` as
+        soon as they arrive, so a client may send them while its submission is being
+        committed; they are stored only once the chain records that root at `tx_seq`
+        (WrongEntry if it records another).
+        """
         self._ensure_confirmer()
-        entry = await self._entry(network_id, tx_seq)
-        arrays = await asyncio.gather(*segments)
+        claimed = EntryRef(network_id, tx_seq, bytes(root), int(size))
         try:
-            shards = self.core.accept_segments(
-                entry, [(index, array, proof_from_list(proof))
-                        for index, array, proof in zip(indexes, arrays, proofs, strict=True)])
+            parsed = unpack_deliveries(rows, deliveries)
+            verified = self.core.verify_deliveries(claimed, parsed)
+            entry = await self._entry(network_id, tx_seq, wait_s=ENTRY_WAIT_S)
+            if (entry.root, entry.size) != (claimed.root, claimed.size):
+                raise WrongEntry(f"network {network_id} records root 0x{entry.root.hex()} of "
+                                 f"{entry.size} bytes at tx sequence {tx_seq}, not "
+                                 f"0x{claimed.root.hex()} of {claimed.size} bytes",
+                                 tx_seq=tx_seq, root=claimed.root)
+            self.core.put_shards(entry, verified)
         except ZgError:
             self.rejected += 1
             raise
-        return {"miner": self.index, "segments": indexes, "shards": shards}
+        return {"miner": self.index, "segments": [d.index for d in parsed],
+                "shards": [shard for _, shard, _, _ in verified]}
 
     def _ensure_confirmer(self) -> None:
         if self._confirm_task is None or self._confirm_task.done():
@@ -182,6 +214,12 @@ class StorageMiner:
                     return
 
     # ---- downloads and repair --------------------------------------------------------------
+    async def get_shards(self, network_id: int, tx_seq: int,
+                         indexes: list[int]) -> list[dict | None]:
+        """get_shard for several segments in one call."""
+        self._ensure_confirmer()
+        return self.core.get_shards(network_id, tx_seq, indexes)
+
     async def get_shard(self, network_id: int, tx_seq: int, index: int) -> dict | None:
         """This miner's shard of a segment with the segment's proof, or None."""
         self._ensure_confirmer()  # after a restart, pending confirmations resume on first use

@@ -34,6 +34,12 @@ class SegmentRejected(InvalidProof):
     code = "SEGMENT_REJECTED"
 
 
+class WrongEntry(SegmentRejected):
+    """Shards sent for a root that is not the one the chain records at that tx sequence."""
+
+    code = "WRONG_ENTRY"
+
+
 class NotAssigned(InvalidInput):
     code = "NOT_ASSIGNED"
 

@@ -137,6 +137,9 @@ class FileTree:
     segment_roots: tuple[bytes, ...]
     levels: tuple[tuple[bytes, ...], ...]  # over the segment roots, leaves first
     nodes: tuple[Node, ...]
+    # Per segment, the nodes of its own tree at file_tree's `keep_height` (sectors are
+    # height 0): what lets a miner check one data shard without the rest of the segment.
+    subtree_roots: tuple[tuple[bytes, ...], ...] = ()
 
     @property
     def root(self) -> bytes:
@@ -160,13 +163,16 @@ class FileTree:
         return proof_from_levels([list(level) for level in self.levels], index)
 
 
-def file_tree(data: BytesLike) -> FileTree:
-    """Segment roots, file root and submission nodes of `data`."""
+def file_tree(data: BytesLike, keep_height: int | None = None) -> FileTree:
+    """Segment roots, file root and submission nodes of `data`; with `keep_height`, also
+    every segment's tree nodes at that height (FileTree.subtree_roots)."""
     raw = bytes(data)
     padded = pad(raw)
     segment_levels = [merkle_levels(sector_hashes(padded[i:i + SEGMENT_BYTES]))
                       for i in range(0, len(padded), SEGMENT_BYTES)]
     roots = tuple(levels[-1][0] for levels in segment_levels)
+    subtrees = () if keep_height is None else tuple(
+        tuple(levels[min(keep_height, len(levels) - 1)]) for levels in segment_levels)
     levels = tuple(tuple(level) for level in merkle_levels(roots))
     nodes: list[Node] = []
     offset = 0  # in sectors
@@ -181,7 +187,7 @@ def file_tree(data: BytesLike) -> FileTree:
             root = merkle_levels(leaves)[-1][0]
         nodes.append((root, height))
         offset += 1 << height
-    return FileTree(len(raw), roots, levels, tuple(nodes))
+    return FileTree(len(raw), roots, levels, tuple(nodes), subtrees)
 
 
 def file_root(data: BytesLike) -> bytes:
@@ -191,6 +197,56 @@ def file_root(data: BytesLike) -> bytes:
 
 def submission_nodes(data: BytesLike) -> tuple[Node, ...]:
     return file_tree(data).nodes
+
+
+def data_shard_height(segment_bytes: int, k: int) -> int | None:
+    """Height of the subtree of a segment's tree that each of its k data shards is, or None.
+
+    Data shard j of the canonical code is the j-th k-th of the segment. When the
+    segment is a power of two of sectors and k a power of two dividing it, that is
+    exactly the j-th subtree at this height, so the shard can be checked alone: hash
+    it to its subtree root, put that among the other k - 1 subtree roots, and the
+    segment root they build must be proven to the file root.
+    """
+    sectors = segment_bytes // SECTOR_BYTES
+    if sectors * SECTOR_BYTES != segment_bytes or sectors & (sectors - 1) or k & (k - 1) \
+            or sectors < k or sectors == 0:
+        return None
+    return (sectors // k).bit_length() - 1
+
+
+def verify_data_shard(root: bytes, size: int, index: int, shard: int, row: BytesLike,
+                      subtree_roots: Sequence[bytes], k: int, proof: MerkleProof) -> bytes:
+    """Check data shard `shard` (of k) of segment `index` on its own; returns the segment root.
+
+    Raises SegmentRejected when the segment's layout does not allow it, or on a wrong
+    length, subtree root count, data or proof.
+    """
+    count = segment_count(size)
+    if not 0 <= index < count:
+        raise SegmentRejected(f"segment index {index} out of range for {count} segments",
+                              index=index, segments=count)
+    length = segment_length(size, index)
+    if data_shard_height(length, k) is None:
+        raise SegmentRejected(f"segment {index} ({length} bytes) cannot be split into {k} "
+                              "subtrees: send the whole segment", index=index, length=length)
+    if not 0 <= shard < k:
+        raise SegmentRejected(f"shard {shard} is not a data shard of {k}", shard=shard)
+    if len(row) != length // k:
+        raise SegmentRejected(f"data shard {shard} of segment {index} has {len(row)} bytes, "
+                              f"expected {length // k}", index=index, length=len(row))
+    if len(subtree_roots) != k:
+        raise SegmentRejected(f"segment {index}: {len(subtree_roots)} subtree roots, expected "
+                              f"{k}", index=index, subtree_roots=len(subtree_roots))
+    roots = [bytes(r) for r in subtree_roots]
+    roots[shard] = merkle_levels(sector_hashes(bytes(row)))[-1][0]
+    leaf = merkle_levels(roots)[-1][0]
+    try:
+        verify_proof(proof, root, leaf, index, count)
+    except InvalidProof as exc:
+        raise SegmentRejected(f"segment {index}, data shard {shard}: {exc}", index=index,
+                              shard=shard, root=root) from exc
+    return leaf
 
 
 def verify_segment(root: bytes, size: int, index: int, segment: BytesLike,

@@ -1,10 +1,13 @@
 """A storage miner's core (pure): check a segment against the on-chain root, keep its
 own erasure-code shard in LMDB, serve it with the segment's proof, rebuild from peers.
 
-A miner never stores a segment it has not verified: the data must hash to the
-segment root, and the proof must lead from that root at the given index to the
-file root recorded by the `flow` module. Only then is the segment encoded and
-the miner's shard written (synced) to LMDB, and only then is it acknowledged.
+A miner never stores a shard it has not verified. A data miner may get its own
+data row alone, with the segment's k subtree roots: the row must hash to its
+subtree root, the k roots to the segment root, and the proof must lead from that
+to the file root recorded by the `flow` module (file.verify_data_shard). A parity
+miner gets all k data rows, checks them as the whole segment (file.verify_segment)
+and computes its parity row. Only then is the shard written (synced) to LMDB, and
+only then is it acknowledged.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ import numpy as np
 
 from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.merkle import MerkleProof, proof_from_list
+from zg_actors.erasure import data_matrix, encode_parity
 from zg_actors.erasure import decode as ec_decode
-from zg_actors.erasure import encode as ec_encode
 from zg_actors.errors import InvalidInput
 from zg_actors.storage.errors import DataUnavailable, NotAssigned, SegmentRejected
-from zg_actors.storage.file import segment_count, segment_length, verify_segment
+from zg_actors.storage.file import (
+    segment_count,
+    segment_length,
+    verify_data_shard,
+    verify_segment,
+)
 from zg_actors.storage.placement import assigned_segments, miner_shard
 from zg_actors.store import Store
 
@@ -62,8 +70,54 @@ def _key(network_id: int, tx_seq: int, segment: int | None = None) -> bytes:
 
 
 def segment_shard(segment: np.ndarray, shard: int, redundancy: Redundancy) -> np.ndarray:
-    """Row `shard` of the canonical k + m encoding of one segment."""
-    return ec_encode(segment, redundancy.data_shards, redundancy.parity_shards)[shard]
+    """Row `shard` of the canonical k + m encoding of one segment (only that row is computed:
+    a data row is a slice, a parity row needs the parity matmul)."""
+    k = redundancy.data_shards
+    rows = data_matrix(segment, k)
+    if shard < k:
+        return rows[shard]
+    return encode_parity(rows, redundancy.parity_shards)[shard - k]
+
+
+@dataclass(frozen=True)
+class ShardDelivery:
+    """What a client sends one miner for one segment (spec/storage.md "Redundancy").
+
+    `rows` are data rows of the canonical code: either the miner's own data row alone,
+    with the k data rows' subtree roots (data_shard_height), or all k of them, which a
+    parity miner needs and which any miner can check as the whole segment.
+    """
+
+    index: int  # the segment
+    rows: Mapping[int, np.ndarray]
+    proof: MerkleProof  # segment root -> file root
+    subtree_roots: tuple[bytes, ...] = ()
+
+
+def unpack_deliveries(rows: np.ndarray, deliveries: list[list]) -> list[ShardDelivery]:
+    """ShardDeliveries from the wire form: `rows` packs every delivery's data rows in
+    order; each delivery is [segment, [data row indexes], row bytes, subtree roots, proof].
+    InvalidInput names what does not fit."""
+    packed = np.asarray(rows)
+    if packed.dtype != np.uint8 or packed.ndim != 1:
+        raise InvalidInput(f"packed rows must be a 1-D uint8 array, got {packed.dtype} with "
+                           f"shape {packed.shape}", shape=packed.shape)
+    out = []
+    offset = 0
+    try:
+        for index, row_ids, row_bytes, subtrees, proof in deliveries:
+            got = {}
+            for j in row_ids:
+                got[int(j)] = packed[offset:offset + int(row_bytes)]
+                offset += int(row_bytes)
+            out.append(ShardDelivery(int(index), got, proof_from_list(proof),
+                                     tuple(bytes(r) for r in subtrees)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed shard delivery: {exc}") from exc
+    if offset != len(packed):
+        raise InvalidInput(f"deliveries describe {offset} bytes of rows, {len(packed)} were "
+                           "sent", described=offset, sent=len(packed))
+    return out
 
 
 def rebuild_segment(entry: EntryRef, index: int, shards: Mapping[int, np.ndarray],
@@ -112,24 +166,53 @@ class MinerStore:
 
     def accept_segment(self, entry: EntryRef, index: int, segment: np.ndarray,
                        proof: MerkleProof) -> int:
-        """Verify, encode, persist this miner's shard; returns the shard index.
+        """Verify a whole segment, persist this miner's shard of it; returns the shard index.
 
         Raises SegmentRejected or NotAssigned and stores nothing on bad input.
         """
-        return self.accept_segments(entry, [(index, segment, proof)])[0]
+        rows = data_matrix(segment, self.redundancy.data_shards)
+        return self.accept_deliveries(entry, [ShardDelivery(index, dict(enumerate(rows)),
+                                                            proof)])[0]
 
-    def accept_segments(self, entry: EntryRef,
-                        items: list[tuple[int, np.ndarray, MerkleProof]]) -> list[int]:
-        """accept_segment for several segments in one synced LMDB write; one bad
-        segment rejects the batch and nothing is stored."""
-        shards = []
-        for index, segment, proof in items:
-            shards.append(self.shard_index(entry, index))
-            verify_segment(entry.root, entry.size, index, segment, proof)
-        self.put_shards(entry, [(index, shard, segment_shard(segment, shard, self.redundancy),
-                                 proof) for (index, segment, proof), shard
-                                in zip(items, shards, strict=True)])
-        return shards
+    def accept_deliveries(self, entry: EntryRef, deliveries: list[ShardDelivery]) -> list[int]:
+        """Verify each delivery against the on-chain root, then persist this miner's shards
+        in one synced LMDB write; one bad delivery rejects the batch and nothing is stored."""
+        verified = self.verify_deliveries(entry, deliveries)
+        self.put_shards(entry, verified)
+        return [shard for _, shard, _, _ in verified]
+
+    def verify_deliveries(self, entry: EntryRef, deliveries: list[ShardDelivery]
+                          ) -> list[tuple[int, int, np.ndarray, MerkleProof]]:
+        """This miner's shard of each delivery, checked against `entry`'s root; stores
+        nothing. Raises SegmentRejected or NotAssigned on the first bad one."""
+        out = []
+        for delivery in deliveries:
+            shard = self.shard_index(entry, delivery.index)
+            out.append((delivery.index, shard, self._verified_row(entry, delivery, shard),
+                        delivery.proof))
+        return out
+
+    def _verified_row(self, entry: EntryRef, delivery: ShardDelivery, shard: int) -> np.ndarray:
+        k = self.redundancy.data_shards
+        index = delivery.index
+        if shard < k and set(delivery.rows) == {shard}:
+            verify_data_shard(entry.root, entry.size, index, shard, delivery.rows[shard],
+                              delivery.subtree_roots, k, delivery.proof)
+            return np.asarray(delivery.rows[shard], dtype=np.uint8)
+        if set(delivery.rows) != set(range(k)):
+            raise SegmentRejected(f"miner {self.index} keeps shard {shard} of segment {index}: "
+                                  f"it needs {'its data row or ' if shard < k else ''}all {k} "
+                                  f"data rows, got rows {sorted(delivery.rows)}",
+                                  index=index, shard=shard, rows=sorted(delivery.rows))
+        length = segment_length(entry.size, index)
+        joined = np.concatenate([np.asarray(delivery.rows[j], dtype=np.uint8)
+                                 for j in range(k)])
+        if len(joined) < length:
+            raise SegmentRejected(f"segment {index}: {len(joined)} bytes in {k} rows, expected "
+                                  f"{length}", index=index, length=len(joined))
+        segment = joined[:length]
+        verify_segment(entry.root, entry.size, index, segment, delivery.proof)
+        return segment_shard(segment, shard, self.redundancy)
 
     def put_shard(self, entry: EntryRef, index: int, shard: int, data: np.ndarray,
                   proof: MerkleProof) -> None:
@@ -146,6 +229,9 @@ class MinerStore:
             writes.append((PENDING_DB, _key(entry.network_id, entry.tx_seq), b""))
         self.store.write(writes)
 
+    def get_shards(self, network_id: int, tx_seq: int, indexes: list[int]) -> list[dict | None]:
+        return [self.get_shard(network_id, tx_seq, index) for index in indexes]
+
     def get_shard(self, network_id: int, tx_seq: int, index: int) -> dict | None:
         raw = self.store.get(SHARDS_DB, _key(network_id, tx_seq, index))
         if raw is None:
@@ -157,7 +243,7 @@ class MinerStore:
     def held_segments(self, network_id: int, tx_seq: int) -> list[int]:
         prefix = _key(network_id, tx_seq)
         end = _key(network_id, tx_seq + 1)
-        return [int.from_bytes(k[16:], "big") for k, _ in self.store.items(SHARDS_DB, prefix, end)]
+        return [int.from_bytes(k[16:], "big") for k in self.store.keys(SHARDS_DB, prefix, end)]
 
     def missing_segments(self, entry: EntryRef) -> list[int]:
         held = set(self.held_segments(entry.network_id, entry.tx_seq))

@@ -12,6 +12,7 @@ object store) with its proof to the k + m miners that keep its shards.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,19 +23,30 @@ from zg_actors.chain.actors import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
 from zg_actors.crypto.merkle import merkle_root, proof_from_list
+from zg_actors.erasure import data_matrix
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
 from zg_actors.runtime import call as _call
 from zg_actors.storage.actors import find_miners, redundancy_of, start_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
-from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile
-from zg_actors.storage.file import file_tree, pad, segment_count, split_fragments
+from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile, WrongEntry
+from zg_actors.storage.file import (
+    data_shard_height,
+    file_tree,
+    pad,
+    segment_count,
+    segment_length,
+    split_fragments,
+)
 from zg_actors.storage.flow import MODULE, storage_fee
 from zg_actors.storage.miner import EntryRef, rebuild_segment
 from zg_actors.storage.placement import client_account, shard_miner
 
 CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
 COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
-IN_FLIGHT_SEGMENTS = 16  # segments per window sent before waiting (bounds object-store use)
+SUBMISSION_POLL_S = 0.05  # how often the client asks whether its submission is committed
+WINDOW_SEGMENTS = 16  # segments per call to a miner (4 MiB of a file)
+WINDOWS_IN_FLIGHT = 8  # windows sent before waiting for the oldest: 32 MiB of a file,
+# (1 + m) times that in the object store
 FETCH_RETRIES = 5  # extra rounds when fewer than k shards came back
 FETCH_RETRY_WAIT_S = 1.0
 Progress = Callable[[int, int], None]  # (segments done, segments total)
@@ -88,7 +100,8 @@ class StorageClient:
                 return {**info, "network_id": net}
         raise UnknownFile(f"no network has a file with root 0x{root.hex()}", root=root)
 
-    def _submit(self, network_id: int, tree: Any) -> dict:
+    def _send_submission(self, network_id: int, tree: Any) -> int:
+        """Sign and send the `flow.submit` tx of `tree`; returns its nonce."""
         nodes = [[root, height] for root, height in tree.nodes]
         value = storage_fee(list(tree.nodes), self.config.storage.price_per_sector)
         nonce = self._ask(network_id, "account", self.account.address)["nonce"]
@@ -98,6 +111,10 @@ class StorageClient:
         if errors[0] is not None:
             raise InvalidInput(f"network {network_id} refused the submission: {errors[0]}",
                                network=network_id)
+        return nonce
+
+    def _await_submission(self, network_id: int, tree: Any, nonce: int) -> dict:
+        """The flow entry of the submission sent with `nonce`, once committed."""
         deadline = time.time() + COMMIT_TIMEOUT_S
         while time.time() < deadline:
             if self._ask(network_id, "account", self.account.address)["nonce"] > nonce:
@@ -106,7 +123,7 @@ class StorageClient:
                     raise InvalidInput(f"network {network_id} rejected the submission of "
                                        f"0x{tree.root.hex()}", network=network_id)
                 return info
-            time.sleep(0.2)
+            time.sleep(SUBMISSION_POLL_S)
         raise Unavailable(f"submission not committed on network {network_id} within "
                           f"{COMMIT_TIMEOUT_S:.0f} s", network=network_id)
 
@@ -154,7 +171,6 @@ class StorageClient:
         total = sum(segment_count(length) for _, length in pieces)
         fragments: list[dict] = []
         done_before = 0
-        submit_s = 0.0
         for offset, length in pieces:
             def step(done: int, _count: int, base: int = done_before) -> None:
                 if on_progress:
@@ -163,7 +179,6 @@ class StorageClient:
             entry = self._upload_entry(net, data[offset:offset + length], step)
             fragments.append(entry)
             done_before += entry["segments"]
-            submit_s += entry["submit_s"]
         done = time.time()
         first = fragments[0]
         return {"root": first["root"], "tx_seq": first["tx_seq"], "network_id": net,
@@ -172,7 +187,6 @@ class StorageClient:
                 "roots": [f["root"] for f in fragments],
                 "fragments": [{k: f[k] for k in ("root", "size", "tx_seq", "segments")}
                               for f in fragments],
-                "submit_s": submit_s, "store_s": done - started - submit_s,
                 "seconds": done - started}
 
     def _upload_entry(self, net: int, data: bytes, on_progress: Progress | None) -> dict:
@@ -181,94 +195,211 @@ class StorageClient:
             raise FileTooLarge(f"entry of {len(data)} bytes exceeds storage.max_entry_bytes "
                                f"{self.config.storage.max_entry_bytes}", size=len(data))
         started = time.time()
-        tree = file_tree(data)
+        tree = file_tree(data, keep_height=data_shard_height(SEGMENT_BYTES,
+                                                             self.redundancy.data_shards))
+        padded = pad(data)
         info = self._query(net, "file_info", tree.root)
-        if info is None:
-            info = self._submit(net, tree)
-        submitted = time.time()
         acks = 0
-        if info["status"] != STATUS_FINALIZED:
-            acks = self._send_segments(net, info["tx_seq"], tree, pad(data), on_progress)
-        elif on_progress:
-            on_progress(tree.segments, tree.segments)
+        if info is not None and info["status"] == STATUS_FINALIZED:
+            if on_progress:
+                on_progress(tree.segments, tree.segments)
+        elif info is not None:  # submitted before: store what is missing
+            acks = self._send_segments(net, info["tx_seq"], tree, padded, on_progress)
+        else:
+            # The shards go out while the submission commits, for the tx sequence the flow
+            # gives next; miners check them at once and store them once the chain has this
+            # root there. If another submission took that sequence, they refuse (WrongEntry)
+            # and the shards are sent again for the sequence this one got.
+            expected = self._query(net, "flow")["entries"]
+            nonce = self._send_submission(net, tree)
+            committed: dict = {}
+
+            def await_commit() -> None:
+                committed.update(self._await_submission(net, tree, nonce))
+                if committed["tx_seq"] != expected:
+                    raise WrongEntry(f"tx sequence {expected} went to another submission",
+                                     tx_seq=expected)
+
+            try:
+                acks = self._send_segments(net, expected, tree, padded, on_progress,
+                                           before_wait=await_commit)
+            except WrongEntry:
+                committed = committed or self._await_submission(net, tree, nonce)
+                acks = self._send_segments(net, committed["tx_seq"], tree, padded,
+                                           on_progress)
+            info = committed
         return {"root": tree.root, "tx_seq": info["tx_seq"], "size": len(data),
                 "segments": tree.segments, "shard_acks": acks,
-                "submit_s": submitted - started}
+                "seconds": time.time() - started}
 
     def _send_segments(self, network_id: int, tx_seq: int, tree: Any, padded: bytes,
-                       on_progress: Progress | None) -> int:
-        """Send segments in windows; each miner gets its share of a window in one call."""
+                       on_progress: Progress | None,
+                       before_wait: Callable[[], None] | None = None) -> int:
+        """Send every miner its shards, a window of segments per call, several windows in
+        flight; returns the shard acknowledgements. `before_wait` runs once, before the
+        first acknowledgement is awaited.
+
+        A data miner gets its own row of each segment and the segment's k subtree roots
+        and checks that row alone; a parity miner gets all k data rows (spec/storage.md
+        "Redundancy"). Each miner's rows of a window travel as one packed array.
+        """
         miners = find_miners(self.config)
+        k = self.redundancy.data_shards
+        alone = data_shard_height(SEGMENT_BYTES, k) is not None
         array = np.frombuffer(padded, dtype=np.uint8)
         acks = 0
-        for first in range(0, tree.segments, IN_FLIGHT_SEGMENTS):
-            window = range(first, min(first + IN_FLIGHT_SEGMENTS, tree.segments))
-            # {miner: ([segment index], [segment ObjectRef], [proof])}
-            batches: dict[int, tuple[list, list, list]] = {}
+        in_flight: deque[tuple[range, dict[int, list[int]], dict[int, Any]]] = deque()
+        for first in range(0, tree.segments, WINDOW_SEGMENTS):
+            window = range(first, min(first + WINDOW_SEGMENTS, tree.segments))
+            # {miner: ([delivery], [rows it needs, in delivery order])}
+            batches: dict[int, tuple[list[list], list[np.ndarray]]] = {}
             for index in window:
                 start = index * SEGMENT_BYTES
-                segment = ray.put(array[start:start + len(tree.segment(padded, index))])
+                segment = array[start:start + segment_length(tree.size, index)]
+                rows = data_matrix(segment, k)
                 proof = tree.proof(index).to_list()
+                own_row = alone and len(segment) == SEGMENT_BYTES
                 for shard in range(self.redundancy.shards):
                     owner = shard_miner(tx_seq, index, shard, self.redundancy.miners)
-                    batch = batches.setdefault(owner, ([], [], []))
-                    batch[0].append(index)
-                    batch[1].append(segment)
-                    batch[2].append(proof)
-            refs = {owner: miners[owner].store_segments.remote(network_id, tx_seq, *batch)
-                    for owner, batch in batches.items() if owner in miners}
-            held = {index: 0 for index in window}
-            for owner, ref in refs.items():
-                try:
-                    _call(ref)
-                except ZgError:
-                    raise
-                except Exception:  # a dead miner: its segments may still have k shards
-                    continue
-                for index in batches[owner][0]:
-                    held[index] += 1
-            short = [i for i, count in held.items() if count < self.redundancy.data_shards]
-            if short:
-                raise DataUnavailable(f"segments {short}: fewer than "
-                                      f"{self.redundancy.data_shards} miners stored a shard",
-                                      segments=len(short))
-            acks += sum(held.values())
-            if on_progress:
-                on_progress(window.stop, tree.segments)
+                    deliveries, parts = batches.setdefault(owner, ([], []))
+                    if own_row and shard < k:
+                        deliveries.append([index, [shard], rows.shape[1],
+                                           list(tree.subtree_roots[index]), proof])
+                        parts.append(rows[shard])
+                    else:
+                        deliveries.append([index, list(range(k)), rows.shape[1], [], proof])
+                        parts.extend(rows)
+            # One packed array per miner: Ray stores it once, the miner reads it in place.
+            refs = {owner: miners[owner].store_shards.remote(
+                        network_id, tx_seq, tree.root, tree.size, np.concatenate(parts),
+                        deliveries)
+                    for owner, (deliveries, parts) in batches.items() if owner in miners}
+            in_flight.append((window, {o: [d[0] for d in b[0]] for o, b in batches.items()},
+                              refs))
+            if len(in_flight) >= WINDOWS_IN_FLIGHT:
+                if before_wait:
+                    before_wait()
+                    before_wait = None
+                acks += self._await_window(*in_flight.popleft(), tree.segments, on_progress)
+        if before_wait:
+            before_wait()
+        while in_flight:
+            acks += self._await_window(*in_flight.popleft(), tree.segments, on_progress)
         return acks
+
+    def _await_window(self, window: range, segments_of: dict[int, list[int]],
+                      refs: dict[int, Any], total: int, on_progress: Progress | None) -> int:
+        """Wait for a window's acknowledgements; DataUnavailable if a segment has < k."""
+        held = {index: 0 for index in window}
+        for owner, ref in refs.items():
+            try:
+                _call(ref)
+            except ZgError:
+                raise
+            except Exception:  # a dead miner: its segments may still have k shards
+                continue
+            for index in segments_of[owner]:
+                held[index] += 1
+        short = [i for i, count in held.items() if count < self.redundancy.data_shards]
+        if short:
+            raise DataUnavailable(f"segments {short}: fewer than "
+                                  f"{self.redundancy.data_shards} miners stored a shard",
+                                  segments=len(short))
+        if on_progress:
+            on_progress(window.stop, total)
+        return sum(held.values())
 
     # ---- download -----------------------------------------------------------------------
     def download(self, root: bytes, on_progress: Progress | None = None) -> bytes:
         """The file with root `root`: each segment decoded from k verified shards, every
-        segment proof checked, then the file root over the segment roots."""
+        segment proof checked, then the file root over the segment roots.
+
+        Windows of segments are fetched with one call per miner, the next window while
+        this one is checked. The data shards come first (no decoding needed); a segment
+        they do not rebuild is fetched again from all of its miners.
+        """
         info = self.file_info(root)
         entry = EntryRef(info["network_id"], info["tx_seq"], root, info["size"])
         miners = find_miners(self.config)
         count = segment_count(entry.size)
+        windows = [range(first, min(first + WINDOW_SEGMENTS, count))
+                   for first in range(0, count, WINDOW_SEGMENTS)]
         parts: list[bytes] = []
         leaves: list[bytes] = []
-        for index in range(count):
-            shards, proof = self._fetch_shards(miners, entry, index)
-            for _ in range(FETCH_RETRIES):
-                if len(shards) >= self.redundancy.data_shards:
-                    break
-                # A miner that Ray is restarting fails calls for a moment: ask again.
-                time.sleep(FETCH_RETRY_WAIT_S)
-                miners = find_miners(self.config)
-                shards, proof = self._fetch_shards(miners, entry, index)
-            if proof is None:
-                raise DataUnavailable(f"no miner returned segment {index} of 0x{root.hex()}",
-                                      segment=index, root=root)
-            # The proof comes from a miner: it is checked against the on-chain root.
-            segment, leaf = rebuild_segment(entry, index, shards, proof, self.redundancy)
-            parts.append(segment)
-            leaves.append(leaf)
+        requested = self._request_window(miners, entry, windows[0])
+        for number, window in enumerate(windows):
+            current = requested
+            if number + 1 < len(windows):
+                requested = self._request_window(miners, entry, windows[number + 1])
+            fetched = self._collect_window(current)
+            for index in window:
+                shards, proof = fetched.get(index, ({}, None))
+                try:
+                    if proof is None:
+                        raise DataUnavailable(f"segment {index}: no shard came back")
+                    segment, leaf = rebuild_segment(entry, index, shards, proof,
+                                                    self.redundancy)
+                except DataUnavailable:
+                    segment, leaf = self._segment_from_all(entry, index)
+                parts.append(segment)
+                leaves.append(leaf)
             if on_progress:
-                on_progress(index + 1, count)
+                on_progress(window.stop, count)
         if merkle_root(leaves) != root:
             raise DataUnavailable(f"segment roots do not build the file root 0x{root.hex()}",
                                   root=root)
         return b"".join(parts)[:entry.size]
+
+    def _request_window(self, miners: dict[int, Any], entry: EntryRef,
+                        window: range) -> list[tuple[list[int], Any]]:
+        """Ask for k shards of each segment of the window, data shards first, skipping
+        miners that are gone: one get_shards call per miner."""
+        wanted: dict[int, list[int]] = {}
+        for index in window:
+            owners = [shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
+                      for shard in range(self.redundancy.shards)]
+            for owner in [o for o in owners if o in miners][:self.redundancy.data_shards]:
+                wanted.setdefault(owner, []).append(index)
+        return [(indexes, miners[owner].get_shards.remote(entry.network_id, entry.tx_seq,
+                                                          indexes))
+                for owner, indexes in wanted.items()]
+
+    def _collect_window(self, requested: list[tuple[list[int], Any]]
+                        ) -> dict[int, tuple[dict[int, np.ndarray], Any]]:
+        """{segment: ({shard: data}, proof)} from the answers that came back."""
+        fetched: dict[int, tuple[dict[int, np.ndarray], Any]] = {}
+        for indexes, ref in requested:
+            try:
+                answers = _call(ref, timeout=CALL_TIMEOUT_S)
+            except Exception:  # that miner is down: the segment is fetched again
+                continue
+            for index, got in zip(indexes, answers, strict=True):
+                if got is not None:
+                    shards, _ = fetched.setdefault(index, ({}, None))
+                    shards[got["shard"]] = got["data"]
+                    fetched[index] = (shards, proof_from_list(got["proof"]))
+        return fetched
+
+    def _segment_from_all(self, entry: EntryRef, index: int) -> tuple[bytes, bytes]:
+        """Segment `index` from every miner that keeps a shard of it, retrying while
+        miners restart; (segment, segment root) or DataUnavailable."""
+        miners = find_miners(self.config)
+        shards, proof = self._fetch_shards(miners, entry, index)
+        for _ in range(FETCH_RETRIES):
+            if len(shards) >= self.redundancy.data_shards:
+                try:
+                    return rebuild_segment(entry, index, shards, proof, self.redundancy)
+                except DataUnavailable:
+                    pass  # a corrupt shard among them: ask again
+            # A miner that Ray is restarting fails calls for a moment: ask again.
+            time.sleep(FETCH_RETRY_WAIT_S)
+            miners = find_miners(self.config)
+            shards, proof = self._fetch_shards(miners, entry, index)
+        if proof is None:
+            raise DataUnavailable(f"no miner returned segment {index} of 0x{entry.root.hex()}",
+                                  segment=index, root=entry.root)
+        # The proof comes from a miner: rebuild_segment checks it against the on-chain root.
+        return rebuild_segment(entry, index, shards, proof, self.redundancy)
 
     def download_fragments(self, roots: list[bytes],
                            on_progress: Progress | None = None) -> bytes:

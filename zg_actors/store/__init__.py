@@ -68,6 +68,17 @@ class Store:
                 yield bytes(cursor.key()), bytes(cursor.value())
                 found = cursor.next()
 
+    def keys(self, db: str, start: bytes = b"", end: bytes | None = None) -> list[bytes]:
+        """Keys with start <= key < end, in order, without reading their values."""
+        with self.env.begin(db=self._dbs[db]) as txn:
+            cursor = txn.cursor()
+            found = cursor.set_range(start)
+            out = []
+            while found and (end is None or cursor.key() < end):
+                out.append(bytes(cursor.key()))
+                found = cursor.next()
+            return out
+
     def count(self, db: str) -> int:
         with self.env.begin(db=self._dbs[db]) as txn:
             return txn.stat(self._dbs[db])["entries"]
