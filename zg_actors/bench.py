@@ -86,7 +86,7 @@ def _measure_network(config: Config, networks: int, rate_tps: float, duration_s:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _scaled_timeouts(config: Config, scale: float) -> Config:
+def scaled_timeouts(config: Config, scale: float) -> Config:
     t = config.networks.timeouts
     return config.replace(**{f"networks.timeouts.{name}": getattr(t, name) * scale
                              for name in ("propose_s", "propose_delta_s", "prevote_s",
@@ -111,7 +111,7 @@ def run_consensus_bench(config: Config, duration_s: float = 12.0, quiet: bool = 
             cfg = config.replace(**{"crypto.bls_backend": backend})
             offered, duration = rate_tps, duration_s
             if backend == "py_ecc":
-                cfg = _scaled_timeouts(cfg, SLOW_BACKEND_TIMEOUT_SCALE)
+                cfg = scaled_timeouts(cfg, SLOW_BACKEND_TIMEOUT_SCALE)
                 offered = min(rate_tps, SLOW_BACKEND_OFFERED_TPS)
                 duration = duration_s * SLOW_BACKEND_DURATION_SCALE
             say(f"[bold]4 validators, BLS backend {backend}[/]: {offered:.0f} tx/s offered "

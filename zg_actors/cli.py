@@ -310,11 +310,25 @@ def _hex_arg(text: str, name: str) -> bytes:
         raise InvalidInput(f"{name} {text!r} is not hex", value=text) from exc
 
 
+def _byte_sizes(text: str) -> list[int]:
+    """'128KiB,2MiB,16777216' -> [131072, 2097152, 16777216]."""
+    units = {"kib": 1024, "mib": 1024 * 1024, "b": 1}
+    sizes = []
+    for part in text.split(","):
+        raw = part.strip().lower()
+        unit = next((u for u in units if raw.endswith(u) and raw[:-len(u)].isdigit()), "")
+        number = raw[:-len(unit)] if unit else raw
+        if not number.isdigit() or int(number) < 1:
+            raise argparse.ArgumentTypeError(f"not a size: {part!r} (bytes, KiB or MiB)")
+        sizes.append(int(number) * units.get(unit, 1))
+    return sizes
+
+
 def cmd_bench_da(args: argparse.Namespace) -> int:
     from zg_actors.da.bench import run_da_bench
 
-    report = run_da_bench(_config(args), duration_s=args.duration, blob_bytes=args.size,
-                          quiet=args.json, console=console)
+    report = run_da_bench(_config(args), duration_s=args.duration, sizes=args.sizes,
+                          backends=args.backend, quiet=args.json, console=console)
     emit(args, report, lambda: None)
     return 0
 
@@ -371,17 +385,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine; capacity with 1, 2, 3 networks", bench_sub)
     consensus.add_argument("--duration", type=float, default=12.0,
                            help="load seconds per measurement (12)")
-    consensus.add_argument("--backend", action="append", choices=["py_ecc", "milagro"],
+    consensus.add_argument("--backend", action="append", choices=["py_ecc", "milagro", "blspy"],
                            help="BLS backend(s) to measure (default: every installed one)")
     codec = command("codec", cmd_bench_codec, "erasure-code encode/decode MB/s per backend "
                     "beside zfec and pyeclib", bench_sub)
     codec.add_argument("--backend", help="only this backend")
     bench_da = command("da", cmd_bench_da, "confirmed MB/s and latency of DA dispersal "
-                       "through the gateway, beside the same pipeline in one process",
-                       bench_sub)
-    bench_da.add_argument("--duration", type=float, default=20.0,
-                          help="seconds of offered blobs (20)")
-    bench_da.add_argument("--size", type=int, default=1_000_000, help="blob bytes (1,000,000)")
+                       "through the gateway for each blob size and BLS backend, beside the "
+                       "same pipeline in one process", bench_sub)
+    bench_da.add_argument("--duration", type=float, default=15.0,
+                          help="seconds of offered blobs per size (15)")
+    bench_da.add_argument("--sizes", type=_byte_sizes, default=[128 * 1024, 2 << 20, 16 << 20],
+                          help="comma-separated blob sizes, bytes or with KiB/MiB "
+                          "(128KiB,2MiB,16MiB)")
+    bench_da.add_argument("--backend", action="append", choices=["py_ecc", "milagro", "blspy"],
+                          help="BLS backend to measure, repeatable (default: py_ecc and the "
+                          "fastest installed one)")
     da = sub.add_parser("da", help="data availability: deploy, disperse, status, retrieve")
     da_sub = da.add_subparsers(dest="da_command", required=True)
     command("up", cmd_da_up, "register DA signers, start DA nodes, dispersers and the gRPC "

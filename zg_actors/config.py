@@ -48,11 +48,12 @@ class RayConfig:
 
 @dataclass(frozen=True)
 class CryptoConfig:
-    bls_backend: str = "fastest"  # py_ecc | milagro | fastest
+    bls_backend: str = "fastest"  # py_ecc | milagro | blspy | fastest (the fastest installed)
 
     def validate(self, path: str) -> None:
-        _check(f"{path}.bls_backend", self.bls_backend in ("py_ecc", "milagro", "fastest"),
-               "must be py_ecc, milagro or fastest", self.bls_backend)
+        _check(f"{path}.bls_backend",
+               self.bls_backend in ("py_ecc", "milagro", "blspy", "fastest"),
+               "must be py_ecc, milagro, blspy or fastest", self.bls_backend)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,13 @@ class DAConfig:
     confirm_timeout_s: float = 60.0  # a certified batch not on chain by then is FAILED
     finality_depth: int = 1  # blocks after the certificate's block until FINALIZED
     dispersers: int = 1
+    # BLS backend of DA work (batch signatures, their aggregation and certificate checks,
+    # also in the `da` module): py_ecc | milagro | blspy | fastest. Consensus votes use
+    # crypto.bls_backend; `zg bench da` varies only this one.
+    bls_backend: str = "fastest"
+    # Epochs rotate on a timer (a new seed, current stakes, new tickets and quorums) every
+    # this many seconds; 0 = only on request (`zg da epoch`). Disperser 0 drives it.
+    epoch_interval_s: float = 0.0
     disperser_deposit: int = 1_000 * ZG  # local token each disperser deposits per network
     slash_fraction_bps: int = 5_000  # of the deposit, paid to a bad-encoding prover
     blob_fee: int = 10**15  # per certified blob into the sampling pool (local token)
@@ -316,6 +324,11 @@ class DAConfig:
         _check(f"{path}.finality_depth", self.finality_depth >= 0, "must be >= 0",
                self.finality_depth)
         _check(f"{path}.dispersers", self.dispersers >= 1, "must be >= 1", self.dispersers)
+        _check(f"{path}.bls_backend",
+               self.bls_backend in ("py_ecc", "milagro", "blspy", "fastest"),
+               "must be py_ecc, milagro, blspy or fastest", self.bls_backend)
+        _check(f"{path}.epoch_interval_s", self.epoch_interval_s >= 0, "must be >= 0 (0: off)",
+               self.epoch_interval_s)
         _check(f"{path}.slash_fraction_bps", 0 <= self.slash_fraction_bps <= 10_000,
                "must be 0..10000 basis points", self.slash_fraction_bps)
         _check(f"{path}.gateway_port", 0 <= self.gateway_port <= 65_535, "must be 0..65535",

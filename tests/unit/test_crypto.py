@@ -161,6 +161,23 @@ def test_bls_sign_verify_aggregate(bls_backend: str) -> None:
     assert not bls.verify(b"short", message, v["sigs"][0])
 
 
+def test_bls_rejects_the_identity_key_on_every_backend(bls_backend: str) -> None:
+    # KeyValidate: with pk = infinity, the identity "signature" would verify any message.
+    identity_sig = b"\xc0" + bytes(95)
+    assert not bls.verify(bls.INFINITY_PUBKEY, b"anything", identity_sig)
+    assert not bls.fast_aggregate_verify([bls.INFINITY_PUBKEY], b"anything", identity_sig)
+    v = _vectors()
+    assert not bls.fast_aggregate_verify([*v["pks"], bls.INFINITY_PUBKEY], b"zg vote vector",
+                                         v["aggregate"])
+
+
+def test_fastest_is_the_first_installed_of_the_fastest_first_order() -> None:
+    assert bls.fastest_name() == next(b for b in bls.FASTEST_FIRST
+                                      if b in bls.available_backends())
+    with pytest.raises(InvalidInput, match="choose one of"):
+        bls.use("bogus")
+
+
 def test_bls_backends_agree_on_vectors() -> None:
     previous = bls.backend_name()
     results = {}

@@ -98,3 +98,29 @@ def test_bench_anchor_runs_the_pure_pipeline() -> None:
     config = load_config().replace(**{"da.k": 4, "da.n": 12, "da.max_votes": 3})
     anchor = single_process_pipeline(config, blobs=2, blob_bytes=10_000)
     assert anchor["blobs"] == 2 and anchor["mb_per_s"] > 0
+
+
+def test_bench_window_sizes_and_aims() -> None:
+    import argparse
+
+    from zg_actors.cli import _byte_sizes
+    from zg_actors.da.bench import IN_FLIGHT_BYTES, MAX_WINDOW, da_aims, window_for
+
+    assert _byte_sizes("128KiB,2MiB,16777216") == [131072, 2 << 20, 16 << 20]
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size: '2GB'"):
+        _byte_sizes("2GB")
+    assert window_for(16 << 20, 256) == IN_FLIGHT_BYTES // (16 << 20)
+    assert window_for(2 << 20, 256) == min(MAX_WINDOW, IN_FLIGHT_BYTES // (2 << 20))
+    assert window_for(1024, 256) == MAX_WINDOW and window_for(1024, 20) == 10
+    assert window_for(1 << 30, 256) == 2
+
+    def run(backend: str, size: int, mb_s: float, ratio: float) -> dict:
+        return {"backend": backend, "blob_bytes": size, "ratio_to_single_process": ratio,
+                "stream": {"confirmed_mb_per_s": mb_s}}
+
+    aims = da_aims([run("milagro", 1 << 17, 1.0, 0.35), run("milagro", 2 << 20, 5.0, 0.31),
+                    run("py_ecc", 1 << 17, 0.1, 0.2), run("py_ecc", 2 << 20, 4.5, 0.5)])
+    assert aims["ratio_met"] and aims["independence_met"]
+    assert aims["py_ecc_over_fast"] == {2 << 20: 0.9}  # 128 KiB is not held to it
+    missed = da_aims([run("milagro", 2 << 20, 5.0, 0.2), run("py_ecc", 2 << 20, 2.0, 0.5)])
+    assert not missed["ratio_met"] and not missed["independence_met"]

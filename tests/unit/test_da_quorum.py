@@ -12,6 +12,7 @@ from zg_actors.da.certificate import (
     DACertificate,
     member_bitmap,
     signed_slots,
+    verified_signatures,
     verify_da_certificate,
 )
 from zg_actors.da.errors import InvalidDACertificate, InvalidTicket
@@ -110,3 +111,15 @@ def test_certificate_needs_two_thirds_of_slots_and_a_valid_aggregate() -> None:
     tampered = DACertificate(other.batch, cert.signers, cert.signature)
     with pytest.raises(InvalidDACertificate):
         verify_da_certificate(tampered, registry, quorum, 0)
+
+
+def test_signatures_are_checked_in_one_aggregate_and_a_bad_one_is_found() -> None:
+    registry = make_registry()
+    message = keccak256(b"a batch")
+    good = {i: bls.sign(da_signer_identity(SEED, i).bls_secret, message) for i in range(4)}
+    assert verified_signatures(good, registry, message) == good
+    forged = {**good, 2: bls.sign(da_signer_identity(SEED, 2).bls_secret, b"other")}
+    assert verified_signatures(forged, registry, message) == {
+        i: s for i, s in good.items() if i != 2}
+    assert verified_signatures({**good, 1: b"\x00" * 96}, registry, message).keys() == {0, 2, 3}
+    assert verified_signatures({}, registry, message) == {}

@@ -1,11 +1,13 @@
 """BLS12-381 signatures (min-pubkey, proof-of-possession ciphersuite) behind one switch.
 
-py_ecc is the readable reference and is always available; milagro (a C
-binding) is about 80x faster and is used when installed.  Every caller imports
-the names below; `use_py_ecc()`, `use_milagro()`, `use_fastest()` or the
-environment variable ZG_BLS_BACKEND=py_ecc|milagro|fastest pick the backend
-for the whole process (the consensus-specs pattern).  Both produce identical
-bytes: signatures are deterministic, and the tests check it.
+py_ecc is the readable reference and is always available; milagro (Rust, via
+milagro-bls-binding) is about 50x faster; blspy (Chia's C++ bls-signatures on
+relic, its PopSchemeMPL is this same IETF ciphersuite) is about 4x faster again
+(measured here: verify 6.4 ms with milagro, 1.8 ms with blspy, ~300 ms with
+py_ecc). Every caller imports the names below; `use(name)` or the environment
+variable ZG_BLS_BACKEND=py_ecc|milagro|blspy|fastest picks the backend for the
+whole process (the consensus-specs pattern); "fastest" is the fastest installed.
+All produce identical bytes: signatures are deterministic, and the tests check it.
 
 Proofs of possession are made and checked with py_ecc on every backend:
 milagro's binding does not expose the POP domain tag, and they are needed only
@@ -14,11 +16,12 @@ once per registration.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from zg_actors.crypto.keccak import keccak256
@@ -27,7 +30,10 @@ from zg_actors.errors import InvalidInput
 PUBKEY_BYTES = 48
 SIGNATURE_BYTES = 96
 SECRET_BYTES = 32
-BACKENDS = ("py_ecc", "milagro")
+BACKENDS = ("py_ecc", "milagro", "blspy")
+FASTEST_FIRST = ("blspy", "milagro", "py_ecc")
+# The compressed point at infinity of G1: never a valid public key (KeyValidate).
+INFINITY_PUBKEY = b"\xc0" + bytes(PUBKEY_BYTES - 1)
 # Order r of the BLS12-381 groups: secret keys live in Z_r.
 CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
 KEYGEN_SALT = b"BLS-SIG-KEYGEN-SALT-"
@@ -48,8 +54,16 @@ except ImportError:  # a platform without its wheel still runs on py_ecc
     _milagro = None
 
 
+try:
+    import blspy as _blspy
+except ImportError:  # no wheel for this platform: milagro or py_ecc serve
+    _blspy = None
+
+
 def available_backends() -> list[str]:
-    return ["py_ecc"] + (["milagro"] if _milagro is not None else [])
+    """Installed backends, reference first."""
+    return ["py_ecc"] + (["milagro"] if _milagro is not None else []) + \
+        (["blspy"] if _blspy is not None else [])
 
 
 class _PyEcc:
@@ -110,34 +124,94 @@ class _Milagro:
         return _milagro.AggregateVerify(list(pks), list(messages), signature)
 
 
-_backend: type[_PyEcc] | type[_Milagro] = _PyEcc
+class _Blspy:
+    """blspy's PopSchemeMPL: points are parsed (and subgroup-checked) from bytes per call."""
+
+    name = "blspy"
+
+    @staticmethod
+    def _pk(pk: bytes) -> Any:
+        if pk == INFINITY_PUBKEY:  # KeyValidate: the identity is no one's key
+            raise ValueError("public key is the point at infinity")
+        return _blspy.G1Element.from_bytes(pk)
+
+    @staticmethod
+    def sk_to_pk(sk: int) -> bytes:
+        return bytes(_blspy.PrivateKey.from_bytes(sk.to_bytes(SECRET_BYTES, "big")).get_g1())
+
+    @staticmethod
+    def sign(sk: int, message: bytes) -> bytes:
+        key = _blspy.PrivateKey.from_bytes(sk.to_bytes(SECRET_BYTES, "big"))
+        return bytes(_blspy.PopSchemeMPL.sign(key, message))
+
+    @staticmethod
+    def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
+        return _blspy.PopSchemeMPL.verify(_Blspy._pk(pk), message,
+                                          _blspy.G2Element.from_bytes(signature))
+
+    @staticmethod
+    def aggregate(signatures: Sequence[bytes]) -> bytes:
+        return bytes(_blspy.PopSchemeMPL.aggregate([_blspy.G2Element.from_bytes(s)
+                                                    for s in signatures]))
+
+    @staticmethod
+    def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        return _blspy.PopSchemeMPL.fast_aggregate_verify(
+            [_Blspy._pk(pk) for pk in pks], message, _blspy.G2Element.from_bytes(signature))
+
+    @staticmethod
+    def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes],
+                         signature: bytes) -> bool:
+        return _blspy.PopSchemeMPL.aggregate_verify(
+            [_Blspy._pk(pk) for pk in pks], list(messages),
+            _blspy.G2Element.from_bytes(signature))
+
+
+_backend: type[_PyEcc] | type[_Milagro] | type[_Blspy] = _PyEcc
+_INSTALL_HINTS = {"milagro": "pip install milagro-bls-binding", "blspy": "pip install blspy"}
 
 
 def use_py_ecc() -> None:
-    global _backend
-    _backend = _PyEcc
+    use("py_ecc")
 
 
 def use_milagro() -> None:
-    global _backend
-    if _milagro is None:
-        raise InvalidInput("BLS backend 'milagro' is not installed "
-                           "(pip install milagro-bls-binding)", backend="milagro")
-    _backend = _Milagro
+    use("milagro")
 
 
 def use_fastest() -> None:
-    global _backend
-    _backend = _Milagro if _milagro is not None else _PyEcc
+    use("fastest")
 
 
 def use(name: str) -> None:
-    """Select a backend by name: py_ecc, milagro or fastest."""
-    choices = {"py_ecc": use_py_ecc, "milagro": use_milagro, "fastest": use_fastest}
-    if name not in choices:
-        raise InvalidInput(f"unknown BLS backend {name!r}; choose one of {sorted(choices)}",
+    """Select a backend by name: py_ecc, milagro, blspy or fastest (the fastest installed)."""
+    global _backend
+    classes = {"py_ecc": _PyEcc, "milagro": _Milagro, "blspy": _Blspy}
+    if name == "fastest":
+        name = fastest_name()
+    if name not in classes:
+        raise InvalidInput(f"unknown BLS backend {name!r}; choose one of "
+                           f"{sorted([*classes, 'fastest'])}", backend=name)
+    if name not in available_backends():
+        raise InvalidInput(f"BLS backend {name!r} is not installed ({_INSTALL_HINTS[name]})",
                            backend=name)
-    choices[name]()
+    _backend = classes[name]
+
+
+@contextlib.contextmanager
+def using(name: str) -> Iterator[None]:
+    """Run the enclosed (synchronous) calls on backend `name`, then switch back. All
+    backends produce identical bytes, so this changes only the speed."""
+    previous = _backend.name
+    use(name)
+    try:
+        yield
+    finally:
+        use(previous)
+
+
+def fastest_name() -> str:
+    return next(b for b in FASTEST_FIRST if b in available_backends())
 
 
 def backend_name() -> str:
@@ -186,7 +260,7 @@ def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
         return False
     try:
         return bool(_backend.verify(pk, message, signature))
-    except (ValueError, TypeError, AssertionError):
+    except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 
 
@@ -202,7 +276,7 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
         return False
     try:
         return bool(_backend.fast_aggregate_verify(pks, message, signature))
-    except (ValueError, TypeError, AssertionError):
+    except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 
 
@@ -211,7 +285,7 @@ def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature:
         return False
     try:
         return bool(_backend.aggregate_verify(pks, messages, signature))
-    except (ValueError, TypeError, AssertionError):
+    except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 
 
@@ -226,7 +300,7 @@ def pop_verify(pk: bytes, proof: bytes) -> bool:
         return False
     try:
         return bool(_ref().PopVerify(pk, proof))
-    except (ValueError, TypeError, AssertionError):
+    except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 
 

@@ -36,7 +36,13 @@ from zg_actors.da.blob import (
     slice_length,
     verify_slice,
 )
-from zg_actors.da.certificate import Batch, DACertificate, member_bitmap, signed_slots
+from zg_actors.da.certificate import (
+    Batch,
+    DACertificate,
+    member_bitmap,
+    signed_slots,
+    verified_signatures,
+)
 from zg_actors.da.dispersal import (
     BatchKey,
     BatchQueue,
@@ -54,7 +60,6 @@ from zg_actors.da.errors import (
 )
 from zg_actors.da.keys import da_signer_identity, disperser_account
 from zg_actors.da.params import (
-    EPOCH_INTERVAL_S,
     SECTOR_BYTES,
     BlobStatus,
     signing_threshold,
@@ -159,7 +164,7 @@ class DANode:
 
     def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
         self.config = config_from_dict(config_dict)
-        bls.use(self.config.crypto.bls_backend)
+        bls.use(self.config.da.bls_backend)  # a DA process does DA work only
         self.index = index
         self.identity = da_signer_identity(self.config.devnet.key_seed, index)
         self.store = Store(Path(data_dir) / f"da-node-{index}", ["slices", "blobs", "signed"],
@@ -344,7 +349,7 @@ class Disperser:
 
     def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
         self.config = config_from_dict(config_dict)
-        bls.use(self.config.crypto.bls_backend)
+        bls.use(self.config.da.bls_backend)  # a DA process does DA work only
         self.index = index
         self.account = disperser_account(self.config.devnet.key_seed, index)
         self.store = Store(Path(data_dir) / f"da-disperser-{index}", ["blobs", "roots"],
@@ -364,7 +369,7 @@ class Disperser:
         self._tasks: list[asyncio.Task] = []
         self._inflight: set[asyncio.Task] = set()
         self._tx_lock = asyncio.Lock()
-        self.epoch_interval_s = EPOCH_INTERVAL_S
+        self.epoch_interval_s = self.config.da.epoch_interval_s
         self._rotator: asyncio.Task | None = None
         self.rotations = 0
         node_seed = self.config.devnet.key_seed
@@ -651,17 +656,15 @@ class Disperser:
         done, pending = await asyncio.wait(waiting, timeout=self.config.da.signature_deadline_s)
         for future in pending:
             future.cancel()
-        signatures = {}
+        answered = {}
         for future in done:
             signer = waiting[future]
             if future.exception() is not None:
                 log.info("DA signer %d refused the batch: %s", signer,
                          str(future.exception())[:200])
                 continue
-            signature = future.result()
-            if bls.verify(registry.signers[signer].bls_pubkey, batch.sign_bytes, signature):
-                signatures[signer] = signature
-        return signatures
+            answered[signer] = future.result()
+        return verified_signatures(answered, registry, batch.sign_bytes)
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
         """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""

@@ -17,6 +17,7 @@ from zg_actors import erasure
 from zg_actors.chain.modules import token
 from zg_actors.chain.modules.base import Context, Module, ModuleError, ModuleState
 from zg_actors.config import Config
+from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import ADDRESS_BYTES
 from zg_actors.crypto.encoding import (
     Decoded,
@@ -74,6 +75,7 @@ class DAModuleParams:
     c0_attestor: bytes = b""  # address of C0's DA attestation key (fixed at genesis)
     sampling_round_blocks: int = SAMPLING_ROUND_BLOCKS
     sampling_epoch_window: int = SAMPLING_EPOCH_WINDOW
+    bls_backend: str = "fastest"  # of certificate checks (config da.bls_backend)
 
 
 def _u64(value: int) -> bytes:
@@ -213,7 +215,8 @@ class DAModule(Module):
         batch = cert.batch
         registry = self._registry(state, batch.epoch)
         quorum = self._quorum(state, batch.epoch, batch.quorum_id)
-        slots = verify_da_certificate(cert, registry, quorum, ctx.block.network_id)
+        with bls.using(self.params.bls_backend):  # the DA backend, not the consensus one
+            slots = verify_da_certificate(cert, registry, quorum, ctx.block.network_id)
         for header in batch.blobs:
             if state.get(b"blob/" + header.key) is not None:
                 raise DAModuleError(f"blob 0x{header.key.hex()} is already certified",
@@ -385,4 +388,5 @@ def da_module_params(config: Config) -> DAModuleParams:
     da = config.da
     return DAModuleParams(da.k, da.n, da.max_quorums, da.finality_depth, da.disperser_deposit,
                           da.slash_fraction_bps, da.blob_fee, da.sampling_base_reward,
-                          c0_attestor(config.devnet.key_seed).address)
+                          c0_attestor(config.devnet.key_seed).address,
+                          bls_backend=da.bls_backend)

@@ -25,10 +25,6 @@ BLS_DOMAIN_EPOCH = b"zg-da-epoch"  # domain tag of a signer's epoch (ticket) sig
 # C0 seals an epoch's registry once every signer sent its ticket, or this many C0 ticks
 # after the epoch opened (signers that missed it get no slots that epoch).
 TICKET_WINDOW_TICKS = 10
-# Epochs rotate on a timer (a new seed, current stakes, new tickets and quorums) every
-# this many seconds; 0 = only on request (advance_epoch). Disperser 0 drives it.
-EPOCH_INTERVAL_S = 0.0
-
 
 class BlobStatus(IntEnum):
     """0G's BlobStatus values, as on the gRPC wire."""

@@ -44,7 +44,7 @@ def single_process_pora(iterations: int = LIMIT_PORA_ITERATIONS) -> dict[str, fl
     return {"iterations": iterations, "seconds": seconds, "iterations_per_s": iterations / seconds}
 
 
-def run_storage_bench(config: Config, size_mb: float = 4.0, quiet: bool = False,
+def run_storage_bench(config: Config, size_mb: float = 32.0, quiet: bool = False,
                       console: Console | None = None) -> dict[str, Any]:
     from zg_actors.storage.sdk import StorageClient
 
@@ -96,7 +96,7 @@ def format_storage_bench(result: dict[str, Any]) -> Table:
         table.add_column(column)
     limit = result["single_process"]["mb_per_s"]
     table.add_row("single process: file root + encoding", f"{limit:.1f} MB/s", "1.00")
-    table.add_row("upload (submit, verify, encode, persist)",
+    table.add_row("upload (root, submit, verify, encode, persist)",
                   f"{result['upload_mb_s']:.1f} MB/s", f"{result['upload_ratio']:.2f}")
     table.add_row("download (k shards, decode, proofs, root)",
                   f"{result['download_mb_s']:.1f} MB/s", f"{result['download_ratio']:.2f}")

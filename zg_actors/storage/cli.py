@@ -182,4 +182,6 @@ def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_su
     bench = command("storage", cmd_bench_storage, "upload/download MB/s against the "
                     "single-process file root + erasure encoding; PoRA iterations/s",
                     bench_sub)
-    bench.add_argument("--size-mb", type=float, default=4.0, help="file size in MB (4)")
+    bench.add_argument("--size-mb", type=float, default=32.0,
+                       help="file size in MB (32; a small file's time is mostly the one "
+                       "chain commit of its submission)")
