@@ -332,3 +332,27 @@ class _Ctx:
 
     def state(self, name: str) -> ModuleState:
         return ModuleState(self.overlay, name)
+
+
+def test_a_certificate_checked_at_mempool_entry_is_not_checked_again(monkeypatch) -> None:
+    from zg_actors.da import module as da_module
+
+    chain, registry = Chain(da_config()), make_registry(votes=3)
+    disperser = disperser_account(SEED, 0)
+    chain.block((disperser, "register_epoch", *attested(registry)),
+                (disperser, "deposit", 1_000))
+    header = BlobHeader(encode_blob(b"prepared" * 50, K, N).data_root, 400, 0, 0, 0)
+    cert = certificate(registry, [header], [0, 1, 2])
+    tx = make_tx(disperser, 0, chain.nonces[disperser.address], "da", "certify", [cert])
+    chain.machine.prepare(chain.state.get, tx)  # what a validator does on mempool entry
+    checks = []
+    real = da_module.verify_da_certificate
+    monkeypatch.setattr(da_module, "verify_da_certificate",
+                        lambda *a: checks.append(a) or real(*a))
+    [good] = chain.block((disperser, "certify", cert))
+    assert good.ok and checks == []  # the block reused the entry check
+    other = BlobHeader(keccak256(b"other"), 400, 0, 0, 0)
+    [forged] = chain.block((disperser, "certify", certificate(registry, [other], [0, 1])))
+    assert not forged.ok and len(checks) == 1  # an unseen certificate is checked in full
+    bad = make_tx(disperser, 0, 99, "da", "certify", [b"\x01junk"])
+    chain.machine.prepare(chain.state.get, bad)  # malformed: prepare decides nothing

@@ -14,11 +14,15 @@ from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import SEGMENT_BYTES
 from zg_actors.storage.errors import SegmentRejected
 from zg_actors.storage.file import (
+    assemble_tree,
     chunk_count,
     file_root,
     file_tree,
+    last_segment_leaves,
+    pad,
     padded_chunks,
     segment_count,
+    segment_trees,
     submission_root,
     verify_segment,
 )
@@ -111,3 +115,19 @@ def test_single_segment_file_proof_is_the_root_alone() -> None:
 def test_negative_size_is_rejected() -> None:
     with pytest.raises(InvalidInput, match="-1"):
         chunk_count(-1)
+
+
+@pytest.mark.parametrize("size", [1, 300, SEGMENT_BYTES, 5 * SEGMENT_BYTES + 777,
+                                  17 * SEGMENT_BYTES])
+def test_a_tree_hashed_in_pieces_is_the_same_tree(size: int) -> None:
+    data = os.urandom(size)
+    whole = file_tree(data, keep_height=9)
+    padded = pad(data)
+    count = segment_count(size)
+    for pieces in (1, 2, 3):
+        bounds = [count * i // pieces for i in range(pieces + 1)]
+        parts = [segment_trees(padded, bounds[i], bounds[i + 1], 9) for i in range(pieces)]
+        assert assemble_tree(size, parts[::-1], last_segment_leaves(padded)) == whole
+    if count > 1:
+        with pytest.raises(InvalidInput, match="segment pieces cover"):
+            assemble_tree(size, [segment_trees(padded, 1, count)], last_segment_leaves(padded))

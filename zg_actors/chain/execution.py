@@ -179,6 +179,14 @@ class StateMachine:
             size += tx.size
         return included, rejected, self._finish(ctx, receipts, prev_state_root)
 
+    def prepare(self, base_get: Callable[[bytes], bytes | None], tx: Transaction) -> None:
+        """Let the tx's module prepare it on the committed state (Module.prepare)."""
+        ctx = Context(BlockInfo(self.params.network_id, 0, 0, bytes(20)), Overlay(base_get))
+        try:
+            self.modules[tx.module].prepare(ctx.state(tx.module), tx.method, tx.args)
+        except Exception:  # noqa: BLE001 - preparing decides nothing; execution will
+            return
+
     def query(self, base_get: Callable[[bytes], bytes | None], module: str, method: str,
               args: tuple) -> object:
         if module not in self.modules:

@@ -142,6 +142,7 @@ class ChainNode:
         account_nonce = self.machine.account_nonce(self.state_get, tx.sender)
         if tx.nonce < account_nonce:
             check_nonce(tx, account_nonce)
+        self.machine.prepare(self.state_get, tx)
 
     # ---- blocks ---------------------------------------------------------------------
     def set_for_height(self, height: int) -> ValidatorSet:

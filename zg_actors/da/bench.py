@@ -97,6 +97,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
     outstanding: dict[bytes, float] = {}
     finished: dict[bytes, tuple[str, float]] = {}
     networks: dict[int, int] = {}
+    errors: dict[str, int] = {}  # why blobs did not finalize, with counts
     start = time.time()
     turn = 0
     next_report = start + 5.0
@@ -118,6 +119,9 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             if info["status"] in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES"):
                 finished[request_id] = (info["status"], time.time() - outstanding.pop(
                     request_id))
+                if info["status"] != "FINALIZED":
+                    reason = f"{info['status']}: {info['error'][:160]}"
+                    errors[reason] = errors.get(reason, 0) + 1
                 if info["status"] == "FINALIZED":
                     networks[info["network_id"]] = networks.get(info["network_id"], 0) + 1
         if time.time() >= next_report:
@@ -135,7 +139,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             "confirmed_mb_per_s": final * blob_bytes / MB / elapsed,
             "latency_p50_s": runtime.percentile(latencies, 50),
             "latency_p99_s": runtime.percentile(latencies, 99),
-            "finalized_per_network": networks}
+            "finalized_per_network": networks, "errors": errors}
 
 
 def single_process_pipeline(config: Config, blobs: int, blob_bytes: int) -> dict:

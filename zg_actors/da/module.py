@@ -52,6 +52,9 @@ ESCROW = keccak256(b"zg-da/escrow")[-ADDRESS_BYTES:]  # disperser deposits
 POOL = keccak256(b"zg-da/sampling-pool")[-ADDRESS_BYTES:]  # blob fees for sampling rewards
 
 
+VERIFIED_CACHE_LIMIT = 4_096  # certificates remembered per process (then forgotten)
+
+
 class DAModuleError(ModuleError):
     code = "DA_MODULE_ERROR"
 
@@ -113,6 +116,9 @@ class DAModule(Module):
 
     def __init__(self, params: DAModuleParams) -> None:
         self.params = params
+        # Certificates this process verified: {hash of certificate, registry, quorum and
+        # network: signed slots}. The key covers everything the check reads.
+        self._checked: dict[bytes, int] = {}
 
     def apply(self, ctx: Context, method: str, args: tuple[Decoded, ...]) -> Decoded:
         """DA's own typed errors fail the tx (a failed receipt), never the block."""
@@ -213,10 +219,7 @@ class DAModule(Module):
                                 needed=self.params.min_deposit)
         cert = DACertificate.decode(as_bytes(certificate))
         batch = cert.batch
-        registry = self._registry(state, batch.epoch)
-        quorum = self._quorum(state, batch.epoch, batch.quorum_id)
-        with bls.using(self.params.bls_backend):  # the DA backend, not the consensus one
-            slots = verify_da_certificate(cert, registry, quorum, ctx.block.network_id)
+        slots = self._verified(state, cert, ctx.block.network_id)
         for header in batch.blobs:
             if state.get(b"blob/" + header.key) is not None:
                 raise DAModuleError(f"blob 0x{header.key.hex()} is already certified",
@@ -233,6 +236,30 @@ class DAModule(Module):
         state.add_int(b"certificates", 1)
         ctx.emit(MODULE, "Certified", batch.root, len(batch.blobs), slots)
         return encode([batch.root, slots])
+
+    def _verified(self, state: ModuleState, cert: DACertificate, network_id: int) -> int:
+        """verify_da_certificate against the epoch's registry and quorum in `state`; a
+        certificate this process already verified against the same registry and quorum
+        (at mempool entry: prepare) is not checked twice."""
+        batch = cert.batch
+        registry = self._registry(state, batch.epoch)
+        quorum = self._quorum(state, batch.epoch, batch.quorum_id)
+        key = keccak256(cert.encode() + keccak256(registry.encode())
+                        + encode([network_id, list(quorum.holders)]))
+        if key in self._checked:
+            return self._checked[key]
+        with bls.using(self.params.bls_backend):  # the DA backend, not the consensus one
+            slots = verify_da_certificate(cert, registry, quorum, network_id)
+        if len(self._checked) >= VERIFIED_CACHE_LIMIT:
+            self._checked.clear()
+        self._checked[key] = slots
+        return slots
+
+    def prepare(self, state: ModuleState, method: str, args: tuple[Decoded, ...]) -> None:
+        """A certificate entering the mempool is checked then, off the consensus path."""
+        if method == "certify" and len(args) == 1:
+            cert = DACertificate.decode(as_bytes(args[0]))
+            self._verified(state, cert, cert.batch.network_id)
 
     # ---- bad encoding ------------------------------------------------------------------
     def tx_prove_bad_encoding(self, ctx: Context, blob_key: Decoded,

@@ -25,6 +25,7 @@ from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
 from zg_actors.storage.errors import DataUnavailable, UnknownEntry, UnknownFile, WrongEntry
+from zg_actors.storage.file import SegmentTrees, segment_trees
 from zg_actors.storage.flow import node_positions
 from zg_actors.storage.miner import (
     EntryRef,
@@ -41,6 +42,7 @@ CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time i
 CONFIRM_INTERVAL_S = 0.5  # how often pending confirmations are sent on chain
 ENTRY_WAIT_S = 30.0  # how long shards sent ahead of their submission wait for its commit
 ENTRY_POLL_S = 0.05  # how often the chain is asked whether that submission is committed
+TREE_TASK_NUM_CPUS = 0.25  # a file-tree piece is pure hashing: one core's worth at most
 
 
 def miner_name(index: int) -> str:
@@ -389,6 +391,13 @@ class StorageMiner:
 
     async def stats(self) -> dict:
         return {**self.core.stats(), "rejected": self.rejected}
+
+
+@ray.remote(num_cpus=TREE_TASK_NUM_CPUS)
+def hash_segments(padded: np.ndarray, first: int, stop: int,
+                  keep_height: int | None) -> SegmentTrees:
+    """One piece of a file tree (segments first..stop-1), hashed in a Ray worker."""
+    return segment_trees(padded, first, stop, keep_height)
 
 
 def start_miners(config: Config, detached: bool = False) -> list[Any]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -168,26 +169,65 @@ def file_tree(data: BytesLike, keep_height: int | None = None) -> FileTree:
     every segment's tree nodes at that height (FileTree.subtree_roots)."""
     raw = bytes(data)
     padded = pad(raw)
-    segment_levels = [merkle_levels(sector_hashes(padded[i:i + SEGMENT_BYTES]))
-                      for i in range(0, len(padded), SEGMENT_BYTES)]
-    roots = tuple(levels[-1][0] for levels in segment_levels)
-    subtrees = () if keep_height is None else tuple(
-        tuple(levels[min(keep_height, len(levels) - 1)]) for levels in segment_levels)
+    part = segment_trees(padded, 0, segment_count(len(raw)), keep_height)
+    return assemble_tree(len(raw), [part], last_segment_leaves(padded))
+
+
+@dataclass(frozen=True)
+class SegmentTrees:
+    """Roots (and kept subtree nodes) of consecutive segments: one piece of a file tree."""
+
+    first: int  # index of the first segment
+    roots: tuple[bytes, ...]
+    subtree_roots: tuple[tuple[bytes, ...], ...]  # empty without keep_height
+
+
+def segment_trees(padded: BytesLike, first: int, stop: int,
+                  keep_height: int | None = None) -> SegmentTrees:
+    """Hash segments first..stop-1 of the padded data: the bulk of a file tree's work,
+    independent per segment, so pieces can be hashed in parallel and assembled."""
+    view = memoryview(padded).cast("B") if not isinstance(padded, bytes) else padded
+    roots = []
+    subtrees = []
+    for index in range(first, stop):
+        segment = bytes(view[index * SEGMENT_BYTES:(index + 1) * SEGMENT_BYTES])
+        levels = merkle_levels(sector_hashes(segment))
+        roots.append(levels[-1][0])
+        if keep_height is not None:
+            subtrees.append(tuple(levels[min(keep_height, len(levels) - 1)]))
+    return SegmentTrees(first, tuple(roots), tuple(subtrees))
+
+
+def last_segment_leaves(padded: BytesLike) -> tuple[bytes, ...]:
+    """Sector hashes of the last segment: the only one sub-segment submission nodes cover."""
+    last = (len(padded) - 1) // SEGMENT_BYTES * SEGMENT_BYTES
+    return tuple(sector_hashes(bytes(memoryview(padded)[last:])))
+
+
+def assemble_tree(size: int, parts: Sequence[SegmentTrees],
+                  last_leaves: Sequence[bytes]) -> FileTree:
+    """The FileTree of a `size`-byte file from its segments' pieces (in any order)."""
+    ordered = sorted((p for p in parts if p.roots), key=lambda p: p.first)
+    roots = tuple(r for p in ordered for r in p.roots)
+    subtrees = tuple(t for p in ordered for t in p.subtree_roots)
+    if len(roots) != segment_count(size) or [p.first for p in ordered] != list(
+            itertools.accumulate([0] + [len(p.roots) for p in ordered[:-1]])):
+        raise InvalidInput(f"segment pieces cover {len(roots)} segments, the file has "
+                           f"{segment_count(size)}", segments=len(roots))
     levels = tuple(tuple(level) for level in merkle_levels(roots))
     nodes: list[Node] = []
     offset = 0  # in sectors
-    for height in node_heights(chunk_count(len(raw))):
+    for height in node_heights(chunk_count(size)):
         if height >= SEGMENT_HEIGHT:
             first = offset // SECTORS_PER_SEGMENT
             count = 1 << (height - SEGMENT_HEIGHT)
             root = merkle_levels(roots[first:first + count])[-1][0]
         else:  # a sub-segment node: only the last segment holds them
             within = offset % SECTORS_PER_SEGMENT
-            leaves = segment_levels[-1][0][within:within + (1 << height)]
-            root = merkle_levels(leaves)[-1][0]
+            root = merkle_levels(last_leaves[within:within + (1 << height)])[-1][0]
         nodes.append((root, height))
         offset += 1 << height
-    return FileTree(len(raw), roots, levels, tuple(nodes), subtrees)
+    return FileTree(size, roots, levels, tuple(nodes), subtrees)
 
 
 def file_root(data: BytesLike) -> bytes:

@@ -26,15 +26,18 @@ from zg_actors.crypto.merkle import merkle_root, proof_from_list
 from zg_actors.erasure import data_matrix
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
 from zg_actors.runtime import call as _call
-from zg_actors.storage.actors import find_miners, redundancy_of, start_miners
+from zg_actors.storage.actors import find_miners, hash_segments, redundancy_of, start_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile, WrongEntry
 from zg_actors.storage.file import (
+    FileTree,
+    assemble_tree,
     data_shard_height,
-    file_tree,
+    last_segment_leaves,
     pad,
     segment_count,
     segment_length,
+    segment_trees,
     split_fragments,
 )
 from zg_actors.storage.flow import MODULE, storage_fee
@@ -44,6 +47,7 @@ from zg_actors.storage.placement import client_account, shard_miner
 CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
 COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
 SUBMISSION_POLL_S = 0.05  # how often the client asks whether its submission is committed
+MIN_SEGMENTS_PER_PIECE = 16  # smaller files are hashed in this process alone
 WINDOW_SEGMENTS = 16  # segments per call to a miner (4 MiB of a file)
 WINDOWS_IN_FLIGHT = 8  # windows sent before waiting for the oldest: 32 MiB of a file,
 # (1 + m) times that in the object store
@@ -66,6 +70,10 @@ class StorageClient:
                               "first", namespace=config.ray.namespace) from exc
         # Holding the handles keeps non-detached miners alive as long as this client.
         self.miners = start_miners(config, detached) if start else []
+        # File trees are hashed in pieces by Ray workers beside this process; one small
+        # piece now starts a worker, so the first upload does not wait for one.
+        self._tree_pieces = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._warm = hash_segments.remote(np.zeros(SEGMENT_BYTES, dtype=np.uint8), 0, 1, None)
 
     # ---- chain helpers ------------------------------------------------------------------
     def networks(self) -> list[int]:
@@ -195,9 +203,8 @@ class StorageClient:
             raise FileTooLarge(f"entry of {len(data)} bytes exceeds storage.max_entry_bytes "
                                f"{self.config.storage.max_entry_bytes}", size=len(data))
         started = time.time()
-        tree = file_tree(data, keep_height=data_shard_height(SEGMENT_BYTES,
-                                                             self.redundancy.data_shards))
         padded = pad(data)
+        tree = self._file_tree(len(data), padded)
         info = self._query(net, "file_info", tree.root)
         acks = 0
         if info is not None and info["status"] == STATUS_FINALIZED:
@@ -231,6 +238,27 @@ class StorageClient:
         return {"root": tree.root, "tx_seq": info["tx_seq"], "size": len(data),
                 "segments": tree.segments, "shard_acks": acks,
                 "seconds": time.time() - started}
+
+    def warm_up(self, timeout_s: float = 60.0) -> None:
+        """Wait until the Ray worker that hashes file-tree pieces is up (until then,
+        uploads hash their trees in this process alone)."""
+        _call(self._warm, timeout=timeout_s)
+
+    def _file_tree(self, size: int, padded: bytes) -> FileTree:
+        """file_tree(data) with the subtree roots the data miners need, hashed in pieces:
+        this process hashes one, Ray workers the others (one per cluster CPU)."""
+        keep = data_shard_height(SEGMENT_BYTES, self.redundancy.data_shards)
+        count = segment_count(size)
+        pieces = min(self._tree_pieces, max(1, count // MIN_SEGMENTS_PER_PIECE))
+        if pieces == 1 or not ray.wait([self._warm], timeout=0)[0]:  # no worker yet
+            return assemble_tree(size, [segment_trees(padded, 0, count, keep)],
+                                 last_segment_leaves(padded))
+        bounds = [count * i // pieces for i in range(pieces + 1)]
+        shared = ray.put(np.frombuffer(padded, dtype=np.uint8))
+        refs = [hash_segments.remote(shared, bounds[i], bounds[i + 1], keep)
+                for i in range(1, pieces)]
+        own = segment_trees(padded, bounds[0], bounds[1], keep)
+        return assemble_tree(size, [own, *_call(refs)], last_segment_leaves(padded))
 
     def _send_segments(self, network_id: int, tx_seq: int, tree: Any, padded: bytes,
                        on_progress: Progress | None,

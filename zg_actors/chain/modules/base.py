@@ -137,6 +137,12 @@ class Module:
             raise ModuleError(f"{self.name}.{method}: wrong arguments ({len(args)} given)",
                               method=method) from exc
 
+    def prepare(self, state: ModuleState, method: str, args: tuple[Decoded, ...]) -> None:
+        """Runs when a tx enters the mempool, on the committed state (read-only): a module
+        may do expensive stateless-ish work here ahead of the block (e.g. check and cache
+        a signature), so that executing the block inside consensus is fast. It decides
+        nothing: errors are ignored, and execution checks everything again."""
+
     def query(self, state: ModuleState, method: str, args: tuple) -> object:
         handler: Callable | None = getattr(self, f"query_{method}", None)
         if handler is None:
