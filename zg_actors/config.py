@@ -213,6 +213,9 @@ class StorageConfig:
     miners: int = 4  # StorageMiner actors
     data_shards: int = 2  # k: each segment is erasure-coded into k + m shards on distinct miners
     parity_shards: int = 1  # m: a segment survives the loss of any m of its miners
+    # > 0: instead of erasure coding, every segment is copied whole to this many distinct
+    # miners (any one copy serves it); data_shards and parity_shards are then unused.
+    replication_factor: int = 0
     price_per_sector: int = 10**9  # base units per 256-byte sector (the global minimum unit price)
     service_fee_bps: int = 500  # share of every storage fee that goes to the treasury
     pricing_segment_sectors: int = 8_192  # 0G: 2^25 sectors (8 GiB); devnet: 2 MiB
@@ -225,6 +228,9 @@ class StorageConfig:
     pora_difficulty: int = 256  # initial target = 2^256 / this: expected seals checked per hit
     wanted_answers_per_epoch: int = 5  # 0G mainnet: 5
     answer_window_blocks: int = 10  # answers to an epoch's context are late after this
+    # Subtasks: a miner's answers are early before context height + keccak(context, miner
+    # id) mod this many blocks, so that miners do not all submit at once (0 = no spread).
+    subtask_spread_blocks: int = 3
     reward_schedule: str = "linear"  # linear (0G ChunkLinearReward) | decay (ChunkDecayReward)
     reward_lifetime_blocks: int = 10_000  # linear release period; 0G: the storage period
     decay_bps_per_year: int = 400  # the seed's 4% a year
@@ -232,13 +238,20 @@ class StorageConfig:
     base_reward: int = 10**15  # paid per valid answer from the donated base pool while it lasts
     royalty_bps: int = 1_000  # share of a synced miner's answer reward to the first holder
 
+    @property
+    def shards(self) -> int:
+        """Holders of each segment: the replication factor, or k + m."""
+        return self.replication_factor or self.data_shards + self.parity_shards
+
     def validate(self, path: str) -> None:
         _check(f"{path}.data_shards", self.data_shards >= 1, "must be >= 1", self.data_shards)
         _check(f"{path}.parity_shards", self.parity_shards >= 0, "must be >= 0",
                self.parity_shards)
-        _check(f"{path}.miners", self.miners >= self.data_shards + self.parity_shards,
-               "must be >= data_shards + parity_shards (shards go to distinct miners)",
-               self.miners)
+        _check(f"{path}.replication_factor", self.replication_factor >= 0,
+               "must be >= 0 (0: erasure coding)", self.replication_factor)
+        _check(f"{path}.miners", self.miners >= self.shards,
+               "must be >= data_shards + parity_shards, or the replication factor (shards "
+               "go to distinct miners)", self.miners)
         _check(f"{path}.price_per_sector", self.price_per_sector >= 0, "must be >= 0",
                self.price_per_sector)
         _check(f"{path}.service_fee_bps", 0 <= self.service_fee_bps <= 10_000,
@@ -262,6 +275,9 @@ class StorageConfig:
                      "reward_lifetime_blocks", "blocks_per_year"):
             _check(f"{path}.{name}", getattr(self, name) >= 1, "must be >= 1",
                    getattr(self, name))
+        _check(f"{path}.subtask_spread_blocks",
+               0 <= self.subtask_spread_blocks < self.answer_window_blocks,
+               "must be 0..answer_window_blocks-1", self.subtask_spread_blocks)
         _check(f"{path}.decay_bps_per_year", 0 <= self.decay_bps_per_year <= 10_000,
                "must be 0..10000 basis points", self.decay_bps_per_year)
         _check(f"{path}.royalty_bps", 0 <= self.royalty_bps <= 10_000,

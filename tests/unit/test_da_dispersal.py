@@ -124,3 +124,11 @@ def test_bench_window_sizes_and_aims() -> None:
     assert aims["py_ecc_over_fast"] == {2 << 20: 0.9}  # 128 KiB is not held to it
     missed = da_aims([run("milagro", 2 << 20, 5.0, 0.2), run("py_ecc", 2 << 20, 2.0, 0.5)])
     assert not missed["ratio_met"] and not missed["independence_met"]
+
+
+def test_bench_batch_interval_only_grows_for_big_blobs() -> None:
+    from zg_actors.da.bench import BENCH_BATCH_INTERVAL_S, batch_interval_for
+
+    assert batch_interval_for(128 * 1024, 0.5) == 0.5
+    assert batch_interval_for(2 << 20, 0.5) == BENCH_BATCH_INTERVAL_S
+    assert batch_interval_for(16 << 20, 60.0) == 60.0

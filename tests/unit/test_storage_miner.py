@@ -215,3 +215,39 @@ def test_unpack_deliveries_checks_the_packing() -> None:
         unpack_deliveries(rows, [[3, [0], 256]])
     with pytest.raises(InvalidInput, match="1-D uint8"):
         unpack_deliveries(rows.astype(np.int32), [])
+
+
+def test_replication_keeps_whole_copies_and_any_one_serves(tmp_path) -> None:
+    replicated = Redundancy(miners=4, data_shards=1, parity_shards=2, replicated=True)
+    entry, tree, padded = make_entry(2 * SEGMENT_BYTES + 500)
+    tree = file_tree(padded[:entry.size], keep_height=data_shard_height(SEGMENT_BYTES, 1))
+    copies = {}
+    for miner in range(4):
+        store = MinerStore(tmp_path / f"r{miner}", miner, replicated)
+        for index in range(tree.segments):
+            if miner_shard(entry.tx_seq, index, miner, 4, 3) is None:
+                continue
+            shard = store.accept_deliveries(
+                entry, [deliveries_for(entry, tree, padded, index, miner, replicated)])[0]
+            copies.setdefault(index, {})[shard] = store.get_shard(0, 5, index)["data"]
+    for index, held in copies.items():
+        segment = tree.segment(padded, index)
+        assert len(held) == 3 and all(bytes(c) == segment for c in held.values())
+        for shard, copy in held.items():  # any one copy rebuilds the segment
+            assert rebuild_segment(entry, index, {shard: copy}, tree.proof(index),
+                                   replicated)[0] == segment
+        corrupt = {s: c.copy() for s, c in held.items()}
+        corrupt[0][3] ^= 1
+        assert rebuild_segment(entry, index, corrupt, tree.proof(index), replicated)[0] == segment
+
+
+def test_config_replication_factor_sets_the_holders() -> None:
+    from zg_actors.config import load_config
+    from zg_actors.errors import InvalidInput as ConfigError
+    from zg_actors.storage.actors import redundancy_of
+
+    config = load_config().replace(**{"storage.replication_factor": 3})
+    assert config.storage.shards == 3
+    assert redundancy_of(config) == Redundancy(4, 1, 2, replicated=True)
+    with pytest.raises(ConfigError, match="storage.miners"):
+        load_config().replace(**{"storage.replication_factor": 5})

@@ -9,6 +9,7 @@ import pytest
 
 from zg_actors.config import StorageConfig
 from zg_actors.crypto.encoding import as_int, decode
+from zg_actors.crypto.keccak import keccak256
 from zg_actors.storage.constants import SEAL_BYTES
 from zg_actors.storage.file import file_tree, pad
 from zg_actors.storage.flow import storage_fee
@@ -23,6 +24,7 @@ from zg_actors.storage.pora import (
     scratchpad,
     seal,
     search,
+    subtask_opens,
     unseal,
 )
 from zg_actors.storage.reward import answer_reward, released_decay, released_linear
@@ -71,9 +73,11 @@ def test_release_schedules() -> None:
 
 
 def mining_chain(**changes: object) -> tuple[Chain, bytes]:
-    """A chain with one two-load file in the flow and a context fixed after it."""
+    """A chain with one two-load file in the flow and a context fixed after it (answer
+    windows not spread: test_answers_before_the_miners_subtask_window_are_early does)."""
     chain = Chain(**{"storage.pricing_segment_sectors": 1024, "storage.blocks_per_epoch": 5,
-                     "storage.reward_lifetime_blocks": 10, **changes})
+                     "storage.reward_lifetime_blocks": 10, "storage.subtask_spread_blocks": 0,
+                     **changes})
     client = client_account(chain.config.devnet.key_seed)
     data = os.urandom(2 * 256 * 1024)
     tree = file_tree(data)
@@ -153,6 +157,33 @@ def test_bad_answers_are_rejected_and_pay_nothing() -> None:
         chain.block([])
     late = run_mine(chain, miner, "submit_answer", answer.to_args())
     assert not late.ok and "late" in late.error
+
+
+def test_answers_before_the_miners_subtask_window_are_early() -> None:
+    chain, flow_data = mining_chain(**{"storage.subtask_spread_blocks": 4})
+    storage = chain.config.storage
+    context = chain.machine.query(chain.state.get, "flow", "context", (1,))
+    replica = FlowReplica(flow_data[:context["flow_length"] * 256])
+    target = chain.machine.query(chain.state.get, "mine", "target", ())
+    # A miner whose window opens after the next block: its answer then is early.
+    for n in range(200):
+        miner, seed = client_account(f"subtask-miner-{n}"), bytes([n]) * 32
+        mid = miner_id(miner.address, seed)
+        opens = subtask_opens(context["height"], context["digest"], mid, 4)
+        if opens >= chain.height + 3:
+            break
+    assert opens == context["height"] + (int.from_bytes(keccak256(
+        context["digest"] + mid)[:8], "big") % 4)
+    assert run_mine(chain, miner, "register", [seed]).ok
+    answer, _ = search(replica, mid, context["digest"], 1, target,
+                       storage.max_mining_range_sectors, range(400), {})
+    assert answer is not None
+    early = run_mine(chain, miner, "submit_answer", answer.to_args())
+    assert not early.ok and f"window opens at height {opens}" in early.error
+    while chain.height + 1 < opens:
+        chain.block([])
+    receipt = run_mine(chain, miner, "submit_answer", answer.to_args())
+    assert receipt.ok, receipt.error
 
 
 def test_check_answer_rejects_an_answer_for_a_harder_target() -> None:

@@ -66,7 +66,7 @@ from zg_actors.da.params import (
 )
 from zg_actors.da.quorum import EpochRegistry, Quorum, epoch_message
 from zg_actors.da.sampling import find_answers
-from zg_actors.errors import Unavailable, ZgError
+from zg_actors.errors import InvalidInput, Unavailable, ZgError
 from zg_actors.runtime import kill_named
 from zg_actors.staking.ledger import C0_NETWORK_ID
 from zg_actors.store import Store
@@ -495,6 +495,14 @@ class Disperser:
         return {"epoch": epoch, "networks": sorted(self.ready)}
 
     # ---- epoch rotation on a timer ----------------------------------------------------
+    async def set_batch_interval(self, seconds: float) -> None:
+        """Seal batches this long after their first blob from now on (da.batch_interval_s
+        at start): longer fills batches of big blobs, so one certificate covers more."""
+        if seconds <= 0:
+            raise InvalidInput(f"batch interval must be > 0 s, got {seconds}",
+                               batch_interval_s=seconds)
+        self.queue.interval_s = seconds
+
     async def set_epoch_interval(self, seconds: float) -> None:
         """Rotate epochs every `seconds` (0 stops); only disperser 0 should drive it."""
         self.epoch_interval_s = seconds  # 0: the loop ends after any rotation under way
@@ -577,7 +585,7 @@ class Disperser:
 
     async def _batches_forever(self) -> None:
         while True:
-            await asyncio.sleep(min(0.05, self.config.da.batch_interval_s / 4))
+            await asyncio.sleep(min(0.05, self.queue.interval_s / 4))
             for key in self.queue.due(time.time()):
                 task = asyncio.get_running_loop().create_task(self._certify(key,
                                                                             self.queue.pop(key)))

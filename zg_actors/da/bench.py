@@ -47,7 +47,7 @@ PUBLISHED = [("EigenDA v2 (published)", "100 MB/s writes", "5 s average, 10 s p9
              ("Celestia (published)", "about 11-12 MiB/s", "about 3 s blocks"),
              ("0G testnet (claimed, no method)", "50 Gbps", "-")]
 POLL_S = 0.2
-STATUS_CALLS_PER_ROUND = 32  # GetBlobStatus calls per POLL_S round, oldest blobs first
+UNFINISHED_PER_ROUND = 4  # a POLL_S round of status calls stops after this many unfinished
 SETTLE_TIMEOUT_S = 120.0  # after the offer stops, how long outstanding blobs may take
 KIB, MIB = 1024, 1024 * 1024
 DEFAULT_SIZES = (128 * KIB, 2 * MIB, 16 * MIB)  # issue #5's three blob sizes
@@ -61,9 +61,10 @@ INDEPENDENCE_TOLERANCE = 0.2  # "does not depend on the backend": py_ecc >= 80% 
 # 16 MiB blobs are 64 MiB once encoded and travel through the object store several
 # times: the default 256 MB store would spill to disk and measure the disk instead.
 BENCH_OBJECT_STORE_MB = 1024
-# Batches seal at batch_max_blobs / batch_max_bytes or this long after their first blob:
-# long enough that a stream of big blobs fills them, so that one certificate (and its BLS
-# work) covers up to 64 MiB. The devnet's 0.5 s favours latency over this.
+# For blobs of 2 MiB and more, batches seal at batch_max_blobs / batch_max_bytes or this
+# long after their first blob: long enough that a stream of big blobs fills them, so that
+# one certificate (and its BLS work) covers up to 64 MiB. The devnet's 0.5 s favours
+# latency; small blobs keep it (a batch fills by count at once, the last one would wait).
 BENCH_BATCH_INTERVAL_S = 20.0
 
 
@@ -112,11 +113,17 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             turn += 1
             _, request_id = client.disperse_blob(data)
             submitted[request_id] = outstanding[request_id] = time.time()
-        # Blobs finish about in order: ask about the oldest few each round, so that a wide
-        # window of small blobs does not flood the gateway with status calls.
-        for request_id in list(outstanding)[:STATUS_CALLS_PER_ROUND]:
+        # Blobs finish about in order (a batch at a time): ask about the oldest first and
+        # stop after a few unfinished ones, so that a wide window of small blobs does not
+        # flood the gateway with status calls.
+        unfinished = 0
+        for request_id in list(outstanding):
+            if unfinished >= UNFINISHED_PER_ROUND:
+                break
             info = client.get_blob_status(request_id)
-            if info["status"] in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES"):
+            if info["status"] not in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES"):
+                unfinished += 1
+            else:
                 finished[request_id] = (info["status"], time.time() - outstanding.pop(
                     request_id))
                 if info["status"] != "FINALIZED":
@@ -169,6 +176,13 @@ def single_process_pipeline(config: Config, blobs: int, blob_bytes: int) -> dict
             "mb_per_s": blobs * blob_bytes / MB / elapsed}
 
 
+def batch_interval_for(blob_bytes: int, configured_s: float) -> float:
+    """Big blobs get BENCH_BATCH_INTERVAL_S so that their batches fill (one certificate
+    per up to 64 MiB); small ones fill a batch by count at once and keep the config's."""
+    return max(configured_s, BENCH_BATCH_INTERVAL_S) if blob_bytes >= INDEPENDENT_FROM_BYTES \
+        else configured_s
+
+
 def window_for(blob_bytes: int, max_pending_blobs: int) -> int:
     """Blobs kept in flight: enough bytes to cover the dispersal latency (Little's law),
     within the disperser's own limit."""
@@ -192,8 +206,6 @@ def run_da_bench(config: Config, duration_s: float = 15.0,
     for backend in backends:
         # Only DA's own BLS work changes backend; consensus votes stay on crypto.bls_backend.
         cfg = config.replace(**{"da.bls_backend": backend, "da.gateway_port": 0,
-                                "da.batch_interval_s": max(config.da.batch_interval_s,
-                                                           BENCH_BATCH_INTERVAL_S),
                                 "ray.object_store_mb": max(config.ray.object_store_mb,
                                                            BENCH_OBJECT_STORE_MB)})
         data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")
@@ -209,6 +221,9 @@ def run_da_bench(config: Config, duration_s: float = 15.0,
             with DisperserClient(f"127.0.0.1:{where['port']}") as client:
                 for size in sizes:
                     window = window_for(size, cfg.da.max_pending_blobs)
+                    interval = batch_interval_for(size, cfg.da.batch_interval_s)
+                    ray.get([d.set_batch_interval.remote(interval)
+                             for d in handles["dispersers"]])
                     say(f"streaming {size:,}-byte blobs for {duration_s:.0f} s, {window} in "
                         "flight")
                     before = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
@@ -217,7 +232,7 @@ def run_da_bench(config: Config, duration_s: float = 15.0,
                     stream["certificates_per_network"] = {
                         n: c - before.get(n, 0) for n, c in after.items()}
                     runs.append({"backend": backend, "blob_bytes": size, "window": window,
-                                 "stream": stream})
+                                 "batch_interval_s": interval, "stream": stream})
             ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
             teardown_da(cfg)
             runtime.teardown()
@@ -236,8 +251,10 @@ def run_da_bench(config: Config, duration_s: float = 15.0,
               "published": [{"system": s, "throughput": t, "latency": lat}
                             for s, t, lat in PUBLISHED],
               "config": {"k": config.da.k, "n": config.da.n, "nodes": config.da.nodes,
-                         "batch_interval_s": max(config.da.batch_interval_s,
-                                                 BENCH_BATCH_INTERVAL_S),
+                         "batch_interval_s": {"below 2 MiB": config.da.batch_interval_s,
+                                              "2 MiB and more": max(
+                                                  config.da.batch_interval_s,
+                                                  BENCH_BATCH_INTERVAL_S)},
                          "batch_max_blobs": config.da.batch_max_blobs,
                          "batch_max_bytes": config.da.batch_max_bytes,
                          "duration_s": duration_s,

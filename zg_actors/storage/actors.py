@@ -35,7 +35,7 @@ from zg_actors.storage.miner import (
     unpack_deliveries,
 )
 from zg_actors.storage.placement import miner_account, shard_miner
-from zg_actors.storage.pora import FlowReplica, miner_id, search
+from zg_actors.storage.pora import FlowReplica, miner_id, search, subtask_opens
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time is skipped
@@ -51,6 +51,8 @@ def miner_name(index: int) -> str:
 
 def redundancy_of(config: Config) -> Redundancy:
     s = config.storage
+    if s.replication_factor:  # whole copies: one "data shard", the other copies its twins
+        return Redundancy(s.miners, 1, s.replication_factor - 1, replicated=True)
     return Redundancy(s.miners, s.data_shards, s.parity_shards)
 
 
@@ -372,6 +374,11 @@ class StorageMiner:
             self.mining["iterations"] += tried
             self.mining["seconds"] += time.time() - started
             if found:
+                # Subtasks: this miner's answers count from its own window's first block.
+                opens = subtask_opens(context["height"], context["digest"], mid,
+                                      self.config.storage.subtask_spread_blocks)
+                while await _first_answer(handles, "committed_height") + 1 < opens:
+                    await asyncio.sleep(0.1)
                 await self._send_txs(network_id, [("mine", "submit_answer", a.to_args())
                                                   for a in found])
             self.mining["answers"] += len(found)

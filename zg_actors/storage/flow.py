@@ -157,7 +157,7 @@ class FlowModule(Module):
 
     def __init__(self, storage: StorageConfig, key_seed: str) -> None:
         self.storage = storage
-        self.shards = storage.data_shards + storage.parity_shards
+        self.shards = storage.shards
         self.miners = {miner_account(key_seed, i).address: i for i in range(storage.miners)}
 
     # ---- flow tree over state ------------------------------------------------------------

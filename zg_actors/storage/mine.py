@@ -23,6 +23,7 @@ from zg_actors.storage.pora import (
     initial_target,
     miner_id,
     retarget,
+    subtask_opens,
 )
 from zg_actors.storage.reward import answer_reward
 
@@ -109,6 +110,12 @@ class MineModule(Module):
         if as_bytes(digest) != answer.context_digest:
             raise AnswerRejected(f"context digest is not epoch {answer.epoch}'s",
                                  epoch=answer.epoch)
+        opens = subtask_opens(as_int(height), answer.context_digest, answer.miner_id,
+                              self.storage.subtask_spread_blocks)
+        if ctx.block.height < opens:
+            raise AnswerRejected(f"answer for epoch {answer.epoch} is early: this miner's "
+                                 f"subtask window opens at height {opens}, now "
+                                 f"{ctx.block.height}", epoch=answer.epoch, opens=opens)
         if ctx.block.height > as_int(height) + self.storage.answer_window_blocks:
             raise AnswerRejected(f"answer for epoch {answer.epoch} is late (context at "
                                  f"height {as_int(height)}, now {ctx.block.height})",

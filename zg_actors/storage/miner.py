@@ -44,6 +44,7 @@ class Redundancy:
     miners: int
     data_shards: int  # k
     parity_shards: int  # m
+    replicated: bool = False  # k = 1 and every shard is a whole copy, not RS parity
 
     @property
     def shards(self) -> int:
@@ -74,8 +75,8 @@ def segment_shard(segment: np.ndarray, shard: int, redundancy: Redundancy) -> np
     a data row is a slice, a parity row needs the parity matmul)."""
     k = redundancy.data_shards
     rows = data_matrix(segment, k)
-    if shard < k:
-        return rows[shard]
+    if shard < k or redundancy.replicated:
+        return rows[min(shard, k - 1)]
     return encode_parity(rows, redundancy.parity_shards)[shard - k]
 
 
@@ -135,8 +136,11 @@ def rebuild_segment(entry: EntryRef, index: int, shards: Mapping[int, np.ndarray
     last: Exception | None = None
     for chosen in combinations(sorted(shards), k):
         try:
-            data = ec_decode({i: shards[i] for i in chosen}, k, redundancy.parity_shards,
-                             length)
+            if redundancy.replicated:  # any one copy is the segment
+                data = bytes(np.asarray(shards[chosen[0]], dtype=np.uint8)[:length])
+            else:
+                data = ec_decode({i: shards[i] for i in chosen}, k, redundancy.parity_shards,
+                                 length)
             leaf = verify_segment(entry.root, entry.size, index, data, proof)
             return bytes(data), leaf
         except (SegmentRejected, InvalidInput) as exc:
@@ -195,7 +199,7 @@ class MinerStore:
     def _verified_row(self, entry: EntryRef, delivery: ShardDelivery, shard: int) -> np.ndarray:
         k = self.redundancy.data_shards
         index = delivery.index
-        if shard < k and set(delivery.rows) == {shard}:
+        if shard < k and set(delivery.rows) == {shard} and (delivery.subtree_roots or k > 1):
             verify_data_shard(entry.root, entry.size, index, shard, delivery.rows[shard],
                               delivery.subtree_roots, k, delivery.proof)
             return np.asarray(delivery.rows[shard], dtype=np.uint8)

@@ -95,8 +95,19 @@ def mining_range(flow_length: int, max_range: int, start: int = 0) -> RecallRang
 
 
 def subtask_digest(context_digest: bytes, miner: bytes) -> bytes:
-    """Spreads miners' answer windows (spec: subtasks); here one subtask per context."""
+    """keccak(context, miner id): the miner's subtask of a context (spec: subtasks); it
+    enters every pad seed and places the miner's answer window (subtask_opens)."""
     return keccak256(context_digest + miner)
+
+
+def subtask_opens(context_height: int, context_digest: bytes, miner: bytes,
+                  spread_blocks: int) -> int:
+    """First block height at which `miner` may answer this context: the context's block
+    plus keccak(context, miner id) mod spread_blocks, so miners' answers spread out."""
+    if spread_blocks <= 0:
+        return context_height
+    offset = int.from_bytes(subtask_digest(context_digest, miner)[:8], "big") % spread_blocks
+    return context_height + offset
 
 
 def pad_seed(miner: bytes, nonce: bytes, subtask: bytes, range_digest: bytes) -> bytes:
