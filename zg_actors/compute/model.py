@@ -9,8 +9,10 @@ tokens the model generated.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import threading
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +44,12 @@ def model_path() -> Path:
     return path
 
 
+def _close_at_exit(llm: weakref.ref) -> None:
+    model = llm()
+    if model is not None:
+        model.close()
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
@@ -62,6 +70,9 @@ class TextModel:
         self._lock = threading.Lock()
         self._tokenize_lock = threading.Lock()
         self.name = MODEL_NAME
+        # Free the model before the interpreter tears llama_cpp down (its __del__ would
+        # then fail noisily at exit); a weak reference keeps it collectable before that.
+        atexit.register(_close_at_exit, weakref.ref(self._llm))
 
     def count_tokens(self, text: str) -> int:
         with self._tokenize_lock:
