@@ -88,6 +88,16 @@ def mining_chain(**changes: object) -> tuple[Chain, bytes]:
     return chain, pad(data)
 
 
+def epoch1_answer(chain: Chain, flow_data: bytes, mid: bytes):
+    """Epoch 1's context and the first hit of miner id `mid` in 400 nonces on its replica."""
+    context = chain.machine.query(chain.state.get, "flow", "context", (1,))
+    replica = FlowReplica(flow_data[:context["flow_length"] * 256])
+    target = chain.machine.query(chain.state.get, "mine", "target", ())
+    answer, _ = search(replica, mid, context["digest"], 1, target,
+                       chain.config.storage.max_mining_range_sectors, range(400), {})
+    return context, answer
+
+
 def run_mine(chain: Chain, account, method: str, args: list):
     from zg_actors.chain.tx import make_tx
 
@@ -132,12 +142,7 @@ def test_bad_answers_are_rejected_and_pay_nothing() -> None:
     miner = client_account("miner-b")
     seed = b"\x09" * 32
     assert run_mine(chain, miner, "register", [seed]).ok
-    context = chain.machine.query(chain.state.get, "flow", "context", (1,))
-    replica = FlowReplica(flow_data[:context["flow_length"] * 256])
-    target = chain.machine.query(chain.state.get, "mine", "target", ())
-    mid = miner_id(miner.address, seed)
-    answer, _ = search(replica, mid, context["digest"], 1, target,
-                       storage.max_mining_range_sectors, range(400), {})
+    _, answer = epoch1_answer(chain, flow_data, miner_id(miner.address, seed))
     assert answer is not None
     tampered = bytearray(answer.sealed)
     tampered[100] ^= 1
@@ -161,10 +166,7 @@ def test_bad_answers_are_rejected_and_pay_nothing() -> None:
 
 def test_answers_before_the_miners_subtask_window_are_early() -> None:
     chain, flow_data = mining_chain(**{"storage.subtask_spread_blocks": 4})
-    storage = chain.config.storage
     context = chain.machine.query(chain.state.get, "flow", "context", (1,))
-    replica = FlowReplica(flow_data[:context["flow_length"] * 256])
-    target = chain.machine.query(chain.state.get, "mine", "target", ())
     # A miner whose window opens after the next block: its answer then is early.
     for n in range(200):
         miner, seed = client_account(f"subtask-miner-{n}"), bytes([n]) * 32
@@ -175,8 +177,7 @@ def test_answers_before_the_miners_subtask_window_are_early() -> None:
     assert opens == context["height"] + (int.from_bytes(keccak256(
         context["digest"] + mid)[:8], "big") % 4)
     assert run_mine(chain, miner, "register", [seed]).ok
-    answer, _ = search(replica, mid, context["digest"], 1, target,
-                       storage.max_mining_range_sectors, range(400), {})
+    _, answer = epoch1_answer(chain, flow_data, mid)
     assert answer is not None
     early = run_mine(chain, miner, "submit_answer", answer.to_args())
     assert not early.ok and f"window opens at height {opens}" in early.error
@@ -211,11 +212,7 @@ def test_royalty_goes_to_the_first_holder_when_the_answerer_synced_from_it() -> 
     seed = b"\x05" * 32
     assert run_mine(chain, miner, "register", [seed]).ok
     assert run_mine(chain, miner, "register_source", [[0, 1]]).ok
-    context = chain.machine.query(chain.state.get, "flow", "context", (1,))
-    replica = FlowReplica(flow_data[:context["flow_length"] * 256])
-    target = chain.machine.query(chain.state.get, "mine", "target", ())
-    answer, _ = search(replica, miner_id(miner.address, seed), context["digest"], 1, target,
-                       storage.max_mining_range_sectors, range(400), {})
+    _, answer = epoch1_answer(chain, flow_data, miner_id(miner.address, seed))
     assert answer is not None
     segment = answer.recall_position // 1024
     pool = chain.machine.query(chain.state.get, "flow", "pool", (segment,))
@@ -238,11 +235,7 @@ def test_storage_payments_conserve_the_token_supply() -> None:
     assert run_mine(chain, miner, "register", [seed]).ok
     assert run_mine(chain, client_account(chain.config.devnet.key_seed), "donate",
                     [5 * storage.base_reward]).ok
-    context = chain.machine.query(chain.state.get, "flow", "context", (1,))
-    replica = FlowReplica(flow_data[:context["flow_length"] * 256])
-    target = chain.machine.query(chain.state.get, "mine", "target", ())
-    answer, _ = search(replica, miner_id(miner.address, seed), context["digest"], 1, target,
-                       storage.max_mining_range_sectors, range(400), {})
+    _, answer = epoch1_answer(chain, flow_data, miner_id(miner.address, seed))
     assert answer is not None and run_mine(chain, miner, "submit_answer", answer.to_args()).ok
 
     def held() -> int:

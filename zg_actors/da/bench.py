@@ -1,9 +1,9 @@
 """`zg bench da`: confirmed MB/s and dispersal latency of 0G DA, beside its anchors.
 
 1. For each BLS backend of DA's own work (`da.bls_backend`: batch signatures,
-   aggregation, certificate checks; consensus votes stay on the fast backend) a
-   deployment on the local Ray (one
-   network, the configured DA nodes and dispersers) and, for each blob size
+   aggregation, certificate checks; consensus votes stay on `crypto.bls_backend`) a
+   deployment on the local Ray (one network, the configured DA nodes and
+   dispersers) and, for each blob size
    (128 KiB, 2 MiB, 16 MiB by default), a stream of blobs through the gRPC gateway:
    blobs FINALIZED, confirmed MB/s (finalized blob bytes / wall time, drain
    included), latency p50/p99 (DisperseBlob -> FINALIZED seen), certificates per

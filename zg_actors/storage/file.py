@@ -239,6 +239,15 @@ def submission_nodes(data: BytesLike) -> tuple[Node, ...]:
     return file_tree(data).nodes
 
 
+def _checked_segment_count(size: int, index: int) -> int:
+    """Segments of a `size`-byte file; SegmentRejected unless `index` is one of them."""
+    count = segment_count(size)
+    if not 0 <= index < count:
+        raise SegmentRejected(f"segment index {index} out of range for {count} segments",
+                              index=index, segments=count)
+    return count
+
+
 def data_shard_height(segment_bytes: int, k: int) -> int | None:
     """Height of the subtree of a segment's tree that each of its k data shards is, or None.
 
@@ -262,10 +271,7 @@ def verify_data_shard(root: bytes, size: int, index: int, shard: int, row: Bytes
     Raises SegmentRejected when the segment's layout does not allow it, or on a wrong
     length, subtree root count, data or proof.
     """
-    count = segment_count(size)
-    if not 0 <= index < count:
-        raise SegmentRejected(f"segment index {index} out of range for {count} segments",
-                              index=index, segments=count)
+    count = _checked_segment_count(size, index)
     length = segment_length(size, index)
     if data_shard_height(length, k) is None:
         raise SegmentRejected(f"segment {index} ({length} bytes) cannot be split into {k} "
@@ -295,10 +301,7 @@ def verify_segment(root: bytes, size: int, index: int, segment: BytesLike,
 
     Raises SegmentRejected (naming the index) on a wrong length, data or proof.
     """
-    count = segment_count(size)
-    if not 0 <= index < count:
-        raise SegmentRejected(f"segment index {index} out of range for {count} segments",
-                              index=index, segments=count)
+    count = _checked_segment_count(size, index)
     expected = segment_length(size, index)
     if len(segment) != expected:
         raise SegmentRejected(f"segment {index} has {len(segment)} bytes, expected {expected}",

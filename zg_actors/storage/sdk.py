@@ -46,7 +46,7 @@ from zg_actors.storage.placement import client_account, shard_miner
 
 CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
 COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
-SUBMISSION_POLL_S = 0.05  # how often the client asks whether its submission is committed
+SUBMISSION_POLL_S = 0.05  # how often the client asks whether its tx is committed
 MIN_SEGMENTS_PER_PIECE = 16  # smaller files are hashed in this process alone
 WINDOW_SEGMENTS = 16  # segments per call to a miner (4 MiB of a file)
 WINDOWS_IN_FLIGHT = 8  # windows sent before waiting for the oldest: 32 MiB of a file,
@@ -121,19 +121,24 @@ class StorageClient:
                                network=network_id)
         return nonce
 
+    def _await_nonce(self, network_id: int, nonce: int, what: str) -> None:
+        """Wait until the client's tx with `nonce` is committed (its account nonce passed
+        it); Unavailable after COMMIT_TIMEOUT_S."""
+        deadline = time.time() + COMMIT_TIMEOUT_S
+        while self._ask(network_id, "account", self.account.address)["nonce"] <= nonce:
+            if time.time() > deadline:
+                raise Unavailable(f"{what} not committed on network {network_id} within "
+                                  f"{COMMIT_TIMEOUT_S:.0f} s", network=network_id)
+            time.sleep(SUBMISSION_POLL_S)
+
     def _await_submission(self, network_id: int, tree: Any, nonce: int) -> dict:
         """The flow entry of the submission sent with `nonce`, once committed."""
-        deadline = time.time() + COMMIT_TIMEOUT_S
-        while time.time() < deadline:
-            if self._ask(network_id, "account", self.account.address)["nonce"] > nonce:
-                info = self._query(network_id, "file_info", tree.root)
-                if info is None:  # committed but failed: the receipt's error is the reason
-                    raise InvalidInput(f"network {network_id} rejected the submission of "
-                                       f"0x{tree.root.hex()}", network=network_id)
-                return info
-            time.sleep(SUBMISSION_POLL_S)
-        raise Unavailable(f"submission not committed on network {network_id} within "
-                          f"{COMMIT_TIMEOUT_S:.0f} s", network=network_id)
+        self._await_nonce(network_id, nonce, "submission")
+        info = self._query(network_id, "file_info", tree.root)
+        if info is None:  # committed but failed: the receipt's error is the reason
+            raise InvalidInput(f"network {network_id} rejected the submission of "
+                               f"0x{tree.root.hex()}", network=network_id)
+        return info
 
     def donate(self, amount: int, network_id: int) -> None:
         """Fund the `mine` module's base reward pool from the client account."""
@@ -142,12 +147,7 @@ class StorageClient:
         errors = self._ask(network_id, "submit_txs", [tx.encoded])
         if errors[0] is not None:
             raise InvalidInput(f"donation refused: {errors[0]}", network=network_id)
-        deadline = time.time() + COMMIT_TIMEOUT_S
-        while self._ask(network_id, "account", self.account.address)["nonce"] <= nonce:
-            if time.time() > deadline:
-                raise Unavailable(f"donation not committed on network {network_id}",
-                                  network=network_id)
-            time.sleep(0.2)
+        self._await_nonce(network_id, nonce, "donation")
 
     def mine(self, network_id: int, miners: list[int], epochs: int = 1,
              timeout_s: float = 120.0) -> list[dict]:
@@ -378,15 +378,16 @@ class StorageClient:
                                   root=root)
         return b"".join(parts)[:entry.size]
 
-    def _request_window(self, miners: dict[int, Any], entry: EntryRef,
-                        window: range) -> list[tuple[list[int], Any]]:
-        """Ask for k shards of each segment of the window, data shards first, skipping
-        miners that are gone: one get_shards call per miner."""
+    def _request_window(self, miners: dict[int, Any], entry: EntryRef, window: range,
+                        owners: int | None = None) -> list[tuple[list[int], Any]]:
+        """Ask `owners` (default k) miners for their shard of each segment of the window,
+        data shards first, skipping miners that are gone: one get_shards call per miner."""
+        count = owners or self.redundancy.data_shards
         wanted: dict[int, list[int]] = {}
         for index in window:
-            owners = [shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
-                      for shard in range(self.redundancy.shards)]
-            for owner in [o for o in owners if o in miners][:self.redundancy.data_shards]:
+            holders = [shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
+                       for shard in range(self.redundancy.shards)]
+            for owner in [o for o in holders if o in miners][:count]:
                 wanted.setdefault(owner, []).append(index)
         return [(indexes, miners[owner].get_shards.remote(entry.network_id, entry.tx_seq,
                                                           indexes))
@@ -463,23 +464,9 @@ class StorageClient:
     def _fetch_shards(self, miners: dict[int, Any], entry: EntryRef,
                       index: int) -> tuple[dict[int, np.ndarray], Any]:
         """Every shard of a segment the live miners return, and the segment's proof."""
-        refs = []
-        for shard in range(self.redundancy.shards):
-            owner = shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
-            if owner in miners:
-                refs.append(miners[owner].get_shard.remote(entry.network_id, entry.tx_seq,
-                                                           index))
-        shards: dict[int, np.ndarray] = {}
-        proof = None
-        for ref in refs:
-            try:
-                got = _call(ref, timeout=20)
-            except Exception:  # that miner is down: m of them may be
-                continue
-            if got is not None:
-                shards[got["shard"]] = got["data"]
-                proof = proof_from_list(got["proof"])
-        return shards, proof
+        requested = self._request_window(miners, entry, range(index, index + 1),
+                                         owners=self.redundancy.shards)
+        return self._collect_window(requested).get(index, ({}, None))
 
     def repair(self, root: bytes) -> dict:
         """Let every live miner rebuild the shards of `root` it is missing."""
