@@ -393,8 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_da = command("da", cmd_bench_da, "confirmed MB/s and latency of DA dispersal "
                        "through the gateway for each blob size and BLS backend, beside the "
                        "same pipeline in one process", bench_sub)
-    bench_da.add_argument("--duration", type=float, default=15.0,
-                          help="seconds of offered blobs per size (15)")
+    bench_da.add_argument("--duration", type=float, default=40.0,
+                          help="seconds of offered blobs per size (40: big blobs' batches "
+                          "take up to 20 s to fill)")
     bench_da.add_argument("--sizes", type=_byte_sizes, default=[128 * 1024, 2 << 20, 16 << 20],
                           help="comma-separated blob sizes, bytes or with KiB/MiB "
                           "(128KiB,2MiB,16MiB)")

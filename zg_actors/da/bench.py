@@ -190,7 +190,7 @@ def window_for(blob_bytes: int, max_pending_blobs: int) -> int:
                                IN_FLIGHT_BYTES // max(1, blob_bytes)))
 
 
-def run_da_bench(config: Config, duration_s: float = 15.0,
+def run_da_bench(config: Config, duration_s: float = 40.0,
                  sizes: Sequence[int] = DEFAULT_SIZES, backends: Sequence[str] | None = None,
                  quiet: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Per BLS backend: deploy on an embedded Ray in a temporary data dir, stream blobs of
