@@ -22,6 +22,16 @@ from zg_actors.storage.sdk import StorageClient
 pytestmark = pytest.mark.integration
 
 
+def cli_json(capsys) -> dict:
+    """The JSON a `zg ... --json` call printed. Ray's driver may print its own warnings
+    (e.g. "(raylet) WARNING: 8 PYTHON worker processes have been started") into the
+    same stdout, so lines around the document are skipped."""
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("{", "[")))
+    document, _end = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
+    return document
+
+
 @pytest.fixture
 def storage(deployment):
     d, config = deployment
@@ -38,17 +48,17 @@ def test_upload_download_reject_mine_lose_a_miner_and_rebuild(storage, tmp_path,
     source, out = tmp_path / "in.bin", tmp_path / "out.bin"
     source.write_bytes(os.urandom(700_000))
     assert main(["upload", str(source), "--network", str(network_id), "--json"]) == 0
-    receipt = json.loads(capsys.readouterr().out)
+    receipt = cli_json(capsys)
     assert receipt["root"] == "0x" + file_tree(source.read_bytes()).root.hex()
     assert receipt["network_id"] == network_id and receipt["tx_seq"] == 0
     assert main(["file-info", receipt["root"], "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    info = cli_json(capsys)
     assert info["size"] == 700_000 and info["status"] in ("UPLOADING", "FINALIZED")
     assert main(["download", receipt["root"], str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["verified"] is True
+    assert cli_json(capsys)["verified"] is True
     assert out.read_bytes() == source.read_bytes()
     assert main(["file-info", "0x" + "00" * 32, "--json"]) == 2
-    assert json.loads(capsys.readouterr().out)["code"] == "UNKNOWN_FILE"
+    assert cli_json(capsys)["code"] == "UNKNOWN_FILE"
     # The SDK: a file of several segments, each verified and kept as k + m shards.
     data = os.urandom(3 * SEGMENT_BYTES + 12_345)
     receipt = client.upload(data, network_id)
@@ -70,10 +80,10 @@ def test_upload_download_reject_mine_lose_a_miner_and_rebuild(storage, tmp_path,
     assert [f["tx_seq"] for f in split["fragments"]] == [2, 3, 4]
     assert splitter.download_fragments(split["roots"]) == big
     assert main(["file-info", ",".join("0x" + r.hex() for r in split["roots"]), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["size"] == 600_000
+    assert cli_json(capsys)["size"] == 600_000
     assert main(["download", ",".join(r.hex() for r in split["roots"]), str(out),
                  "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["size"] == 600_000
+    assert cli_json(capsys)["size"] == 600_000
     assert out.read_bytes() == big
     # A miner checks every segment against the on-chain root before it stores anything.
     miner = ray.get_actor(miner_name((receipt["tx_seq"] + 1) % config.storage.miners))

@@ -58,6 +58,7 @@ RELAYER_NAME = "relayer"
 SYNC_BATCH_BLOCKS = 64
 SYNC_MIN_INTERVAL_S = 0.5
 FUTURE_HEIGHTS_BUFFERED = 3
+MAX_WAIT_HEIGHT_S = 10.0  # a long poll holds a call this long at most; callers loop
 VALIDATOR_RESOURCE = "zg_validator"  # custom resource declared by cluster.yaml's CPU workers
 
 
@@ -111,6 +112,7 @@ class Validator:
         self._latencies: list[float] = []
         self._commit_log: list[tuple[float, int, int]] = []  # (time, height, txs)
         self._evidence_sent: set[bytes] = set()
+        self._committed_event = asyncio.Event()  # set, then replaced, at every commit
 
     # ---- lifecycle ----------------------------------------------------------------
     async def start(self) -> dict:
@@ -367,6 +369,8 @@ class Validator:
         asyncio.get_running_loop().call_later(delay, self._start_height)
 
     def _after_commit(self, block: Block, latencies: list[float]) -> None:
+        self._committed_event.set()
+        self._committed_event = asyncio.Event()
         self._committed_txs += len(block.txs)
         self._latencies.extend(latencies)
         del self._latencies[:-20_000]
@@ -460,6 +464,21 @@ class Validator:
 
     # ---- queries ---------------------------------------------------------------------
     async def committed_height(self) -> int:
+        return self.node.committed.height
+
+    async def wait_height(self, height: int, timeout_s: float) -> int:
+        """The committed height, once it reaches `height` or after `timeout_s` (at most
+        MAX_WAIT_HEIGHT_S), whichever is first: a client waiting for its tx asks once per
+        block instead of polling."""
+        deadline = time.monotonic() + min(max(0.0, float(timeout_s)), MAX_WAIT_HEIGHT_S)
+        while self.node.committed.height < height:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._committed_event.wait(), left)
+            except TimeoutError:
+                break
         return self.node.committed.height
 
     async def get_blocks(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time is skipped
 CONFIRM_INTERVAL_S = 0.5  # how often pending confirmations are sent on chain
 ENTRY_WAIT_S = 30.0  # how long shards sent ahead of their submission wait for its commit
-ENTRY_POLL_S = 0.05  # how often the chain is asked whether that submission is committed
 TREE_TASK_NUM_CPUS = 0.25  # a file-tree piece is pure hashing: one core's worth at most
 
 
@@ -85,6 +84,7 @@ class StorageMiner:
                                self.redundancy, self.config.lmdb_map_mb)
         self._validators: dict[int, list[Any]] = {}
         self._entries: dict[tuple[int, int], EntryRef] = {}
+        self._entry_lookups: dict[tuple[int, int], asyncio.Future] = {}
         self._confirm_task: asyncio.Task | None = None
         self.rejected = 0
         self._tx_lock = asyncio.Lock()
@@ -110,20 +110,40 @@ class StorageMiner:
 
     async def _entry(self, network_id: int, tx_seq: int, wait_s: float = 0.0) -> EntryRef:
         """The entry's root and size as the chain records them (immutable once submitted);
-        with `wait_s`, an entry not committed yet is waited for that long."""
+        with `wait_s`, an entry not committed yet is waited for that long. Concurrent
+        callers (one per window of an upload) share one lookup."""
         key = (network_id, tx_seq)
         deadline = time.monotonic() + wait_s
         while key not in self._entries:
+            lookup = self._entry_lookups.get(key)
+            if lookup is None or lookup.done():
+                lookup = asyncio.ensure_future(self._look_up_entry(
+                    network_id, tx_seq, max(0.0, deadline - time.monotonic())))
+                self._entry_lookups[key] = lookup
+                lookup.add_done_callback(lambda _done, k=key: self._entry_lookups.pop(k, None))
             try:
-                info = await _first_answer(await self._handles(network_id), "query", "flow",
-                                           "entry", (tx_seq,))
-            except UnknownEntry:
+                await asyncio.shield(lookup)
+            except UnknownEntry:  # that lookup gave up sooner than this caller would
                 if time.monotonic() >= deadline:
                     raise
-                await asyncio.sleep(ENTRY_POLL_S)
-                continue
-            self._entries[key] = EntryRef(network_id, tx_seq, info["root"], info["size"])
         return self._entries[key]
+
+    async def _look_up_entry(self, network_id: int, tx_seq: int, wait_s: float) -> None:
+        """Ask for the entry after each new block (Validator.wait_height) until `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        handles = await self._handles(network_id)
+        height = 0
+        while True:
+            try:
+                info = await _first_answer(handles, "query", "flow", "entry", (tx_seq,))
+                break
+            except UnknownEntry:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                height = await _first_answer(handles, "wait_height", height + 1, left)
+        self._entries[(network_id, tx_seq)] = EntryRef(network_id, tx_seq, info["root"],
+                                                       info["size"])
 
     # ---- uploads ------------------------------------------------------------------------
     async def store_segment(self, network_id: int, tx_seq: int, index: int,
@@ -211,8 +231,11 @@ class StorageMiner:
             if any(errors):
                 log.warning("miner %d: txs refused: %s", self.index, errors)
                 return
-            for _ in range(int(CALL_TIMEOUT_S / CONFIRM_INTERVAL_S)):
-                await asyncio.sleep(CONFIRM_INTERVAL_S / 2)
+            height = 0
+            deadline = time.monotonic() + CALL_TIMEOUT_S
+            while time.monotonic() < deadline:
+                height = await _first_answer(handles, "wait_height", height + 1,
+                                             deadline - time.monotonic())
                 now = await _first_answer(handles, "account", self.account.address)
                 if now["nonce"] >= account["nonce"] + len(txs):
                     return
@@ -377,8 +400,9 @@ class StorageMiner:
                 # Subtasks: this miner's answers count from its own window's first block.
                 opens = subtask_opens(context["height"], context["digest"], mid,
                                       self.config.storage.subtask_spread_blocks)
-                while await _first_answer(handles, "committed_height") + 1 < opens:
-                    await asyncio.sleep(0.1)
+                while await _first_answer(handles, "wait_height", opens - 1,
+                                          CALL_TIMEOUT_S / 2) + 1 < opens:
+                    pass
                 await self._send_txs(network_id, [("mine", "submit_answer", a.to_args())
                                                   for a in found])
             self.mining["answers"] += len(found)

@@ -46,7 +46,6 @@ from zg_actors.storage.placement import client_account, shard_miner
 
 CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
 COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
-SUBMISSION_POLL_S = 0.05  # how often the client asks whether its tx is committed
 MIN_SEGMENTS_PER_PIECE = 16  # smaller files are hashed in this process alone
 WINDOW_SEGMENTS = 16  # segments per call to a miner (4 MiB of a file)
 WINDOWS_IN_FLIGHT = 8  # windows sent before waiting for the oldest: 32 MiB of a file,
@@ -125,11 +124,14 @@ class StorageClient:
         """Wait until the client's tx with `nonce` is committed (its account nonce passed
         it); Unavailable after COMMIT_TIMEOUT_S."""
         deadline = time.time() + COMMIT_TIMEOUT_S
+        height = 0
         while self._ask(network_id, "account", self.account.address)["nonce"] <= nonce:
-            if time.time() > deadline:
+            left = deadline - time.time()
+            if left <= 0:
                 raise Unavailable(f"{what} not committed on network {network_id} within "
                                   f"{COMMIT_TIMEOUT_S:.0f} s", network=network_id)
-            time.sleep(SUBMISSION_POLL_S)
+            # One call per new block (a long poll), not a poll loop.
+            height = self._ask(network_id, "wait_height", height + 1, left)
 
     def _await_submission(self, network_id: int, tree: Any, nonce: int) -> dict:
         """The flow entry of the submission sent with `nonce`, once committed."""
