@@ -4,6 +4,8 @@ scaling to a new network, and DA nodes going down."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import ray
@@ -145,6 +147,11 @@ def test_da_end_to_end(deployment) -> None:
         held = sorted(ray.get(nodes[1].get_slices.remote(ids[0])))
         runtime.kill_actor(nodes[1], restart=True)
         assert runtime.wait_for(lambda: _slots_of(nodes[1], ids[0]) == held, 60, 0.5)
+        # Past the retention window a node deletes what it stored; its index of stored
+        # blobs was rebuilt from LMDB after the restart.
+        assert held and ray.get(nodes[1].prune.remote(time.time() - 3600)) == 0
+        assert ray.get(nodes[1].prune.remote(time.time() + 1)) == len(payloads)
+        assert ray.get(nodes[1].get_slices.remote(ids[0])) == {}
 
         # The next epoch: new tickets and quorums; new blobs are certified in it.
         assert advance_epoch(config, nodes, [disperser]) == 1

@@ -12,9 +12,11 @@ least loaded network, and tracks each blob to FINALIZED.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,12 @@ class ChainView:
     async def query(self, network_id: int, method: str, *args: Any) -> Any:
         return await self._first(network_id, lambda h: h.query.remote("da", method, args))
 
+    async def wait_height(self, network_id: int, height: int, timeout_s: float) -> int:
+        """The network's committed height once it reaches `height` or after `timeout_s`
+        (Validator.wait_height: one call per block instead of a poll loop)."""
+        return await self._first(network_id, lambda h: h.wait_height.remote(
+            height, max(0.0, min(timeout_s, CALL_TIMEOUT_S / 2))))
+
     async def nonce(self, network_id: int, address: bytes) -> int:
         account = await self._first(network_id, lambda h: h.account.remote(address))
         return account["nonce"]
@@ -175,6 +183,11 @@ class DANode:
         self._pruner: asyncio.Task | None = None
         self._sampler: asyncio.Task | None = None
         self._answered_round: dict[int, int] = {}  # {network id: last round answered}
+        # In-memory indexes of the "blobs" table, so that sampling and pruning do not
+        # scan every stored blob: rebuilt from LMDB on first use after a (re)start.
+        self._recent: dict[int, deque[tuple[BlobHeader, list[int]]]] = {}  # newest last
+        self._by_age: list[tuple[int, bytes]] = []  # heap of (stored at, unix ms; blob key)
+        self._indexed = False
         self.batches_signed = 0
         self.answers_sent = 0
 
@@ -195,17 +208,9 @@ class DANode:
     async def sample_once(self) -> int:
         """Answer the current sampling round of each network for the most recent blobs
         this node holds; returns the answers sent."""
-        by_network: dict[int, list[tuple[int, BlobHeader, list[int]]]] = {}
-        for _, raw in self.store.items("blobs"):
-            fields = as_list(decode(raw))
-            header = BlobHeader.decode(as_bytes(fields[2]))
-            slots = [as_int(s) for s in as_list(fields[1])]
-            by_network.setdefault(header.network_id, []).append(
-                (as_int(fields[0]), header, slots))
+        self._ensure_index()
         sent = 0
-        for network_id, stored in by_network.items():
-            blobs = [(header, slots) for _, header, slots in sorted(stored,
-                                                                    key=lambda b: b[0])]
+        for network_id, recent in list(self._recent.items()):
             try:
                 round_info = await self.chain.query(network_id, "sampling")
             except Unavailable:
@@ -214,7 +219,7 @@ class DANode:
                 continue
             self._answered_round[network_id] = round_info["round"]
             answers = []
-            for header, slots in blobs[-SAMPLE_RECENT_BLOBS:]:
+            for header, slots in list(recent):
                 for slot in slots:
                     raw = self.store.get("slices", _slot_key(header.key, slot))
                     if raw is None:
@@ -244,15 +249,38 @@ class DANode:
 
     def prune(self, before: float) -> int:
         """Delete slices of blobs stored before `before` (unix seconds): past retention."""
+        self._ensure_index()
         writes: list = []
-        for key, raw in self.store.items("blobs"):
-            stored_at, slots = as_list(decode(raw))[:2]
-            if as_int(stored_at) / 1000 < before:
-                writes.append(("blobs", key, None))
-                writes += [("slices", _slot_key(key, as_int(s)), None) for s in as_list(slots)]
+        while self._by_age and self._by_age[0][0] / 1000 < before:
+            _, key = heapq.heappop(self._by_age)
+            raw = self.store.get("blobs", key)
+            if raw is None:
+                continue
+            writes.append(("blobs", key, None))
+            writes += [("slices", _slot_key(key, as_int(s)), None)
+                       for s in as_list(as_list(decode(raw))[1])]
         if writes:
             self.store.write(writes)
         return sum(1 for w in writes if w[0] == "blobs")
+
+    def _index(self, stored_at: int, header: BlobHeader, slots: list[int]) -> None:
+        recent = self._recent.setdefault(header.network_id,
+                                         deque(maxlen=SAMPLE_RECENT_BLOBS))
+        recent.append((header, slots))
+        heapq.heappush(self._by_age, (stored_at, header.key))
+
+    def _ensure_index(self) -> None:
+        """Build the indexes from the store once (a restarted node keeps its blobs)."""
+        if self._indexed:
+            return
+        stored = []
+        for _, raw in self.store.items("blobs"):
+            fields = as_list(decode(raw))
+            stored.append((as_int(fields[0]), BlobHeader.decode(as_bytes(fields[2])),
+                           [as_int(s) for s in as_list(fields[1])]))
+        for stored_at, header, slots in sorted(stored, key=lambda b: b[0]):
+            self._index(stored_at, header, slots)
+        self._indexed = True
 
     async def register(self) -> None:
         """Register this signer at C0 with its stake and a BLS proof of possession."""
@@ -318,7 +346,10 @@ class DANode:
                                                         header.encode()])))
         signature = bls.sign(self.identity.bls_secret, batch.sign_bytes)
         writes.append(("signed", batch.root, signature))
+        self._ensure_index()
         self.store.write(writes)  # persisted (synced) before the signature leaves
+        for header in batch.blobs:
+            self._index(stored_at, header, list(slots))
         self.batches_signed += 1
         return signature
 
@@ -679,6 +710,7 @@ class Disperser:
         first = blobs[0].header.key
         deadline = time.time() + self.config.da.confirm_timeout_s
         confirmed = False
+        height = 0
         try:
             while time.time() < deadline:
                 try:
@@ -692,7 +724,11 @@ class Disperser:
                 if status in (BlobStatus.FINALIZED, BlobStatus.FAILED):
                     self._finish(blobs, status, "")
                     return
-                await asyncio.sleep(POLL_INTERVAL_S)
+                try:  # statuses change only with a new block
+                    height = await self.chain.wait_height(network_id, height + 1,
+                                                          deadline - time.time())
+                except Unavailable:
+                    await asyncio.sleep(POLL_INTERVAL_S)
             self._finish(blobs, BlobStatus.FAILED, "certificate not final before the timeout")
         finally:
             self.load[network_id] = max(0, self.load.get(network_id, 0) - len(blobs))

@@ -32,12 +32,25 @@ class DisperserService(pb_grpc.DisperserServicer):
         self.dispersers = dispersers
         self.max_blob_bytes = max_blob_bytes
         self._turn = 0
+        self._handles: dict[int, Any] = {}
 
     def _handle(self, index: int) -> Any:
+        """The disperser's handle, looked up once (a blocking GCS call) and kept: Ray
+        restarts an actor behind the same handle; a handle that fails is looked up again."""
+        if index not in self._handles:
+            try:
+                self._handles[index] = ray.get_actor(disperser_name(index))
+            except ValueError as exc:
+                raise Unavailable(f"disperser {index} is not running",
+                                  disperser=index) from exc
+        return self._handles[index]
+
+    async def _call(self, index: int, method: str, *args: Any) -> Any:
         try:
-            return ray.get_actor(disperser_name(index))
-        except ValueError as exc:
-            raise Unavailable(f"disperser {index} is not running", disperser=index) from exc
+            return await getattr(self._handle(index), method).remote(*args)
+        except ray.exceptions.RayActorError:
+            self._handles.pop(index, None)  # gone for good (killed, not restarting)
+            raise
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         inner = unwrap(exc)
@@ -48,7 +61,7 @@ class DisperserService(pb_grpc.DisperserServicer):
         last: BaseException | None = None
         for index in range(self.dispersers):
             try:
-                return await getattr(self._handle(index), method).remote(*args)
+                return await self._call(index, method, *args)
             except Exception as exc:
                 last = exc
         assert last is not None
@@ -59,8 +72,8 @@ class DisperserService(pb_grpc.DisperserServicer):
         self._turn += 1
         try:
             check_size(len(request.data), self.max_blob_bytes)  # before it crosses Ray
-            result = await self._handle(self._turn % self.dispersers).disperse.remote(
-                np.frombuffer(request.data, dtype=np.uint8))
+            result = await self._call(self._turn % self.dispersers, "disperse",
+                                      np.frombuffer(request.data, dtype=np.uint8))
         except Exception as exc:
             await self._fail(context, exc)
         return pb.DisperseBlobReply(result=result["status"], request_id=result["request_id"])
