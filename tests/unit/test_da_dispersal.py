@@ -111,7 +111,7 @@ def test_bench_window_sizes_and_aims() -> None:
         _byte_sizes("2GB")
     assert window_for(16 << 20, 256) == IN_FLIGHT_BYTES // (16 << 20)
     assert window_for(2 << 20, 256) == min(MAX_WINDOW, IN_FLIGHT_BYTES // (2 << 20))
-    assert window_for(1024, 256) == MAX_WINDOW and window_for(1024, 20) == 10
+    assert window_for(1024, 4 * MAX_WINDOW) == MAX_WINDOW and window_for(1024, 20) == 10
     assert window_for(1 << 30, 256) == 2
 
     def run(backend: str, size: int, mb_s: float, ratio: float) -> dict:

@@ -83,6 +83,7 @@ NETWORKS_REFRESH_S = 1.0  # how often a disperser looks for launched or retired 
 PRUNE_INTERVAL_S = 10.0
 SAMPLE_INTERVAL_S = 2.0  # how often a DA node looks for a new sampling round
 SAMPLE_RECENT_BLOBS = 16  # blobs (newest) a node scans for answers each round
+GROUP_ENCODE_MAX_BYTES = 1 << 20  # blobs up to 1 MiB that arrive together: one encoder call
 SAMPLE_ANSWERS_PER_ROUND = 4  # answers a node sends per round and network (0G caps 40 total)
 
 
@@ -96,6 +97,10 @@ def disperser_name(index: int) -> str:
 
 def _slot_key(blob_key: bytes, slot: int) -> bytes:
     return blob_key + slot.to_bytes(2, "big")
+
+
+async def _nothing() -> list:
+    return []
 
 
 class ChainView:
@@ -580,8 +585,67 @@ class Disperser:
     async def disperse(self, data: np.ndarray) -> dict:
         """Encode and queue a blob; returns its request id (the blob header's key) once its
         record is persisted. Status starts PROCESSING."""
+        [answer] = await self.disperse_many([data])
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def disperse_many(self, blobs: list[np.ndarray]) -> list[dict | ZgError]:
+        """disperse for blobs that arrived together (the gateway groups concurrent
+        requests): one call, one encoder call for the small ones and one synced LMDB write
+        for all. Each blob gets its own answer, or the typed error that refused it."""
         if self.pool is None or not self.ready:
             await self.start()
+        da = self.config.da
+        routes = await asyncio.gather(*[self._route(data) for data in blobs],
+                                      return_exceptions=True)
+        ok = [i for i, route in enumerate(routes) if not isinstance(route, BaseException)]
+        try:
+            for route in routes:
+                if isinstance(route, BaseException) and not isinstance(route, ZgError):
+                    raise route  # a bug, not a refused blob: fail loudly
+            small = [i for i in ok if len(blobs[i]) <= GROUP_ENCODE_MAX_BYTES]
+            large = [i for i in ok if len(blobs[i]) > GROUP_ENCODE_MAX_BYTES]
+            m = da.n - da.k
+            encoded = await asyncio.gather(
+                self.pool.encode_many_async([blobs[i] for i in small], da.k, m, SECTOR_BYTES)
+                if small else _nothing(),
+                *[self.pool.encode_async(blobs[i], da.k, m, SECTOR_BYTES) for i in large])
+            slices = dict(zip(small, encoded[0], strict=True))
+            slices.update(zip(large, encoded[1:], strict=True))
+        except BaseException:
+            for i in ok:  # none of them is queued: they no longer load their network
+                self.load[routes[i][0]] -= 1
+            raise
+        now = time.time()
+        answers: list[dict | ZgError] = []
+        accepted: list[PendingBlob] = []
+        writes: list = []
+        for i, route in enumerate(routes):
+            if isinstance(route, ZgError):
+                answers.append(route)
+                continue
+            network_id, quorum_id = route
+            blob = commit_slices(slices[i], da.k, len(blobs[i]))
+            header = BlobHeader(blob.data_root, len(blobs[i]), self.epoch, quorum_id,
+                                network_id)
+            accepted.append(PendingBlob(header, blob, now))
+            writes += [
+                ("blobs", header.key, json.dumps({
+                    "status": int(BlobStatus.PROCESSING), "header": header.encode().hex(),
+                    "network_id": network_id, "created": now}).encode()),
+                ("roots", encode([header.data_root, header.epoch, quorum_id]), header.key)]
+            answers.append({"request_id": header.key, "status": int(BlobStatus.PROCESSING),
+                            "network_id": network_id})
+        if writes:
+            self.store.write(writes)  # persisted (synced) before any request id is answered
+        for pending in accepted:
+            header = pending.header
+            self.queue.add((header.network_id, header.epoch, header.quorum_id), pending, now)
+        return answers
+
+    async def _route(self, data: np.ndarray) -> tuple[int, int]:
+        """Check one blob and pick its (network, quorum); typed errors refuse it."""
         da = self.config.da
         check_size(len(data), da.max_blob_bytes)
         if len(self.queue) + sum(self.load.values()) >= da.max_pending_blobs:
@@ -591,23 +655,17 @@ class Disperser:
             raise Unavailable("no consensus network takes DA certificates yet")
         network_id = choose_network({n: self.load.get(n, 0) for n in self.ready}, self.routed)
         assert self.epoch is not None
-        _, quorums = await self._quorums(network_id)
-        quorum_id = self._quorum_turn % len(quorums)
-        self._quorum_turn += 1
-        slices = await self.pool.encode_async(data, da.k, da.n - da.k, SECTOR_BYTES)
-        blob = commit_slices(slices, da.k, len(data))
-        header = BlobHeader(blob.data_root, len(data), self.epoch, quorum_id, network_id)
-        now = time.time()
-        self.store.write([
-            ("blobs", header.key, json.dumps({
-                "status": int(BlobStatus.PROCESSING), "header": header.encode().hex(),
-                "network_id": network_id, "created": now}).encode()),
-            ("roots", encode([header.data_root, header.epoch, quorum_id]), header.key)])
-        self.queue.add((network_id, self.epoch, quorum_id), PendingBlob(header, blob, now), now)
+        # Counted at once, so that the blobs of one call spread over the networks.
         self.load[network_id] = self.load.get(network_id, 0) + 1
         self.routed[network_id] = self.routed.get(network_id, 0) + 1
-        return {"request_id": header.key, "status": int(BlobStatus.PROCESSING),
-                "network_id": network_id}
+        try:
+            _, quorums = await self._quorums(network_id)
+        except BaseException:
+            self.load[network_id] -= 1
+            raise
+        quorum_id = self._quorum_turn % len(quorums)
+        self._quorum_turn += 1
+        return network_id, quorum_id
 
     async def _quorums(self, network_id: int) -> tuple[EpochRegistry, list[Quorum]]:
         assert self.epoch is not None

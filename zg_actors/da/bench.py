@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from zg_actors.da.keys import da_signer_identity
 from zg_actors.da.params import BlobStatus
 from zg_actors.da.quorum import EpochRegistry, EpochSigner, assign_quorums, epoch_message
 from zg_actors.rpc.client import DisperserClient
+from zg_actors.rpc.errors import RpcError
 
 MB = 1_000_000
 PUBLISHED = [("EigenDA v2 (published)", "100 MB/s writes", "5 s average, 10 s p99"),
@@ -52,7 +54,9 @@ SETTLE_TIMEOUT_S = 120.0  # after the offer stops, how long outstanding blobs ma
 KIB, MIB = 1024, 1024 * 1024
 DEFAULT_SIZES = (128 * KIB, 2 * MIB, 16 * MIB)  # issue #5's three blob sizes
 IN_FLIGHT_BYTES = 192 * MIB  # blob bytes kept in flight: 3 full batches (3x once encoded)
-MIN_WINDOW, MAX_WINDOW = 2, 128
+MIN_WINDOW, MAX_WINDOW = 2, 512
+SENDERS = 8  # DisperseBlob calls the bench client has open at once
+BENCH_MAX_PENDING_BLOBS = 1024  # the disperser's limit in the bench: the window must fit
 ANCHOR_MIN_BLOBS, ANCHOR_MAX_BLOBS = 4, 32
 ANCHOR_MAX_BYTES = 128 * MIB  # the anchor's blobs: enough to time, few enough to be quick
 RATIO_AIM = 0.3
@@ -99,44 +103,63 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
     finished: dict[bytes, tuple[str, float]] = {}
     networks: dict[int, int] = {}
     errors: dict[str, int] = {}  # why blobs did not finalize, with counts
+    sending: set[Future] = set()
     start = time.time()
     turn = 0
     next_report = start + 5.0
-    while True:
-        now = time.time()
-        offering = now - start < duration_s or want_more(now)
-        if not offering and (not outstanding or now - start > duration_s + SETTLE_TIMEOUT_S):
-            break
-        while offering and len(outstanding) < window:
-            data = payloads[turn % window]
-            data = turn.to_bytes(8, "big") + data[8:]
-            turn += 1
-            _, request_id = client.disperse_blob(data)
-            submitted[request_id] = outstanding[request_id] = time.time()
-        # Blobs finish about in order (a batch at a time): ask about the oldest first and
-        # stop after a few unfinished ones, so that a wide window of small blobs does not
-        # flood the gateway with status calls.
-        unfinished = 0
-        for request_id in list(outstanding):
-            if unfinished >= UNFINISHED_PER_ROUND:
+
+    def send(data: bytes) -> tuple[bytes | None, float, str]:
+        started = time.time()
+        try:
+            return client.disperse_blob(data)[1], started, ""
+        except RpcError as exc:  # e.g. RESOURCE_EXHAUSTED: counted, the stream goes on
+            return None, started, f"refused: {type(exc).__name__}: {str(exc)[:120]}"
+
+    # Several requests at once, as independent clients would send them (one client
+    # sending one blob at a time would measure its own round trips).
+    with ThreadPoolExecutor(SENDERS, thread_name_prefix="zg-bench-send") as senders:
+        while True:
+            now = time.time()
+            offering = now - start < duration_s or want_more(now)
+            for sent in [f for f in sending if f.done()]:
+                sending.discard(sent)
+                request_id, started, error = sent.result()
+                if request_id is None:
+                    errors[error] = errors.get(error, 0) + 1
+                else:
+                    submitted[request_id] = outstanding[request_id] = started
+            if not offering and not sending and (
+                    not outstanding or now - start > duration_s + SETTLE_TIMEOUT_S):
                 break
-            info = client.get_blob_status(request_id)
-            if info["status"] not in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES"):
-                unfinished += 1
-            else:
-                finished[request_id] = (info["status"], time.time() - outstanding.pop(
-                    request_id))
-                if info["status"] != "FINALIZED":
-                    reason = f"{info['status']}: {info['error'][:160]}"
-                    errors[reason] = errors.get(reason, 0) + 1
-                if info["status"] == "FINALIZED":
-                    networks[info["network_id"]] = networks.get(info["network_id"], 0) + 1
-        if time.time() >= next_report:
-            done = sum(1 for s, _ in finished.values() if s == "FINALIZED")
-            say(f"  t={time.time() - start:5.1f}s  {done} blobs FINALIZED, "
-                f"{len(outstanding)} in flight")
-            next_report += 5.0
-        time.sleep(POLL_S)
+            while offering and len(outstanding) + len(sending) < window:
+                data = payloads[turn % window]
+                data = turn.to_bytes(8, "big") + data[8:]
+                turn += 1
+                sending.add(senders.submit(send, data))
+            # Blobs finish about in order (a batch at a time): ask about the oldest first and
+            # stop after a few unfinished ones, so that a wide window of small blobs does not
+            # flood the gateway with status calls.
+            unfinished = 0
+            for request_id in list(outstanding):
+                if unfinished >= UNFINISHED_PER_ROUND:
+                    break
+                info = client.get_blob_status(request_id)
+                if info["status"] not in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES"):
+                    unfinished += 1
+                else:
+                    finished[request_id] = (info["status"], time.time() - outstanding.pop(
+                        request_id))
+                    if info["status"] != "FINALIZED":
+                        reason = f"{info['status']}: {info['error'][:160]}"
+                        errors[reason] = errors.get(reason, 0) + 1
+                    if info["status"] == "FINALIZED":
+                        networks[info["network_id"]] = networks.get(info["network_id"], 0) + 1
+            if time.time() >= next_report:
+                done = sum(1 for s, _ in finished.values() if s == "FINALIZED")
+                say(f"  t={time.time() - start:5.1f}s  {done} blobs FINALIZED, "
+                    f"{len(outstanding)} in flight")
+                next_report += 5.0
+            time.sleep(POLL_S)
     elapsed = max(time.time() - start, 1e-9)
     latencies = [t for s, t in finished.values() if s == "FINALIZED"]
     final = len(latencies)
@@ -206,6 +229,8 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
     for backend in backends:
         # Only DA's own BLS work changes backend; consensus votes stay on crypto.bls_backend.
         cfg = config.replace(**{"da.bls_backend": backend, "da.gateway_port": 0,
+                                "da.max_pending_blobs": max(config.da.max_pending_blobs,
+                                                            BENCH_MAX_PENDING_BLOBS),
                                 "ray.object_store_mb": max(config.ray.object_store_mb,
                                                            BENCH_OBJECT_STORE_MB)})
         data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")

@@ -62,6 +62,11 @@ class EncoderActor:
     def encode(self, payload: np.ndarray, k: int, m: int, unit: int) -> np.ndarray:
         return np.ascontiguousarray(code.encode(payload, k, m, unit, backend=self._ready()))
 
+    def encode_many(self, payloads: list[np.ndarray], k: int, m: int,
+                    unit: int) -> list[np.ndarray]:
+        """encode for several small payloads in one call: one round trip, not one each."""
+        return [self.encode(payload, k, m, unit) for payload in payloads]
+
     def encode_data(self, data: np.ndarray, m: int) -> np.ndarray:
         return np.ascontiguousarray(code.encode_data(data, m, backend=self._ready()))
 
@@ -221,6 +226,20 @@ class EncoderPool:
         args = self._encode_args(payload, k, m, unit)
         await self._wait_for_room_async()
         ref = self._send("encode", *args)
+        try:
+            return await ref
+        except RayTaskError as exc:
+            raise _own_error(exc) from None
+        finally:
+            self._in_flight.pop(ref, None)
+
+    async def encode_many_async(self, payloads: list[BytesLike], k: int, m: int,
+                                unit: int = SECTOR_BYTES) -> list[np.ndarray]:
+        """encode_async for several payloads in one call to one encoder (small blobs,
+        whose round trip would cost more than their encoding)."""
+        arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
+        await self._wait_for_room_async()
+        ref = self._send("encode_many", arrays, k, m, unit)
         try:
             return await ref
         except RayTaskError as exc:

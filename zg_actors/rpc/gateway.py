@@ -6,6 +6,7 @@ errors become gRPC status codes (rpc/errors.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,9 @@ from zg_actors.rpc.errors import error_details, status_code
 from zg_actors.runtime import unwrap
 
 GATEWAY_NAME = "gateway"
+GROUP_MAX_BLOBS = 32  # DisperseBlob requests waiting together go to a disperser in one call
+GROUP_MAX_BYTES = 32 << 20
+GROUPS_IN_FLIGHT = 2  # calls per gateway at once; requests arriving meanwhile form the next
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +37,8 @@ class DisperserService(pb_grpc.DisperserServicer):
         self.max_blob_bytes = max_blob_bytes
         self._turn = 0
         self._handles: dict[int, Any] = {}
+        self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._groups_in_flight = 0
 
     def _handle(self, index: int) -> Any:
         """The disperser's handle, looked up once (a blocking GCS call) and kept: Ray
@@ -69,14 +75,49 @@ class DisperserService(pb_grpc.DisperserServicer):
 
     async def DisperseBlob(self, request: pb.DisperseBlobRequest,
                            context: grpc.aio.ServicerContext) -> pb.DisperseBlobReply:
-        self._turn += 1
         try:
             check_size(len(request.data), self.max_blob_bytes)  # before it crosses Ray
-            result = await self._call(self._turn % self.dispersers, "disperse",
-                                      np.frombuffer(request.data, dtype=np.uint8))
+            result = await self._disperse(np.frombuffer(request.data, dtype=np.uint8))
         except Exception as exc:
             await self._fail(context, exc)
         return pb.DisperseBlobReply(result=result["status"], request_id=result["request_id"])
+
+    async def _disperse(self, blob: np.ndarray) -> dict:
+        """Group commit: requests that arrive while earlier groups are with a disperser
+        wait and go together (Disperser.disperse_many), so a stream of small blobs costs
+        one Ray call and one LMDB sync per group, not per blob."""
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.append((blob, answer))
+        self._send_groups()
+        return await answer
+
+    def _send_groups(self) -> None:
+        while self._waiting and self._groups_in_flight < GROUPS_IN_FLIGHT:
+            group, size = [], 0
+            while self._waiting and len(group) < GROUP_MAX_BLOBS and (
+                    not group or size + len(self._waiting[0][0]) <= GROUP_MAX_BYTES):
+                group.append(self._waiting.pop(0))
+                size += len(group[-1][0])
+            self._groups_in_flight += 1
+            asyncio.ensure_future(self._send_group(group))
+
+    async def _send_group(self, group: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+        self._turn += 1
+        try:
+            answers = await self._call(self._turn % self.dispersers, "disperse_many",
+                                       [blob for blob, _ in group])
+        except Exception as exc:  # the whole call failed: every request gets the error
+            answers = [exc] * len(group)
+        finally:
+            self._groups_in_flight -= 1
+        for (_, waiter), answer in zip(group, answers, strict=True):
+            if waiter.done():  # the client went away
+                continue
+            if isinstance(answer, BaseException):
+                waiter.set_exception(answer)
+            else:
+                waiter.set_result(answer)
+        self._send_groups()
 
     async def GetBlobStatus(self, request: pb.BlobStatusRequest,
                             context: grpc.aio.ServicerContext) -> pb.BlobStatusReply:
