@@ -94,6 +94,11 @@ def test_pool_async_api(gpu_pool: EncoderPool) -> None:
                                       for p, s in zip(payloads, encoded, strict=True)))
 
     assert asyncio.run(round_trips()) == payloads
+    # Several payloads in one call: the same shards as one call each.
+    together = asyncio.run(gpu_pool.encode_many_async(payloads, 5, 3))
+    assert len(together) == len(payloads)
+    for payload, shards in zip(payloads, together, strict=True):
+        assert np.array_equal(shards, erasure.encode(payload, 5, 3))
     assert gpu_pool.in_flight == 0
 
 

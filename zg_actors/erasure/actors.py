@@ -220,44 +220,34 @@ class EncoderPool:
         """The payload from any k shards, computed on an encoder actor."""
         return self.get(self.submit_decode(shards_by_index, k, m, length)).tobytes()
 
-    async def encode_async(self, payload: BytesLike, k: int, m: int,
-                           unit: int = SECTOR_BYTES) -> np.ndarray:
-        """encode for asyncio callers (async actors): waiting never blocks the event loop."""
-        args = self._encode_args(payload, k, m, unit)
+    async def _call_async(self, method: str, *args: Any) -> Any:
+        """One call on the least busy encoder once the pool has room; waiting never blocks
+        the caller's event loop; the codec's typed errors come back as themselves."""
         await self._wait_for_room_async()
-        ref = self._send("encode", *args)
+        ref = self._send(method, *args)
         try:
             return await ref
         except RayTaskError as exc:
             raise _own_error(exc) from None
         finally:
             self._in_flight.pop(ref, None)
+
+    async def encode_async(self, payload: BytesLike, k: int, m: int,
+                           unit: int = SECTOR_BYTES) -> np.ndarray:
+        """encode for asyncio callers (async actors)."""
+        return await self._call_async("encode", *self._encode_args(payload, k, m, unit))
 
     async def encode_many_async(self, payloads: list[BytesLike], k: int, m: int,
                                 unit: int = SECTOR_BYTES) -> list[np.ndarray]:
         """encode_async for several payloads in one call to one encoder (small blobs,
         whose round trip would cost more than their encoding)."""
         arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
-        await self._wait_for_room_async()
-        ref = self._send("encode_many", arrays, k, m, unit)
-        try:
-            return await ref
-        except RayTaskError as exc:
-            raise _own_error(exc) from None
-        finally:
-            self._in_flight.pop(ref, None)
+        return await self._call_async("encode_many", arrays, k, m, unit)
 
     async def decode_async(self, shards_by_index: Mapping[int, BytesLike], k: int, m: int,
                            length: int) -> bytes:
         args = self._decode_args(shards_by_index, k, m, length)
-        await self._wait_for_room_async()
-        ref = self._send("decode", *args)
-        try:
-            return (await ref).tobytes()
-        except RayTaskError as exc:
-            raise _own_error(exc) from None
-        finally:
-            self._in_flight.pop(ref, None)
+        return (await self._call_async("decode", *args)).tobytes()
 
     # ---- lifecycle ---------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
