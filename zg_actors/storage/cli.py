@@ -180,7 +180,8 @@ def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_su
     info.add_argument("root", metavar="ROOT",
                       help="file root, or ROOT1,ROOT2,... for a split file")
     bench = command("storage", cmd_bench_storage, "upload/download MB/s against the "
-                    "single-process file root + erasure encoding; PoRA iterations/s",
+                    "single-process file root + erasure encoding (medians of three "
+                    "files); PoRA iterations/s",
                     bench_sub)
     bench.add_argument("--size-mb", type=float, default=32.0,
                        help="file size in MB (32; a small file's time is mostly the one "
