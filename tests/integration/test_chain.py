@@ -55,6 +55,14 @@ def test_two_networks_commit_transfers(deployment) -> None:
     networks = ray.get(d.manager.list_networks.remote())
     assert [n["status"] for n in networks] == ["active", "active"]
     assert all(n["height"] >= 2 for n in networks)
+    # A long poll: answered at the first commit that reaches the height asked for, or
+    # with the current height once the timeout has passed.
+    validator = list(handles_of(d, net_a).values())[0]
+    now = ray.get(validator.committed_height.remote())
+    assert ray.get(validator.wait_height.remote(now + 1, 20.0), timeout=30) >= now + 1
+    started = time.monotonic()
+    reached = ray.get(validator.wait_height.remote(now + 10_000, 0.3), timeout=30)
+    assert now < reached < now + 10_000 and time.monotonic() - started >= 0.3
 
 
 def test_killed_validator_recovers_from_lmdb_and_catches_up(deployment) -> None:
