@@ -123,6 +123,13 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def median_timing(timings: list[dict], key: str = "mb_per_s") -> dict:
+    """The median of repeated timings (by `key`), with every repeat's figure beside it:
+    one timing of a small shared machine swings by ~15%."""
+    ordered = sorted(timings, key=lambda t: t[key])
+    return {**ordered[len(ordered) // 2], f"repeats_{key}": [t[key] for t in ordered]}
+
+
 class LoadDriver:
     """Sends pre-signed transfers to a network's validators at a target rate."""
 

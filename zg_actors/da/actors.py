@@ -99,10 +99,6 @@ def _slot_key(blob_key: bytes, slot: int) -> bytes:
     return blob_key + slot.to_bytes(2, "big")
 
 
-async def _nothing() -> list:
-    return []
-
-
 class ChainView:
     """Reads a network's `da` module and sends txs through its validators (any that answers)."""
 
@@ -608,8 +604,7 @@ class Disperser:
             large = [i for i in ok if len(blobs[i]) > GROUP_ENCODE_MAX_BYTES]
             m = da.n - da.k
             encoded = await asyncio.gather(
-                self.pool.encode_many_async([blobs[i] for i in small], da.k, m, SECTOR_BYTES)
-                if small else _nothing(),
+                self.pool.encode_many_async([blobs[i] for i in small], da.k, m, SECTOR_BYTES),
                 *[self.pool.encode_async(blobs[i], da.k, m, SECTOR_BYTES) for i in large])
             slices = dict(zip(small, encoded[0], strict=True))
             slices.update(zip(large, encoded[1:], strict=True))

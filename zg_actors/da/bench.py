@@ -263,10 +263,9 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
         anchors = {}
         for size in sizes:
             say(f"anchor: {size:,}-byte blobs in one process, median of {ANCHOR_REPEATS}")
-            timed = sorted((single_process_pipeline(config, anchor_blobs(size), size)
-                            for _ in range(ANCHOR_REPEATS)), key=lambda a: a["mb_per_s"])
-            anchors[size] = {**timed[len(timed) // 2],
-                             "repeats_mb_per_s": [a["mb_per_s"] for a in timed]}
+            anchors[size] = runtime.median_timing([
+                single_process_pipeline(config, anchor_blobs(size), size)
+                for _ in range(ANCHOR_REPEATS)])
         data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")
         cfg = cfg.replace(data_dir=data_dir)
         runtime.connect(cfg)

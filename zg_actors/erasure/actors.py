@@ -240,7 +240,9 @@ class EncoderPool:
     async def encode_many_async(self, payloads: list[BytesLike], k: int, m: int,
                                 unit: int = SECTOR_BYTES) -> list[np.ndarray]:
         """encode_async for several payloads in one call to one encoder (small blobs,
-        whose round trip would cost more than their encoding)."""
+        whose round trip would cost more than their encoding); none: no call."""
+        if not payloads:
+            return []
         arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
         return await self._call_async("encode_many", arrays, k, m, unit)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 import grpc
@@ -37,7 +38,7 @@ class DisperserService(pb_grpc.DisperserServicer):
         self.max_blob_bytes = max_blob_bytes
         self._turn = 0
         self._handles: dict[int, Any] = {}
-        self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._waiting: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self._groups_in_flight = 0
 
     def _handle(self, index: int) -> Any:
@@ -96,7 +97,7 @@ class DisperserService(pb_grpc.DisperserServicer):
             group, size = [], 0
             while self._waiting and len(group) < GROUP_MAX_BLOBS and (
                     not group or size + len(self._waiting[0][0]) <= GROUP_MAX_BYTES):
-                group.append(self._waiting.pop(0))
+                group.append(self._waiting.popleft())
                 size += len(group[-1][0])
             self._groups_in_flight += 1
             asyncio.ensure_future(self._send_group(group))

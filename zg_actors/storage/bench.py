@@ -55,9 +55,7 @@ def run_storage_bench(config: Config, size_mb: float = 32.0, quiet: bool = False
     k, m = config.storage.data_shards, config.storage.parity_shards
     say(f"single process: file root + {k}+{m} encoding ({backend_name()}) of {size_mb} MB, "
         f"{REPEATS} times")
-    limits = sorted((single_process_limit(data, k, m) for data in files),
-                    key=lambda t: t["mb_per_s"])
-    limit = {**_median(limits), "repeats_mb_per_s": [t["mb_per_s"] for t in limits]}
+    limit = runtime.median_timing([single_process_limit(data, k, m) for data in files])
     pora_limit = single_process_pora()
     data_dir = tempfile.mkdtemp(prefix="zg-bench-storage-")
     config = config.replace(data_dir=data_dir)
@@ -86,8 +84,8 @@ def run_storage_bench(config: Config, size_mb: float = 32.0, quiet: bool = False
     finally:
         runtime.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)
-    upload_mb_s = _median(sorted(uploads))
-    download_mb_s = _median(sorted(downloads))
+    upload_mb_s = runtime.percentile(uploads, 50)
+    download_mb_s = runtime.percentile(downloads, 50)
     miner_rate = report["iterations"] / max(report["seconds"], 1e-9)
     return {"size_mb": size_mb, "shards": {"k": k, "m": m, "miners": config.storage.miners},
             "codec_backend": backend_name(), "repeats": REPEATS,
@@ -102,10 +100,6 @@ def run_storage_bench(config: Config, size_mb: float = 32.0, quiet: bool = False
             "pora_ratio": miner_rate / pora_limit["iterations_per_s"],
             "answers": report["answers"], "rewards_paid": report["rewards_paid"],
             "anchor_claims": "0G: 30+ MB/s upload on mainnet, 200 MB/s retrieval (published)"}
-
-
-def _median(ordered: list) -> Any:
-    return ordered[len(ordered) // 2]
 
 
 def format_storage_bench(result: dict[str, Any]) -> Table:
