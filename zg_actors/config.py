@@ -105,6 +105,9 @@ class NetworksConfig:
     initial: int = 1  # networks launched by `zg up` / `zg demo`
     validators_per_network: int = 4
     block_interval_s: float = 0.5  # wait after a commit before the next height
+    # With no txs, the next height waits for one up to this long after the last commit
+    # (CometBFT's create_empty_blocks_interval); <= block_interval_s: no waiting.
+    empty_block_interval_s: float = 1.0
     max_block_txs: int = 2_000
     max_block_bytes: int = 1_048_576
     max_tx_bytes: int = 65_536
@@ -124,6 +127,8 @@ class NetworksConfig:
                "must be 1..256", self.validators_per_network)
         _check(f"{path}.block_interval_s", self.block_interval_s >= 0, "must be >= 0",
                self.block_interval_s)
+        _check(f"{path}.empty_block_interval_s", self.empty_block_interval_s >= 0,
+               "must be >= 0", self.empty_block_interval_s)
         _check(f"{path}.max_block_txs", self.max_block_txs >= 1, "must be >= 1",
                self.max_block_txs)
         _check(f"{path}.max_block_bytes", self.max_block_bytes >= self.max_tx_bytes,
@@ -299,6 +304,10 @@ class DAConfig:
     batch_interval_s: float = 0.5  # a disperser seals a batch this long after its first blob
     batch_max_blobs: int = 32  # ... or when it holds this many blobs
     batch_max_bytes: int = 64 * 1024 * 1024  # ... or this many blob bytes
+    # Batches per (network, epoch, quorum) out for signatures at once; meanwhile the next
+    # one is not sealed by the interval and keeps filling (group commit: under load,
+    # batches grow with the signing time instead of queueing up behind it).
+    batches_signing: int = 2
     signature_deadline_s: float = 10.0  # DA nodes that have not signed by then are left out
     confirm_timeout_s: float = 60.0  # a certified batch not on chain by then is FAILED
     finality_depth: int = 1  # blocks after the certificate's block until FINALIZED
@@ -335,6 +344,8 @@ class DAConfig:
                self.batch_interval_s)
         _check(f"{path}.batch_max_blobs", self.batch_max_blobs >= 1, "must be >= 1",
                self.batch_max_blobs)
+        _check(f"{path}.batches_signing", self.batches_signing >= 1, "must be >= 1",
+               self.batches_signing)
         _check(f"{path}.signature_deadline_s", self.signature_deadline_s > 0, "must be > 0",
                self.signature_deadline_s)
         _check(f"{path}.finality_depth", self.finality_depth >= 0, "must be >= 0",

@@ -21,7 +21,8 @@ TEST_NAMESPACE = "zg-test"
 
 def integration_config(**changes: object) -> Config:
     """Fast blocks, short epochs and timeouts: a devnet that shows behaviour in seconds."""
-    base = {"networks.block_interval_s": 0.2, "networks.epoch_blocks": 5,
+    base = {"networks.block_interval_s": 0.2, "networks.empty_block_interval_s": 0.6,
+            "networks.epoch_blocks": 5,
             "networks.load_accounts": 8, "networks.reward_burn_threshold": 30 * 10**18,
             "networks.timeouts.propose_s": 0.6, "networks.timeouts.propose_delta_s": 0.3,
             "networks.timeouts.prevote_s": 0.3, "networks.timeouts.prevote_delta_s": 0.2,

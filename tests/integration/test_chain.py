@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 
 import pytest
@@ -13,6 +15,7 @@ from zg_actors.chain.tx import make_tx
 from zg_actors.crypto.devkeys import c0_account, load_account, validator_identity
 from zg_actors.staking.ledger import C0_NETWORK_ID, AlreadyProcessed
 
+from .conftest import integration_config
 from .misbehaving import EquivocatingValidator
 
 pytestmark = pytest.mark.integration
@@ -63,6 +66,49 @@ def test_two_networks_commit_transfers(deployment) -> None:
     started = time.monotonic()
     reached = ray.get(validator.wait_height.remote(now + 10_000, 0.3), timeout=30)
     assert now < reached < now + 10_000 and time.monotonic() - started >= 0.3
+
+
+def test_idle_network_waits_for_txs_and_proposes_one_at_once(ray_session) -> None:
+    # Idle: an empty block at most every empty_block_interval_s; a tx wakes the network
+    # (CometBFT's create_empty_blocks_interval), and the block after it follows at
+    # block_interval_s (the proof block).
+    empty_s = 4.0
+    data_dir = tempfile.mkdtemp(prefix="zg-it-idle-")
+    config = integration_config(**{"data_dir": data_dir,
+                                   "networks.empty_block_interval_s": empty_s,
+                                   "networks.reward_burn_threshold": 10**30})  # no burns
+    d = runtime.deploy(config, detached=False)
+    try:
+        net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+        validators = list(handles_of(d, net).values())
+        wait_height(validators, 2)
+        watched = validators[0]
+        time.sleep(empty_s + 1.0)  # past any block of the launch
+        idle_since = time.time()
+        time.sleep(2 * empty_s + 0.5)
+        commits = ray.get(watched.stats.remote(idle_since))["commits"]
+        assert 1 <= len(commits) <= 3, commits  # 0.2 s blocks would have made ~40
+        assert all(txs == 0 for _, _, txs in commits), commits
+        seed = config.devnet.key_seed
+        alice, bob = load_account(seed, 0), load_account(seed, 1)
+        sent = time.time()
+        tx = make_tx(alice, net, 0, "token", "transfer", [bob.address, 10])
+        assert ray.get(validators[2].submit_txs.remote([tx.encoded])) == [None]
+        assert runtime.wait_for(lambda: ray.get(watched.account.remote(alice.address))["nonce"]
+                                == 1, 30)
+        tx_block = [c for c in ray.get(watched.stats.remote(sent))["commits"] if c[2] == 1]
+        assert len(tx_block) == 1
+        committed_at, height, _ = tx_block[0]
+        # Proposed on arrival, not at the idle timer: the idle timer was at least
+        # empty_s - 0.5 s away whenever the tx came (the last idle commit is older).
+        assert committed_at - sent < empty_s / 2, (committed_at - sent, commits)
+        wait_height(validators, height + 1)
+        proof = [c for c in ray.get(watched.stats.remote(committed_at))["commits"]
+                 if c[1] == height + 1]
+        assert proof and proof[0][0] - committed_at < empty_s / 2  # the proof block
+    finally:
+        runtime.teardown()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_killed_validator_recovers_from_lmdb_and_catches_up(deployment) -> None:

@@ -48,6 +48,28 @@ def test_batches_close_by_count_bytes_or_interval() -> None:
     assert (2, 0, 0) in queue.due(100.0)  # byte limit
 
 
+def test_a_batch_out_for_signatures_holds_the_next_one_open_until_full() -> None:
+    queue = BatchQueue(interval_s=1.0, max_blobs=3, max_bytes=10_000, max_signing=1)
+    key = (0, 0, 0)
+    queue.add(key, pending(10), now=100.0)
+    assert queue.due(101.0) == [key]
+    assert len(queue.pop(key)) == 1  # out for signatures
+    queue.add(key, pending(10), now=101.0)
+    assert queue.due(105.0) == []  # past its interval, but the first is still signing
+    queue.add((1, 0, 0), pending(10), now=101.0)
+    assert queue.due(105.0) == [(1, 0, 0)]  # other quorums are not held
+    queue.pop((1, 0, 0))
+    queue.add(key, pending(10), now=101.5)
+    queue.add(key, pending(10), now=101.6)
+    assert key in queue.due(101.6)  # full: sealed even while the first is signing
+    assert len(queue.pop(key)) == 3
+    queue.signed(key)
+    queue.signed(key)
+    assert key not in queue.signing
+    queue.add(key, pending(10), now=106.0)
+    assert queue.due(107.0) == [key]  # nothing signing: the interval seals it again
+
+
 def test_routing_prefers_the_least_loaded_then_the_newest_network() -> None:
     assert choose_network({0: 5, 1: 2}, {0: 10, 1: 10}) == 1
     assert choose_network({0: 0, 1: 0}, {0: 10}) == 1  # a just-launched network gets work

@@ -113,6 +113,9 @@ class Validator:
         self._commit_log: list[tuple[float, int, int]] = []  # (time, height, txs)
         self._evidence_sent: set[bytes] = set()
         self._committed_event = asyncio.Event()  # set, then replaced, at every commit
+        self._last_block_txs = 0  # txs in the last committed block
+        self._committed_at = time.time()  # of the last block
+        self._idle: asyncio.TimerHandle | None = None  # waiting for txs before a height
 
     # ---- lifecycle ----------------------------------------------------------------
     async def start(self) -> dict:
@@ -284,6 +287,8 @@ class Validator:
             if height <= current + FUTURE_HEIGHTS_BUFFERED:
                 self._buffer[height].append(("proposal", (height, round_, pol_round, block_raw,
                                                           proposer, signature)))
+            if height == current:
+                self._wake()  # a peer started this height: it is not idle
             self._maybe_sync(height)
             return
         if height < current:
@@ -330,6 +335,8 @@ class Validator:
             if height <= current + FUTURE_HEIGHTS_BUFFERED:
                 self._buffer[height].append(("vote", (height, round_, vote_type, block_hash,
                                                       validator, signature)))
+            if height == current:
+                self._wake()
             self._maybe_sync(height)
             return
         if height < current or vote_type not in (1, 2):
@@ -366,12 +373,41 @@ class Validator:
         delay = max(0.0, self.config.networks.block_interval_s -
                     (time.time() - self._last_commit_time))
         self._last_commit_time = time.time() + delay
-        asyncio.get_running_loop().call_later(delay, self._start_height)
+        asyncio.get_running_loop().call_later(delay, self._next_height)
+
+    def _next_height(self) -> None:
+        """Start the next height now if there is work for it, else wait for txs.
+
+        As CometBFT with create_empty_blocks_interval: a height starts at once when the
+        mempool holds txs or the last block had some (the next block carries its commit
+        certificate: the proof block); otherwise when a tx or a peer's message for it
+        arrives, or empty_block_interval_s after the last commit, whichever is first.
+        An idle network then costs a block per empty_block_interval_s instead of one per
+        block_interval_s, and a tx arriving at an idle network is proposed at once."""
+        if self.stopped or self.machine is not None:
+            return
+        idle_for = self.config.networks.empty_block_interval_s - (
+            time.time() - self._committed_at)
+        if self.node.mempool or self._last_block_txs or idle_for <= 0:
+            self._start_height()
+            return
+        self._idle = asyncio.get_running_loop().call_later(idle_for, self._wake)
+
+    def _wake(self) -> None:
+        """End an idle wait (a tx, a peer's message for the next height, or the timer)."""
+        if self._idle is None:
+            return
+        self._idle.cancel()
+        self._idle = None
+        if not self.stopped and self.machine is None:
+            self._start_height()
 
     def _after_commit(self, block: Block, latencies: list[float]) -> None:
         self._committed_event.set()
         self._committed_event = asyncio.Event()
         self._committed_txs += len(block.txs)
+        self._last_block_txs = len(block.txs)
+        self._committed_at = time.time()
         self._latencies.extend(latencies)
         del self._latencies[:-20_000]
         self._commit_log.append((time.time(), block.height, len(block.txs)))
@@ -491,6 +527,8 @@ class Validator:
             raise UnknownNetworkId(f"network {self.network_id} is retired",
                                    network_id=self.network_id)
         results = self.node.add_txs(raw_txs)
+        if any(error is None for error in results):
+            self._wake()  # an idle network proposes a tx at once
         if forward:
             accepted = [raw for raw, error in zip(raw_txs, results, strict=True)
                         if error is None]

@@ -388,7 +388,8 @@ class Disperser:
                            self.config.lmdb_map_mb)
         self.chain = ChainView()
         da = self.config.da
-        self.queue = BatchQueue(da.batch_interval_s, da.batch_max_blobs, da.batch_max_bytes)
+        self.queue = BatchQueue(da.batch_interval_s, da.batch_max_blobs, da.batch_max_bytes,
+                                da.batches_signing)
         self.pool: Any = None
         self.epoch: int | None = None
         self.ready: dict[int, int] = {}  # {network id: next nonce of our account there}
@@ -686,6 +687,8 @@ class Disperser:
             status, error = BlobStatus.FAILED, str(exc)[:300]
         else:
             error = ""
+        finally:
+            self.queue.signed(key)  # the next batch of this quorum may seal
         if status != BlobStatus.CONFIRMED:
             self._finish(blobs, status, error)
             self.load[network_id] = max(0, self.load.get(network_id, 0) - len(blobs))

@@ -34,13 +34,21 @@ class OpenBatch:
 
 class BatchQueue:
     """Blobs grouped per (network, epoch, quorum); a batch is due when it holds
-    max_blobs blobs or max_bytes bytes, or interval_s after its first blob."""
+    max_blobs blobs or max_bytes bytes, or interval_s after its first blob.
 
-    def __init__(self, interval_s: float, max_blobs: int, max_bytes: int) -> None:
+    Group commit: while `max_signing` batches of a key are out for signatures, its open
+    batch is not sealed by the interval and keeps filling (up to the size limits). Under
+    load batches grow with the signing time, so a slow BLS backend costs fewer, bigger
+    certificates instead of a backlog of small ones; at low load nothing waits."""
+
+    def __init__(self, interval_s: float, max_blobs: int, max_bytes: int,
+                 max_signing: int = 1) -> None:
         self.interval_s = interval_s
         self.max_blobs = max_blobs
         self.max_bytes = max_bytes
+        self.max_signing = max_signing
         self.open: dict[BatchKey, OpenBatch] = {}
+        self.signing: dict[BatchKey, int] = {}  # batches popped and not yet signed()
 
     def add(self, key: BatchKey, pending: PendingBlob, now: float) -> None:
         batch = self.open.setdefault(key, OpenBatch(opened=now))
@@ -50,10 +58,21 @@ class BatchQueue:
     def due(self, now: float) -> list[BatchKey]:
         return [key for key, b in self.open.items()
                 if len(b.blobs) >= self.max_blobs or b.size >= self.max_bytes
-                or now - b.opened >= self.interval_s]
+                or (now - b.opened >= self.interval_s
+                    and self.signing.get(key, 0) < self.max_signing)]
 
     def pop(self, key: BatchKey) -> list[PendingBlob]:
+        """The batch's blobs; it counts as out for signatures until signed(key)."""
+        self.signing[key] = self.signing.get(key, 0) + 1
         return self.open.pop(key).blobs
+
+    def signed(self, key: BatchKey) -> None:
+        """A batch of `key` has its signatures (or failed): the next one may seal."""
+        left = self.signing.get(key, 0) - 1
+        if left > 0:
+            self.signing[key] = left
+        else:
+            self.signing.pop(key, None)
 
     def __len__(self) -> int:
         return sum(len(b.blobs) for b in self.open.values())
