@@ -113,7 +113,6 @@ class Validator:
         self._commit_log: list[tuple[float, int, int]] = []  # (time, height, txs)
         self._evidence_sent: set[bytes] = set()
         self._committed_event = asyncio.Event()  # set, then replaced, at every commit
-        self._last_block_txs = 0  # txs in the last committed block
         self._committed_at = time.time()  # of the last block
         self._idle: asyncio.TimerHandle | None = None  # waiting for txs before a height
 
@@ -376,19 +375,20 @@ class Validator:
         asyncio.get_running_loop().call_later(delay, self._next_height)
 
     def _next_height(self) -> None:
-        """Start the next height now if there is work for it, else wait for txs.
+        """Start the next height now if the mempool holds txs, else wait for txs.
 
-        As CometBFT with create_empty_blocks_interval: a height starts at once when the
-        mempool holds txs or the last block had some (the next block carries its commit
-        certificate: the proof block); otherwise when a tx or a peer's message for it
-        arrives, or empty_block_interval_s after the last commit, whichever is first.
-        An idle network then costs a block per empty_block_interval_s instead of one per
-        block_interval_s, and a tx arriving at an idle network is proposed at once."""
+        As CometBFT with create_empty_blocks_interval: with an empty mempool the height
+        starts when a tx or a peer's message for it arrives, or empty_block_interval_s
+        after the last commit, whichever is first. An idle network then costs a block
+        per empty_block_interval_s instead of one per block_interval_s, and a tx arriving
+        at an idle network is proposed at once. Unlike CometBFT, no proof block follows
+        a block with txs: a header holds its own state root and the commit certificate
+        is stored at commit, so nothing waits for the next block."""
         if self.stopped or self.machine is not None:
             return
         idle_for = self.config.networks.empty_block_interval_s - (
             time.time() - self._committed_at)
-        if self.node.mempool or self._last_block_txs or idle_for <= 0:
+        if self.node.mempool or idle_for <= 0:
             self._start_height()
             return
         self._idle = asyncio.get_running_loop().call_later(idle_for, self._wake)
@@ -406,7 +406,6 @@ class Validator:
         self._committed_event.set()
         self._committed_event = asyncio.Event()
         self._committed_txs += len(block.txs)
-        self._last_block_txs = len(block.txs)
         self._committed_at = time.time()
         self._latencies.extend(latencies)
         del self._latencies[:-20_000]
