@@ -345,7 +345,10 @@ class DANode:
                                encode([row.tobytes(), proof])))
             writes.append(("blobs", header.key, encode([stored_at, list(slots),
                                                         header.encode()])))
-        signature = bls.sign(self.identity.bls_secret, batch.sign_bytes)
+        # In a thread: with py_ecc a signature takes ~0.2 s, which would stall this
+        # node's other calls (pure Python still yields the GIL every few ms).
+        signature = await asyncio.get_running_loop().run_in_executor(
+            None, bls.sign, self.identity.bls_secret, batch.sign_bytes)
         writes.append(("signed", batch.root, signature))
         self._ensure_index()
         self.store.write(writes)  # persisted (synced) before the signature leaves
@@ -722,8 +725,9 @@ class Disperser:
                         batch.root.hex()[:12], slots, len(quorum.holders))
             return BlobStatus.INSUFFICIENT_SIGNATURES
         signers = sorted(signatures)
-        cert = DACertificate(batch, member_bitmap(quorum, signers),
-                             bls.aggregate([signatures[s] for s in signers]))
+        aggregate = await asyncio.get_running_loop().run_in_executor(
+            None, bls.aggregate, [signatures[s] for s in signers])
+        cert = DACertificate(batch, member_bitmap(quorum, signers), aggregate)
         async with self._tx_lock:  # one nonce sequence per network
             nonce = self.ready.get(network_id)
             if nonce is None:
@@ -759,7 +763,10 @@ class Disperser:
                          str(future.exception())[:200])
                 continue
             answered[signer] = future.result()
-        return verified_signatures(answered, registry, batch.sign_bytes)
+        # In a thread: a py_ecc check takes ~0.8 s, during which this event loop would
+        # take no blob, status call or other batch's signatures.
+        return await asyncio.get_running_loop().run_in_executor(
+            None, verified_signatures, answered, registry, batch.sign_bytes)
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
         """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""
