@@ -254,6 +254,21 @@ def test_da_end_to_end(deployment) -> None:
         assert wait_status(disperser, two_down, {BlobStatus.INSUFFICIENT_SIGNATURES,
                                                  BlobStatus.FINALIZED}) == \
             BlobStatus.INSUFFICIENT_SIGNATURES
+        # Status counts are kept as statuses change; a restarted disperser recounts its
+        # LMDB records and must find the same.
+        counted = ray.get(disperser.stats.remote())["statuses"]
+        assert counted.get("INSUFFICIENT_SIGNATURES", 0) >= 1, counted
+        assert counted.get("FINALIZED", 0) >= 5 and "PROCESSING" not in counted, counted
+        runtime.kill_actor(disperser, restart=True)
+
+        def recounted() -> dict | None:
+            try:
+                return ray.get(disperser.stats.remote(), timeout=10)["statuses"]
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError,
+                    ray.exceptions.GetTimeoutError):
+                return None  # still restarting
+
+        assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
     finally:
         ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
         teardown_da(config)

@@ -410,12 +410,18 @@ class Disperser:
         self.rotations = 0
         node_seed = self.config.devnet.key_seed
         self.node_of = {da_signer_identity(node_seed, i).address: i for i in range(da.nodes)}
-        # Blobs still PROCESSING lost their slices with the previous process.
+        # Blobs still PROCESSING lost their slices with the previous process. The one scan
+        # of the records at start also counts statuses; stats() reads the counts.
+        self.status_counts: dict[int, int] = {}
         for key, raw in self.store.items("blobs"):
             record = json.loads(raw)
             if record["status"] == BlobStatus.PROCESSING:
                 record["status"], record["error"] = int(BlobStatus.FAILED), "disperser restarted"
                 self.store.put("blobs", key, json.dumps(record).encode())
+            self._count(record["status"], +1)
+
+    def _count(self, status: int, change: int) -> None:
+        self.status_counts[status] = self.status_counts.get(status, 0) + change
 
     # ---- lifecycle -----------------------------------------------------------------
     async def start(self) -> dict:
@@ -638,6 +644,7 @@ class Disperser:
                             "network_id": network_id})
         if writes:
             self.store.write(writes)  # persisted (synced) before any request id is answered
+            self._count(BlobStatus.PROCESSING, len(accepted))
         for pending in accepted:
             header = pending.header
             self.queue.add((header.network_id, header.epoch, header.quorum_id), pending, now)
@@ -798,9 +805,10 @@ class Disperser:
 
     def _finish(self, blobs: list[PendingBlob], status: BlobStatus, error: str) -> None:
         now = time.time()
-        writes = []
+        writes, changes = [], []
         for pending in blobs:
             record = self._record(pending.header.key)
+            changes.append(record["status"])
             record["status"] = int(status)
             if error:
                 record["error"] = error
@@ -809,6 +817,9 @@ class Disperser:
                 self.latencies.append(now - pending.created)
             writes.append(("blobs", pending.header.key, json.dumps(record).encode()))
         self.store.write(writes)
+        for before in changes:
+            self._count(before, -1)
+            self._count(status, +1)
         del self.latencies[:-20_000]
 
     # ---- queries and retrieval -------------------------------------------------------
@@ -867,10 +878,7 @@ class Disperser:
         return np.frombuffer(payload, dtype=np.uint8)
 
     async def stats(self) -> dict:
-        counts: dict[int, int] = {}
-        for _, raw in self.store.items("blobs"):
-            status = json.loads(raw)["status"]
-            counts[status] = counts.get(status, 0) + 1
+        counts = {s: c for s, c in self.status_counts.items() if c}
         return {"index": self.index, "epoch": self.epoch, "networks": sorted(self.ready),
                 "load": dict(self.load), "certificates": dict(self.certificates),
                 "statuses": {BlobStatus(s).name: c for s, c in counts.items()},
