@@ -26,6 +26,8 @@ def test_unknown_key_is_named() -> None:
 
 @pytest.mark.parametrize(("data", "needle"), [
     ({"networks": {"block_interval_s": -1}}, "networks.block_interval_s"),
+    ({"networks": {"empty_block_interval_s": -0.5}}, "networks.empty_block_interval_s"),
+    ({"da": {"batches_signing": 0}}, "da.batches_signing: must be >= 1"),
     ({"networks": {"max_block_txs": "many"}}, "networks.max_block_txs: must be an integer"),
     ({"crypto": {"bls_backend": "blst"}}, "crypto.bls_backend"),
     ({"networks": {"timeouts": {"propose_s": 0}}}, "networks.timeouts.propose_s"),

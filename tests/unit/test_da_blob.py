@@ -13,6 +13,7 @@ from zg_actors.da.blob import (
     BlobHeader,
     batch_root,
     check_size,
+    commit_slices,
     decode_blob,
     encode_blob,
     slice_length,
@@ -45,6 +46,11 @@ def test_layout_roots_and_any_k_slices_recover_the_blob() -> None:
     assert blob.slice_roots[0] == merkle_root([keccak256(first[i:i + 256])
                                                for i in range(0, length, 256)])
     assert blob.data_root == merkle_root(list(blob.slice_roots))
+    # Committing with roots an encoder computed gives the same blob; a wrong count fails.
+    given = commit_slices(blob.slices, 4, len(data), list(blob.slice_roots))
+    assert given.data_root == blob.data_root
+    with pytest.raises(InvalidBlob, match="11 slice roots for 12 slices"):
+        commit_slices(blob.slices, 4, len(data), list(blob.slice_roots)[:11])
     for index in range(12):
         verify_slice(blob.data_root, index, blob.slices[index], blob.slice_proof(index), 12)
     parity_only = {i: blob.slices[i] for i in (4, 7, 9, 11)}

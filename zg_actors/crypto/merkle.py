@@ -61,6 +61,13 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return merkle_levels(leaves)[-1][0]
 
 
+def sector_tree_root(data: bytes, sector_bytes: int) -> bytes:
+    """Root of the 0G tree over keccak of each `sector_bytes`-long sector of `data` (a DA
+    slice root, a storage segment root); callers check that data is whole sectors."""
+    return merkle_root([keccak256(data[i:i + sector_bytes])
+                        for i in range(0, len(data), sector_bytes)])
+
+
 def proof_from_levels(levels: list[list[bytes]], index: int) -> MerkleProof:
     leaf_count = len(levels[0])
     if not 0 <= index < leaf_count:

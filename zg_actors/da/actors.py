@@ -613,11 +613,15 @@ class Disperser:
             small = [i for i in ok if len(blobs[i]) <= GROUP_ENCODE_MAX_BYTES]
             large = [i for i in ok if len(blobs[i]) > GROUP_ENCODE_MAX_BYTES]
             m = da.n - da.k
+            # Slices come back with their slice roots: the encoder hashes them (the bulk of
+            # committing to a blob) in its own process, not on this event loop.
             encoded = await asyncio.gather(
-                self.pool.encode_many_async([blobs[i] for i in small], da.k, m, SECTOR_BYTES),
-                *[self.pool.encode_async(blobs[i], da.k, m, SECTOR_BYTES) for i in large])
+                self.pool.encode_many_with_roots_async([blobs[i] for i in small], da.k, m,
+                                                       SECTOR_BYTES),
+                *[self.pool.encode_many_with_roots_async([blobs[i]], da.k, m, SECTOR_BYTES)
+                  for i in large])
             slices = dict(zip(small, encoded[0], strict=True))
-            slices.update(zip(large, encoded[1:], strict=True))
+            slices.update((i, one[0]) for i, one in zip(large, encoded[1:], strict=True))
         except BaseException:
             for i in ok:  # none of them is queued: they no longer load their network
                 self.load[routes[i][0]] -= 1
@@ -631,7 +635,8 @@ class Disperser:
                 answers.append(route)
                 continue
             network_id, quorum_id = route
-            blob = commit_slices(slices[i], da.k, len(blobs[i]))
+            shards, roots = slices[i]
+            blob = commit_slices(shards, da.k, len(blobs[i]), roots)
             header = BlobHeader(blob.data_root, len(blobs[i]), self.epoch, quorum_id,
                                 network_id)
             accepted.append(PendingBlob(header, blob, now))

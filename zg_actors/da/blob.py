@@ -23,6 +23,7 @@ from zg_actors.crypto.merkle import (
     merkle_levels,
     merkle_root,
     proof_from_levels,
+    sector_tree_root,
     verify_proof,
 )
 from zg_actors.da.errors import BlobTooLarge, InvalidBlob, InvalidSlice
@@ -56,8 +57,7 @@ def slice_root(data: np.ndarray | bytes) -> bytes:
     if not raw or len(raw) % SECTOR_BYTES:
         raise InvalidSlice(f"a slice is whole {SECTOR_BYTES}-byte sectors, got {len(raw)} bytes",
                            length=len(raw))
-    return merkle_root([keccak256(raw[i:i + SECTOR_BYTES])
-                        for i in range(0, len(raw), SECTOR_BYTES)])
+    return sector_tree_root(raw, SECTOR_BYTES)
 
 
 def data_root(slice_roots: Sequence[bytes]) -> bytes:
@@ -86,10 +86,16 @@ class EncodedBlob:
         return proof_from_levels(self._levels, index)
 
 
-def commit_slices(slices: np.ndarray, k: int, size: int) -> EncodedBlob:
-    """Roots and data root of already encoded slices (e.g. from an encoder actor)."""
-    roots = tuple(slice_root(row) for row in slices)
-    return EncodedBlob(slices, roots, size, k, merkle_levels(list(roots)))
+def commit_slices(slices: np.ndarray, k: int, size: int,
+                  roots: Sequence[bytes] | None = None) -> EncodedBlob:
+    """Roots and data root of already encoded slices (e.g. from an encoder actor);
+    `roots`: their slice roots, if the encoder computed them (one per slice)."""
+    if roots is None:
+        roots = [slice_root(row) for row in slices]
+    elif len(roots) != len(slices):
+        raise InvalidBlob(f"{len(roots)} slice roots for {len(slices)} slices",
+                          roots=len(roots), slices=len(slices))
+    return EncodedBlob(slices, tuple(roots), size, k, merkle_levels(list(roots)))
 
 
 def encode_blob(payload: bytes | np.ndarray, k: int, n: int,

@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayTaskError
 
 from zg_actors.config import CodecConfig
+from zg_actors.crypto.merkle import sector_tree_root
 from zg_actors.erasure import backends, code
 from zg_actors.erasure.backends import Backend
 from zg_actors.erasure.code import SECTOR_BYTES, BytesLike
@@ -66,6 +67,17 @@ class EncoderActor:
                     unit: int) -> list[np.ndarray]:
         """encode for several small payloads in one call: one round trip, not one each."""
         return [self.encode(payload, k, m, unit) for payload in payloads]
+
+    def encode_many_with_roots(self, payloads: list[np.ndarray], k: int, m: int,
+                               unit: int) -> list[tuple[np.ndarray, list[bytes]]]:
+        """encode_many, each result with the root of the 0G tree over each shard's
+        `unit`-byte sectors (DA slice roots): the hashing, which costs more than the
+        code, then runs in this process instead of the caller's."""
+        out = []
+        for payload in payloads:
+            shards = self.encode(payload, k, m, unit)
+            out.append((shards, [sector_tree_root(row.tobytes(), unit) for row in shards]))
+        return out
 
     def encode_data(self, data: np.ndarray, m: int) -> np.ndarray:
         return np.ascontiguousarray(code.encode_data(data, m, backend=self._ready()))
@@ -245,6 +257,16 @@ class EncoderPool:
             return []
         arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
         return await self._call_async("encode_many", arrays, k, m, unit)
+
+    async def encode_many_with_roots_async(self, payloads: list[BytesLike], k: int, m: int,
+                                           unit: int = SECTOR_BYTES
+                                           ) -> list[tuple[np.ndarray, list[bytes]]]:
+        """encode_many_async with each shard's sector-tree root, hashed on the encoder;
+        none: no call."""
+        if not payloads:
+            return []
+        arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
+        return await self._call_async("encode_many_with_roots", arrays, k, m, unit)
 
     async def decode_async(self, shards_by_index: Mapping[int, BytesLike], k: int, m: int,
                            length: int) -> bytes:
