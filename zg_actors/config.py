@@ -104,7 +104,7 @@ class TimeoutsConfig:
 class NetworksConfig:
     initial: int = 1  # networks launched by `zg up` / `zg demo`
     validators_per_network: int = 4
-    block_interval_s: float = 0.5  # wait after a commit before the next height
+    block_interval_s: float = 0.5  # block time: heights with txs start at least this far apart
     # With no txs, the next height waits for one up to this long after the last commit
     # (CometBFT's create_empty_blocks_interval); <= block_interval_s: no waiting.
     empty_block_interval_s: float = 1.0
