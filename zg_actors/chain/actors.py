@@ -106,7 +106,7 @@ class Validator:
         self._blocks: dict[bytes, Block] = {}
         self._last_sync = 0.0
         self._syncing = False
-        self._last_commit_time = time.time()
+        self._height_started_at = time.time()  # block time counts from here
         self._rounds = 0
         self._committed_txs = 0
         self._latencies: list[float] = []
@@ -370,8 +370,8 @@ class Validator:
         self._after_commit(block, latencies)
         self.machine = None
         delay = max(0.0, self.config.networks.block_interval_s -
-                    (time.time() - self._last_commit_time))
-        self._last_commit_time = time.time() + delay
+                    (time.time() - self._height_started_at))
+        self._height_started_at = time.time() + delay
         asyncio.get_running_loop().call_later(delay, self._next_height)
 
     def _next_height(self) -> None:

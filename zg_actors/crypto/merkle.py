@@ -61,11 +61,15 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return merkle_levels(leaves)[-1][0]
 
 
+def sector_hashes(data: bytes, sector_bytes: int) -> list[bytes]:
+    """keccak of each `sector_bytes`-long sector of `data`: the leaves of its 0G tree."""
+    return [keccak256(data[i:i + sector_bytes]) for i in range(0, len(data), sector_bytes)]
+
+
 def sector_tree_root(data: bytes, sector_bytes: int) -> bytes:
-    """Root of the 0G tree over keccak of each `sector_bytes`-long sector of `data` (a DA
-    slice root, a storage segment root); callers check that data is whole sectors."""
-    return merkle_root([keccak256(data[i:i + sector_bytes])
-                        for i in range(0, len(data), sector_bytes)])
+    """Root of the 0G tree over `data`'s sector hashes (a DA slice root, a storage segment
+    root); callers check that data is whole sectors."""
+    return merkle_root(sector_hashes(data, sector_bytes))
 
 
 def proof_from_levels(levels: list[list[bytes]], index: int) -> MerkleProof:

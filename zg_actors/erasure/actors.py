@@ -73,11 +73,8 @@ class EncoderActor:
         """encode_many, each result with the root of the 0G tree over each shard's
         `unit`-byte sectors (DA slice roots): the hashing, which costs more than the
         code, then runs in this process instead of the caller's."""
-        out = []
-        for payload in payloads:
-            shards = self.encode(payload, k, m, unit)
-            out.append((shards, [sector_tree_root(row.tobytes(), unit) for row in shards]))
-        return out
+        return [(shards, [sector_tree_root(row.tobytes(), unit) for row in shards])
+                for shards in self.encode_many(payloads, k, m, unit)]
 
     def encode_data(self, data: np.ndarray, m: int) -> np.ndarray:
         return np.ascontiguousarray(code.encode_data(data, m, backend=self._ready()))
@@ -253,20 +250,21 @@ class EncoderPool:
                                 unit: int = SECTOR_BYTES) -> list[np.ndarray]:
         """encode_async for several payloads in one call to one encoder (small blobs,
         whose round trip would cost more than their encoding); none: no call."""
+        return await self._encode_many_async("encode_many", payloads, k, m, unit)
+
+    async def _encode_many_async(self, method: str, payloads: list[BytesLike], k: int,
+                                 m: int, unit: int) -> list:
         if not payloads:
             return []
         arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
-        return await self._call_async("encode_many", arrays, k, m, unit)
+        return await self._call_async(method, arrays, k, m, unit)
 
     async def encode_many_with_roots_async(self, payloads: list[BytesLike], k: int, m: int,
                                            unit: int = SECTOR_BYTES
                                            ) -> list[tuple[np.ndarray, list[bytes]]]:
         """encode_many_async with each shard's sector-tree root, hashed on the encoder;
         none: no call."""
-        if not payloads:
-            return []
-        arrays = [self._encode_args(payload, k, m, unit)[0] for payload in payloads]
-        return await self._call_async("encode_many_with_roots", arrays, k, m, unit)
+        return await self._encode_many_async("encode_many_with_roots", payloads, k, m, unit)
 
     async def decode_async(self, shards_by_index: Mapping[int, BytesLike], k: int, m: int,
                            length: int) -> bytes:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zg_actors.crypto import merkle
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import MerkleProof, merkle_levels, proof_from_levels, verify_proof
 from zg_actors.errors import InvalidInput, InvalidProof
@@ -99,7 +100,7 @@ def node_heights(chunks: int) -> list[int]:
 
 
 def sector_hashes(segment: bytes) -> list[bytes]:
-    return [keccak256(segment[i:i + SECTOR_BYTES]) for i in range(0, len(segment), SECTOR_BYTES)]
+    return merkle.sector_hashes(segment, SECTOR_BYTES)
 
 
 def segment_root(segment: BytesLike) -> bytes:
@@ -108,7 +109,7 @@ def segment_root(segment: BytesLike) -> bytes:
     if not data or len(data) % SECTOR_BYTES or len(data) > SEGMENT_BYTES:
         raise InvalidInput(f"a segment is 1..{SECTORS_PER_SEGMENT} whole sectors, got "
                            f"{len(data)} bytes", length=len(data))
-    return merkle_levels(sector_hashes(data))[-1][0]
+    return merkle.sector_tree_root(data, SECTOR_BYTES)
 
 
 def submission_root(nodes: Sequence[Node]) -> bytes:
@@ -285,7 +286,7 @@ def verify_data_shard(root: bytes, size: int, index: int, shard: int, row: Bytes
         raise SegmentRejected(f"segment {index}: {len(subtree_roots)} subtree roots, expected "
                               f"{k}", index=index, subtree_roots=len(subtree_roots))
     roots = [bytes(r) for r in subtree_roots]
-    roots[shard] = merkle_levels(sector_hashes(bytes(row)))[-1][0]
+    roots[shard] = merkle.sector_tree_root(bytes(row), SECTOR_BYTES)
     leaf = merkle_levels(roots)[-1][0]
     try:
         verify_proof(proof, root, leaf, index, count)
