@@ -104,11 +104,10 @@ def certify_wrong_encoding(config, validator, nodes) -> BlobHeader:
     registry = EpochRegistry.decode(registry_raw)
     signatures = {}
     for signer, slots in slots_by_signer(quorum).items():
-        rows, proofs = slices_for(cheat, slots)
         node = nodes[by_address[registry.signers[signer].address]]
         signatures[signer] = ray.get(node.store_batch.remote(
-            0, 0, 0, [header.encode()], slots, [rows], [proofs],
-            account.sign_hash(batch.sign_bytes)))
+            0, 0, 0, [header.encode()], slots, [slices_for(cheat, slots)],
+            [cheat.roots_bytes], account.sign_hash(batch.sign_bytes)))
     signers = sorted(signatures)
     cert = DACertificate(batch, member_bitmap(quorum, signers),
                          bls.aggregate([signatures[i] for i in signers]))

@@ -18,6 +18,8 @@ from zg_actors.da.blob import (
     encode_blob,
     slice_length,
     slice_root,
+    split_roots,
+    verify_held_slices,
     verify_slice,
 )
 from zg_actors.da.errors import BlobTooLarge, InvalidBlob, InvalidSlice
@@ -76,6 +78,35 @@ def test_corrupted_or_misplaced_slice_is_rejected() -> None:
         verify_slice(blob.data_root, 4, blob.slices[3], blob.slice_proof(3), 12)
     with pytest.raises(InvalidSlice):
         slice_root(b"x" * 100)  # not whole sectors
+
+
+def test_a_node_checks_its_slices_against_the_roots_and_the_roots_against_the_data_root(
+) -> None:
+    blob = encode_blob(payload(5_000), k=4, n=12)
+    roots = split_roots(blob.roots_bytes, 12)
+    assert roots == list(blob.slice_roots)
+    slots = [1, 5, 11]
+    verify_held_slices(blob.data_root, slots, blob.slices[slots], roots)
+    bad = blob.slices[slots].copy()
+    bad[1, 300] ^= 1  # slot 5's bytes changed
+    with pytest.raises(InvalidSlice) as info:
+        verify_held_slices(blob.data_root, slots, bad, roots)
+    assert info.value.details["index"] == 5
+    # The right rows under other slots, and a root swapped for the bad row's own root.
+    with pytest.raises(InvalidSlice, match="slice 2 "):
+        verify_held_slices(blob.data_root, [2, 5, 11], blob.slices[slots], roots)
+    forged = list(roots)
+    forged[5] = slice_root(bad[1])
+    with pytest.raises(InvalidSlice, match="do not tree to data root"):
+        verify_held_slices(blob.data_root, slots, bad, forged)
+    with pytest.raises(InvalidSlice, match="2 slices for 3 slots"):
+        verify_held_slices(blob.data_root, slots, blob.slices[[1, 5]], roots)
+    with pytest.raises(InvalidSlice) as info:
+        verify_held_slices(blob.data_root, [12], blob.slices[[1]], roots)  # no such slot
+    assert info.value.details["index"] == 12
+    with pytest.raises(InvalidBlob) as info:
+        split_roots(blob.roots_bytes[:-1], 12)
+    assert info.value.details == {"expected": 384, "got": "383"}
 
 
 def test_size_limits_name_the_size() -> None:

@@ -12,6 +12,7 @@ least loaded network, and tracks each blob to FINALIZED.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import logging
@@ -30,13 +31,15 @@ from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import recover_address
 from zg_actors.crypto.devkeys import c0_account
 from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode, encode
-from zg_actors.crypto.merkle import proof_from_list
+from zg_actors.crypto.keccak import HASH_BYTES
+from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
 from zg_actors.da.blob import (
     BlobHeader,
     check_size,
     commit_slices,
     slice_length,
-    verify_slice,
+    split_roots,
+    verify_held_slices,
 )
 from zg_actors.da.certificate import (
     Batch,
@@ -68,6 +71,7 @@ from zg_actors.da.params import (
 )
 from zg_actors.da.quorum import EpochRegistry, Quorum, epoch_message
 from zg_actors.da.sampling import find_answers
+from zg_actors.da.status import Status, StatusFeed
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
 from zg_actors.runtime import kill_named
 from zg_actors.staking.ledger import C0_NETWORK_ID
@@ -93,10 +97,6 @@ def da_node_name(index: int) -> str:
 
 def disperser_name(index: int) -> str:
     return f"{DISPERSER_PREFIX}{index}"
-
-
-def _slot_key(blob_key: bytes, slot: int) -> bytes:
-    return blob_key + slot.to_bytes(2, "big")
 
 
 class ChainView:
@@ -220,19 +220,16 @@ class DANode:
                 continue
             self._answered_round[network_id] = round_info["round"]
             answers = []
-            for header, slots in list(recent):
-                for slot in slots:
-                    raw = self.store.get("slices", _slot_key(header.key, slot))
-                    if raw is None:
-                        continue
-                    data, proof = decode(raw)
-                    for subline, sectors, proofs in find_answers(
-                            round_info["seed"], round_info["target"], header.epoch,
-                            header.quorum_id, header.data_root, slot, as_bytes(data),
-                            SAMPLE_ANSWERS_PER_ROUND - len(answers)):
-                        answers.append([header.key, slot, subline, sectors, proofs, proof])
-                    if len(answers) >= SAMPLE_ANSWERS_PER_ROUND:
-                        break
+            held = ((header, slot, data, proof) for header, _ in list(recent)
+                    for slot, (data, proof) in self._held(header.key).items())
+            for header, slot, data, proof in held:
+                for subline, sectors, proofs in find_answers(
+                        round_info["seed"], round_info["target"], header.epoch,
+                        header.quorum_id, header.data_root, slot, data.tobytes(),
+                        SAMPLE_ANSWERS_PER_ROUND - len(answers)):
+                    answers.append([header.key, slot, subline, sectors, proofs, proof])
+                if len(answers) >= SAMPLE_ANSWERS_PER_ROUND:
+                    break
             if answers:
                 nonce = await self.chain.nonce(network_id, self.identity.address)
                 for offset, args in enumerate(answers):
@@ -257,9 +254,7 @@ class DANode:
             raw = self.store.get("blobs", key)
             if raw is None:
                 continue
-            writes.append(("blobs", key, None))
-            writes += [("slices", _slot_key(key, as_int(s)), None)
-                       for s in as_list(as_list(decode(raw))[1])]
+            writes += [("blobs", key, None), ("slices", key, None)]
         if writes:
             self.store.write(writes)
         return sum(1 for w in writes if w[0] == "blobs")
@@ -316,9 +311,11 @@ class DANode:
 
     async def store_batch(self, network_id: int, epoch: int, quorum_id: int,
                           headers: list[bytes], slots: list[int], slices: list[np.ndarray],
-                          proofs: list[list], disperser_signature: bytes) -> bytes:
+                          slice_roots: list[bytes], disperser_signature: bytes) -> bytes:
         """Verify and persist this node's slices of every blob of the batch, then return
-        its BLS signature of the batch root."""
+        its BLS signature of the batch root. Per blob: `slices` holds this node's rows (an
+        array, one row per slot) and `slice_roots` all n slice roots (n x 32 bytes), which
+        must tree to the header's data root."""
         self._ensure_pruning()
         batch = Batch(network_id, epoch, quorum_id,
                       tuple(BlobHeader.decode(h) for h in headers))
@@ -330,19 +327,22 @@ class DANode:
         if list(slots) != mine:
             raise InvalidBlob(f"node {self.index} holds slots {mine} of quorum {quorum_id}, "
                               f"was sent {list(slots)}", expected=str(mine), got=str(slots))
+        if not len(batch.blobs) == len(slices) == len(slice_roots):
+            raise InvalidBlob(f"{len(batch.blobs)} blob headers, {len(slices)} slice sets and "
+                              f"{len(slice_roots)} root sets", blobs=len(batch.blobs))
         k, n = self.config.da.k, self.config.da.n
         stored_at = int(time.time() * 1000)  # unix ms
         writes: list = []
-        for header, rows, blob_proofs in zip(batch.blobs, slices, proofs, strict=True):
+        for header, rows, roots_raw in zip(batch.blobs, slices, slice_roots, strict=True):
             if (header.network_id, header.epoch, header.quorum_id) != (
-                    network_id, epoch, quorum_id) or rows.shape != (
-                    len(slots), slice_length(header.size, k)):
+                    network_id, epoch, quorum_id) or not isinstance(rows, np.ndarray) or \
+                    rows.dtype != np.uint8 or rows.shape != (len(slots),
+                                                             slice_length(header.size, k)):
                 raise InvalidBlob(f"blob 0x{header.key.hex()[:16]} does not fit the batch",
                                   blob=header.key)
-            for slot, row, proof in zip(slots, rows, blob_proofs, strict=True):
-                verify_slice(header.data_root, slot, row, proof_from_list(proof), n)
-                writes.append(("slices", _slot_key(header.key, slot),
-                               encode([row.tobytes(), proof])))
+            verify_held_slices(header.data_root, slots, rows, split_roots(roots_raw, n))
+            # One record per blob: all n roots (proofs are rebuilt from them) and the rows.
+            writes.append(("slices", header.key, encode([roots_raw, rows.tobytes()])))
             writes.append(("blobs", header.key, encode([stored_at, list(slots),
                                                         header.encode()])))
         # In a thread: with py_ecc a signature takes ~0.2 s, which would stall this
@@ -357,24 +357,35 @@ class DANode:
         self.batches_signed += 1
         return signature
 
+    def _held(self, blob_key: bytes) -> dict[int, tuple[np.ndarray, list]]:
+        """{slot: (slice, Merkle proof into the data root)} of the blob's slots here."""
+        raw = self.store.get("blobs", blob_key)
+        item = self.store.get("slices", blob_key)
+        if raw is None or item is None:
+            return {}
+        slots = [as_int(s) for s in as_list(decode(raw)[1])]
+        roots_raw, rows_raw = (as_bytes(f) for f in as_list(decode(item), 2))
+        levels = merkle_levels(split_roots(roots_raw, len(roots_raw) // HASH_BYTES))
+        rows = np.frombuffer(rows_raw, dtype=np.uint8).reshape(len(slots), -1)
+        return {slot: (rows[i], proof_from_levels(levels, slot).to_list())
+                for i, slot in enumerate(slots)}
+
     async def get_slices(self, blob_key: bytes) -> dict[int, tuple[np.ndarray, list]]:
         """{slot: (slice, proof)} of every slot of the blob this node stores."""
-        raw = self.store.get("blobs", blob_key)
-        if raw is None:
-            return {}
-        out = {}
-        for slot in as_list(decode(raw)[1]):
-            item = self.store.get("slices", _slot_key(blob_key, as_int(slot)))
-            if item is not None:
-                data, proof = decode(item)
-                out[as_int(slot)] = (np.frombuffer(as_bytes(data), dtype=np.uint8), proof)
-        return out
+        return self._held(blob_key)
 
     async def status(self) -> dict:
         return {"index": self.index, "address": self.identity.address,
                 "blobs": self.store.count("blobs"), "batches_signed": self.batches_signed,
                 "sampling_answers_sent": self.answers_sent,
                 "path": str(self.store.path)}
+
+
+def _status_of(header: BlobHeader, status: int, error: str) -> Status:
+    """What GetBlobStatus tells about a blob (Disperser.status, the status feed)."""
+    return {"request_id": header.key, "status": int(status), "error": error,
+            "data_root": header.data_root, "size": header.size, "epoch": header.epoch,
+            "quorum_id": header.quorum_id, "network_id": header.network_id}
 
 
 # ---------------------------------------------------------------------------------------
@@ -413,6 +424,9 @@ class Disperser:
         # Blobs still PROCESSING lost their slices with the previous process. The one scan
         # of the records at start also counts statuses; stats() reads the counts.
         self.status_counts: dict[int, int] = {}
+        # Status changes for the gateway's cache (da/status.py); new process, new feed.
+        self.feed = StatusFeed()
+        self._feed_changed = asyncio.Event()
         for key, raw in self.store.items("blobs"):
             record = json.loads(raw)
             if record["status"] == BlobStatus.PROCESSING:
@@ -645,11 +659,11 @@ class Disperser:
                     "status": int(BlobStatus.PROCESSING), "header": header.encode().hex(),
                     "network_id": network_id, "created": now}).encode()),
                 ("roots", encode([header.data_root, header.epoch, quorum_id]), header.key)]
-            answers.append({"request_id": header.key, "status": int(BlobStatus.PROCESSING),
-                            "network_id": network_id})
+            answers.append(_status_of(header, BlobStatus.PROCESSING, ""))
         if writes:
             self.store.write(writes)  # persisted (synced) before any request id is answered
             self._count(BlobStatus.PROCESSING, len(accepted))
+            self._publish([a for a in answers if isinstance(a, dict)])
         for pending in accepted:
             header = pending.header
             self.queue.add((header.network_id, header.epoch, header.quorum_id), pending, now)
@@ -717,6 +731,7 @@ class Disperser:
         batch = Batch(network_id, epoch, quorum_id, tuple(p.header for p in blobs))
         my_signature = self.account.sign_hash(batch.sign_bytes)
         headers = [p.header.encode() for p in blobs]
+        roots = [p.blob.roots_bytes for p in blobs]  # the same n roots go to every node
         calls = {}
         for signer, slots in slots_by_signer(quorum).items():
             node = self.node_of.get(registry.signers[signer].address)
@@ -726,10 +741,9 @@ class Disperser:
                 handle = ray.get_actor(da_node_name(node))
             except ValueError:
                 continue
-            rows, proofs = zip(*(slices_for(p.blob, slots) for p in blobs), strict=True)
-            calls[signer] = handle.store_batch.remote(network_id, epoch, quorum_id, headers,
-                                                      slots, list(rows), list(proofs),
-                                                      my_signature)
+            calls[signer] = handle.store_batch.remote(
+                network_id, epoch, quorum_id, headers, slots,
+                [slices_for(p.blob, slots) for p in blobs], roots, my_signature)
         signatures = await self._collect(calls, registry, batch)
         slots = signed_slots(quorum, list(signatures))
         if slots < signing_threshold(len(quorum.holders)):
@@ -825,16 +839,28 @@ class Disperser:
         for before in changes:
             self._count(before, -1)
             self._count(status, +1)
+        self._publish([_status_of(p.header, status, error) for p in blobs])
         del self.latencies[:-20_000]
 
+    def _publish(self, statuses: list[Status]) -> None:
+        """Hand persisted status changes to the feed and wake its followers."""
+        self.feed.publish(statuses)
+        self._feed_changed.set()
+        self._feed_changed = asyncio.Event()
+
+    async def status_changes(self, since: int, wait_s: float = 0.0) -> dict:
+        """Status changes after `since` (StatusFeed.since; -1: where the feed is now),
+        waiting up to `wait_s` for one when there is none yet (a long poll)."""
+        if 0 <= since == self.feed.seq and wait_s > 0:
+            with contextlib.suppress(TimeoutError):  # no change in time: answer empty
+                await asyncio.wait_for(self._feed_changed.wait(), min(wait_s, CALL_TIMEOUT_S))
+        return self.feed.since(since)
+
     # ---- queries and retrieval -------------------------------------------------------
-    async def status(self, request_id: bytes) -> dict:
+    async def status(self, request_id: bytes) -> Status:
         record = self._record(request_id)
         header = BlobHeader.decode(bytes.fromhex(record["header"]))
-        return {"request_id": request_id, "status": record["status"],
-                "error": record.get("error", ""), "data_root": header.data_root,
-                "size": header.size, "epoch": header.epoch, "quorum_id": header.quorum_id,
-                "network_id": header.network_id}
+        return _status_of(header, record["status"], record.get("error", ""))
 
     async def find(self, data_root: bytes, epoch: int, quorum_id: int) -> bytes:
         key = self.store.get("roots", encode([data_root, epoch, quorum_id]))

@@ -85,6 +85,11 @@ class EncodedBlob:
     def slice_proof(self, index: int) -> MerkleProof:
         return proof_from_levels(self._levels, index)
 
+    @cached_property
+    def roots_bytes(self) -> bytes:
+        """The n slice roots as one string: what a DA node gets beside its slices."""
+        return b"".join(self.slice_roots)
+
 
 def commit_slices(slices: np.ndarray, k: int, size: int,
                   roots: Sequence[bytes] | None = None) -> EncodedBlob:
@@ -118,6 +123,32 @@ def verify_slice(root: bytes, index: int, data: np.ndarray | bytes, proof: Merkl
         raise InvalidSlice(f"slice {index} does not match data root 0x{root.hex()[:16]}: {exc}",
                            index=index, data_root=root) from exc
     return computed
+
+
+def split_roots(raw: bytes, n: int) -> list[bytes]:
+    """A blob's n slice roots from one n x 32-byte string (a batch sends them so)."""
+    if not isinstance(raw, bytes) or len(raw) != n * HASH_BYTES:
+        length = len(raw) if isinstance(raw, bytes) else type(raw).__name__
+        raise InvalidBlob(f"need {n} slice roots of {HASH_BYTES} bytes ({n * HASH_BYTES} "
+                          f"bytes), got {length}", expected=n * HASH_BYTES, got=str(length))
+    return [raw[i:i + HASH_BYTES] for i in range(0, len(raw), HASH_BYTES)]
+
+
+def verify_held_slices(data_root: bytes, slots: Sequence[int], rows: np.ndarray,
+                       slice_roots: Sequence[bytes]) -> None:
+    """Raise InvalidSlice unless the n slice roots tree to `data_root` and row i of `rows`
+    has the root of slot slots[i]: every slice checked against the data root. One tree
+    over all n roots (n - 1 hashes) replaces a Merkle proof per slice (log2 n each)."""
+    if merkle_root(list(slice_roots)) != data_root:
+        raise InvalidSlice(f"the slice roots sent do not tree to data root "
+                           f"0x{data_root.hex()[:16]}", data_root=data_root)
+    if len(rows) != len(slots):
+        raise InvalidSlice(f"{len(rows)} slices for {len(slots)} slots", slices=len(rows),
+                           slots=len(slots))
+    for slot, row in zip(slots, rows, strict=True):
+        if not 0 <= slot < len(slice_roots) or slice_root(row) != slice_roots[slot]:
+            raise InvalidSlice(f"slice {slot} does not match data root "
+                               f"0x{data_root.hex()[:16]}", index=slot, data_root=data_root)
 
 
 def decode_blob(slices_by_index: dict[int, np.ndarray], k: int, n: int, size: int) -> bytes:

@@ -92,9 +92,10 @@ def slots_by_signer(quorum: Quorum) -> dict[int, list[int]]:
     return out
 
 
-def slices_for(blob: EncodedBlob, slots: list[int]) -> tuple[np.ndarray, list[list]]:
-    """The rows of `slots` (one array, ready for Ray's object store) and their proofs."""
-    return blob.slices[slots], [blob.slice_proof(s).to_list() for s in slots]
+def slices_for(blob: EncodedBlob, slots: list[int]) -> np.ndarray:
+    """The rows of `slots`, one array (ready for Ray's object store); the node checks them
+    against the blob's slice roots (EncodedBlob.roots_bytes), sent beside them."""
+    return blob.slices[slots]
 
 
 def verified_slices(header: BlobHeader, n: int,

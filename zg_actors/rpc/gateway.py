@@ -1,7 +1,9 @@
 """Gateway: a Ray actor serving the DA `Disperser` gRPC service on a configurable port.
 
-It holds nothing: each call goes to a disperser actor, and typed product
-errors become gRPC status codes (rpc/errors.py).
+DisperseBlob and RetrieveBlob go to a disperser actor; typed product errors become
+gRPC status codes (rpc/errors.py). GetBlobStatus is answered from a cache that follows
+each disperser's status feed (da/status.py): polls cost no Ray call while the feeds are
+live; ids the cache does not know go to the dispersers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ray
 from zg_actors.config import Config, config_from_dict
 from zg_actors.da.actors import disperser_name
 from zg_actors.da.blob import check_size
+from zg_actors.da.status import StatusCache
 from zg_actors.errors import Unavailable
 from zg_actors.rpc import disperser_pb2 as pb
 from zg_actors.rpc import disperser_pb2_grpc as pb_grpc
@@ -29,6 +32,9 @@ GATEWAY_NAME = "gateway"
 GROUP_MAX_BLOBS = 32  # DisperseBlob requests waiting together go to a disperser in one call
 GROUP_MAX_BYTES = 32 << 20
 GROUPS_IN_FLIGHT = 2  # calls per gateway at once; requests arriving meanwhile form the next
+FEED_WAIT_S = 2.0  # a status-feed call waits this long for a change (a long poll)
+FEED_PAUSE_S = 0.05  # between feed calls: changes of a busy disperser come in groups
+FEED_RETRY_S = 1.0  # after a failed feed call (a disperser down or restarting)
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +46,33 @@ class DisperserService(pb_grpc.DisperserServicer):
         self._handles: dict[int, Any] = {}
         self._waiting: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self._groups_in_flight = 0
+        self.cache = StatusCache(dispersers)
+        self._followers: list[asyncio.Task] = []
+
+    def follow_feeds(self) -> None:
+        """Start following every disperser's status feed (from inside the event loop)."""
+        if not self._followers:
+            loop = asyncio.get_running_loop()
+            self._followers = [loop.create_task(self._follow(i))
+                               for i in range(self.dispersers)]
+
+    def stop_following(self) -> None:
+        for task in self._followers:
+            task.cancel()
+        self._followers = []
+
+    async def _follow(self, index: int) -> None:
+        while True:
+            try:
+                answer = await self._call(index, "status_changes", self.cache.position(index),
+                                          FEED_WAIT_S)
+            except Exception as exc:  # not running yet, restarting, or gone
+                log.debug("gateway: status feed of disperser %d: %s", index, exc)
+                self.cache.lost(index)
+                await asyncio.sleep(FEED_RETRY_S)
+                continue
+            self.cache.apply(index, answer)
+            await asyncio.sleep(FEED_PAUSE_S)
 
     def _handle(self, index: int) -> Any:
         """The disperser's handle, looked up once (a blocking GCS call) and kept: Ray
@@ -81,6 +114,7 @@ class DisperserService(pb_grpc.DisperserServicer):
             result = await self._disperse(np.frombuffer(request.data, dtype=np.uint8))
         except Exception as exc:
             await self._fail(context, exc)
+        self.cache.learn(result)
         return pb.DisperseBlobReply(result=result["status"], request_id=result["request_id"])
 
     async def _disperse(self, blob: np.ndarray) -> dict:
@@ -122,10 +156,13 @@ class DisperserService(pb_grpc.DisperserServicer):
 
     async def GetBlobStatus(self, request: pb.BlobStatusRequest,
                             context: grpc.aio.ServicerContext) -> pb.BlobStatusReply:
-        try:
-            status = await self._first_that_knows("status", request.request_id)
-        except Exception as exc:
-            await self._fail(context, exc)
+        status = self.cache.get(request.request_id)
+        if status is None:
+            try:
+                status = await self._first_that_knows("status", request.request_id)
+            except Exception as exc:
+                await self._fail(context, exc)
+            self.cache.learn(status)
         header = pb.BlobHeader(storage_root=status["data_root"], epoch=status["epoch"],
                                quorum_id=status["quorum_id"], size=status["size"],
                                network_id=status["network_id"])
@@ -150,14 +187,16 @@ class Gateway:
     def __init__(self, config_dict: dict) -> None:
         self.config = config_from_dict(config_dict)
         self.server: grpc.aio.Server | None = None
+        self.service: DisperserService | None = None
         self.port = 0
 
     async def start(self) -> dict:
         if self.server is None:
             self.server = grpc.aio.server(options=OPTIONS)
-            pb_grpc.add_DisperserServicer_to_server(
-                DisperserService(self.config.da.dispersers, self.config.da.max_blob_bytes),
-                self.server)
+            self.service = DisperserService(self.config.da.dispersers,
+                                            self.config.da.max_blob_bytes)
+            self.service.follow_feeds()
+            pb_grpc.add_DisperserServicer_to_server(self.service, self.server)
             self.port = self.server.add_insecure_port(f"[::]:{self.config.da.gateway_port}")
             await self.server.start()
             log.info("gateway serving the DA Disperser service on port %d", self.port)
@@ -167,6 +206,9 @@ class Gateway:
         if self.server is not None:
             await self.server.stop(grace=1.0)
             self.server = None
+        if self.service is not None:
+            self.service.stop_following()
+            self.service = None
 
 
 def deploy_gateway(config: Config, detached: bool = False) -> tuple[Any, dict]:
