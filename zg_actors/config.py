@@ -301,8 +301,11 @@ class DAConfig:
     tokens_per_vote_zg: int = 4_000  # votes = stake / this, capped at max_votes
     max_votes: int = 32  # per signer: keeps one signer below 1/3 of a quorum's slots
     max_quorums: int = 10  # 0G: at most 10 quorums per epoch
-    batch_interval_s: float = 0.5  # a disperser seals a batch this long after its first blob
-    batch_max_blobs: int = 32  # ... or when it holds this many blobs
+    # A disperser seals a batch this long after its first blob. Each batch costs a
+    # certificate tx, so a block and BLS work on every validator: 1 s keeps that at about
+    # a block per second under load (0G's batcher pulls every 10 s, up to 500 MiB).
+    batch_interval_s: float = 1.0
+    batch_max_blobs: int = 64  # ... or when it holds this many blobs
     batch_max_bytes: int = 64 * 1024 * 1024  # ... or this many blob bytes
     # Batches per (network, epoch, quorum) out for signatures at once; meanwhile the next
     # one is not sealed by the interval and keeps filling (group commit: under load,

@@ -16,6 +16,7 @@ import ray
 
 from zg_actors import erasure
 from zg_actors.config import CodecConfig
+from zg_actors.crypto.merkle import merkle_root
 from zg_actors.da.blob import slice_root
 from zg_actors.erasure import backends
 from zg_actors.erasure.actors import EncoderPool
@@ -102,9 +103,10 @@ def test_pool_async_api(gpu_pool: EncoderPool) -> None:
         assert np.array_equal(shards, erasure.encode(payload, 5, 3))
     # With each shard's sector-tree root (DA slice roots), hashed on the encoder.
     rooted = asyncio.run(gpu_pool.encode_many_with_roots_async(payloads[:2], 5, 3))
-    for payload, (shards, roots) in zip(payloads[:2], rooted, strict=True):
+    for payload, (shards, roots, root) in zip(payloads[:2], rooted, strict=True):
         assert np.array_equal(shards, erasure.encode(payload, 5, 3))
         assert roots == [slice_root(row) for row in shards]
+        assert root == merkle_root(roots)
     assert asyncio.run(gpu_pool.encode_many_with_roots_async([], 5, 3)) == []
     assert gpu_pool.in_flight == 0
 

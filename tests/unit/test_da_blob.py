@@ -51,6 +51,8 @@ def test_layout_roots_and_any_k_slices_recover_the_blob() -> None:
     # Committing with roots an encoder computed gives the same blob; a wrong count fails.
     given = commit_slices(blob.slices, 4, len(data), list(blob.slice_roots))
     assert given.data_root == blob.data_root
+    assert commit_slices(blob.slices, 4, len(data), list(blob.slice_roots),
+                         blob.data_root).slice_proof(5) == blob.slice_proof(5)
     with pytest.raises(InvalidBlob, match="11 slice roots for 12 slices"):
         commit_slices(blob.slices, 4, len(data), list(blob.slice_roots)[:11])
     for index in range(12):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from zg_actors.config import load_config
 from zg_actors.da.blob import BlobHeader, encode_blob
 from zg_actors.da.dispersal import (
     BatchQueue,
@@ -134,7 +135,7 @@ def test_bench_window_sizes_and_aims() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="not a size: '2GB'"):
         _byte_sizes("2GB")
     assert window_for(16 << 20, 256) == IN_FLIGHT_BYTES // (16 << 20)
-    assert window_for(2 << 20, 256) == min(MAX_WINDOW, IN_FLIGHT_BYTES // (2 << 20))
+    assert window_for(2 << 20, 1024) == min(MAX_WINDOW, IN_FLIGHT_BYTES // (2 << 20))
     assert window_for(1024, 4 * MAX_WINDOW) == MAX_WINDOW and window_for(1024, 20) == 10
     assert window_for(1 << 30, 256) == 2
 
@@ -152,9 +153,16 @@ def test_bench_window_sizes_and_aims() -> None:
     assert not missed["ratio_met"] and not missed["independence_met"]
 
 
-def test_bench_batch_interval_only_grows_for_big_blobs() -> None:
-    from zg_actors.da.bench import BENCH_BATCH_INTERVAL_S, batch_interval_for
+def test_bench_batches_grow_only_for_big_blobs() -> None:
+    from zg_actors.da.bench import BENCH_BATCH_INTERVAL_S, BENCH_BATCH_MAX_BYTES, batching_for
 
-    assert batch_interval_for(128 * 1024, 0.5) == 0.5
-    assert batch_interval_for(2 << 20, 0.5) == BENCH_BATCH_INTERVAL_S
-    assert batch_interval_for(16 << 20, 60.0) == 60.0
+    da = load_config().da
+    assert batching_for(128 * 1024, da) == {"interval_s": 1.0, "max_blobs": 64,
+                                            "max_bytes": 64 << 20}
+    assert batching_for(2 << 20, da) == {"interval_s": BENCH_BATCH_INTERVAL_S,
+                                         "max_blobs": 64, "max_bytes": BENCH_BATCH_MAX_BYTES}
+    assert batching_for(16 << 20, da)["max_blobs"] == 64  # never below the config's
+    few = da.__class__(**{**da.__dict__, "batch_max_blobs": 8})
+    assert batching_for(4 << 20, few)["max_blobs"] == 32  # 128 MiB of 4 MiB blobs
+    slow = da.__class__(**{**da.__dict__, "batch_interval_s": 60.0})
+    assert batching_for(16 << 20, slow)["interval_s"] == 60.0

@@ -412,6 +412,7 @@ class Disperser:
         self.certificates: dict[int, int] = {}
         self.latencies: list[float] = []
         self._epochs: dict = {}
+        self._node_handles: dict[int, Any] = {}
         self._quorum_turn = 0
         self._tasks: list[asyncio.Task] = []
         self._inflight: set[asyncio.Task] = set()
@@ -551,13 +552,20 @@ class Disperser:
         return {"epoch": epoch, "networks": sorted(self.ready)}
 
     # ---- epoch rotation on a timer ----------------------------------------------------
-    async def set_batch_interval(self, seconds: float) -> None:
-        """Seal batches this long after their first blob from now on (da.batch_interval_s
-        at start): longer fills batches of big blobs, so one certificate covers more."""
-        if seconds <= 0:
-            raise InvalidInput(f"batch interval must be > 0 s, got {seconds}",
-                               batch_interval_s=seconds)
-        self.queue.interval_s = seconds
+    async def set_batching(self, interval_s: float | None = None, max_blobs: int | None = None,
+                           max_bytes: int | None = None) -> dict:
+        """Seal batches at these limits from now on (da.batch_interval_s, batch_max_blobs,
+        batch_max_bytes at start; None keeps one): longer and bigger fill batches of big
+        blobs, so one certificate (and its BLS work) covers more bytes."""
+        for name, value in (("interval_s", interval_s), ("max_blobs", max_blobs),
+                            ("max_bytes", max_bytes)):
+            if value is not None and value <= 0:
+                raise InvalidInput(f"batch {name} must be > 0, got {value}", **{name: value})
+        q = self.queue
+        q.interval_s = q.interval_s if interval_s is None else interval_s
+        q.max_blobs = q.max_blobs if max_blobs is None else int(max_blobs)
+        q.max_bytes = q.max_bytes if max_bytes is None else int(max_bytes)
+        return {"interval_s": q.interval_s, "max_blobs": q.max_blobs, "max_bytes": q.max_bytes}
 
     async def set_epoch_interval(self, seconds: float) -> None:
         """Rotate epochs every `seconds` (0 stops); only disperser 0 should drive it."""
@@ -649,8 +657,8 @@ class Disperser:
                 answers.append(route)
                 continue
             network_id, quorum_id = route
-            shards, roots = slices[i]
-            blob = commit_slices(shards, da.k, len(blobs[i]), roots)
+            shards, roots, root = slices[i]
+            blob = commit_slices(shards, da.k, len(blobs[i]), roots, root)
             header = BlobHeader(blob.data_root, len(blobs[i]), self.epoch, quorum_id,
                                 network_id)
             accepted.append(PendingBlob(header, blob, now))
@@ -731,19 +739,24 @@ class Disperser:
         batch = Batch(network_id, epoch, quorum_id, tuple(p.header for p in blobs))
         my_signature = self.account.sign_hash(batch.sign_bytes)
         headers = [p.header.encode() for p in blobs]
-        roots = [p.blob.roots_bytes for p in blobs]  # the same n roots go to every node
+        encoded = [p.blob for p in blobs if p.blob is not None]
+        if len(encoded) != len(blobs):
+            raise InvalidInput("a batch's slices were already sent", blobs=len(blobs))
+        roots = [b.roots_bytes for b in encoded]  # the same n roots go to every node
         calls = {}
         for signer, slots in slots_by_signer(quorum).items():
             node = self.node_of.get(registry.signers[signer].address)
             if node is None:
                 continue
-            try:
-                handle = ray.get_actor(da_node_name(node))
-            except ValueError:
+            handle = self._node(node)
+            if handle is None:
                 continue
             calls[signer] = handle.store_batch.remote(
                 network_id, epoch, quorum_id, headers, slots,
-                [slices_for(p.blob, slots) for p in blobs], roots, my_signature)
+                [slices_for(b, slots) for b in encoded], roots, my_signature)
+        del encoded
+        for pending in blobs:  # the calls hold copies: free the slices (3x the blob) now
+            pending.blob = None
         signatures = await self._collect(calls, registry, batch)
         slots = signed_slots(quorum, list(signatures))
         if slots < signing_threshold(len(quorum.holders)):
@@ -771,6 +784,16 @@ class Disperser:
         self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
         return BlobStatus.CONFIRMED
 
+    def _node(self, index: int) -> Any:
+        """A DA node's handle, looked up once (a blocking GCS call) and kept: Ray restarts
+        an actor behind its handle. None while the node's name is not registered."""
+        if index not in self._node_handles:
+            try:
+                self._node_handles[index] = ray.get_actor(da_node_name(index))
+            except ValueError:
+                return None
+        return self._node_handles[index]
+
     async def _collect(self, calls: dict[int, Any], registry: EpochRegistry,
                        batch: Batch) -> dict[int, bytes]:
         """Signatures that arrived before the deadline and verify; the rest are left out."""
@@ -787,6 +810,8 @@ class Disperser:
             if future.exception() is not None:
                 log.info("DA signer %d refused the batch: %s", signer,
                          str(future.exception())[:200])
+                if isinstance(future.exception(), ray.exceptions.RayActorError):
+                    self._node_handles.clear()  # a node gone for good: look names up again
                 continue
             answered[signer] = future.result()
         # In a thread: a py_ecc check takes ~0.8 s, during which this event loop would
@@ -825,18 +850,19 @@ class Disperser:
     def _finish(self, blobs: list[PendingBlob], status: BlobStatus, error: str) -> None:
         now = time.time()
         writes, changes = [], []
-        for pending in blobs:
-            record = self._record(pending.header.key)
-            changes.append(record["status"])
-            record["status"] = int(status)
+        for pending in blobs:  # the whole record from memory: no read back
+            record = {"status": int(status), "header": pending.header.encode().hex(),
+                      "network_id": pending.header.network_id, "created": pending.created}
             if error:
                 record["error"] = error
             if status == BlobStatus.FINALIZED:
                 record["finalized_at"] = now
                 self.latencies.append(now - pending.created)
             writes.append(("blobs", pending.header.key, json.dumps(record).encode()))
+            changes.append(pending.status)
         self.store.write(writes)
-        for before in changes:
+        for pending, before in zip(blobs, changes, strict=True):
+            pending.status = int(status)
             self._count(before, -1)
             self._count(status, +1)
         self._publish([_status_of(p.header, status, error) for p in blobs])
@@ -882,10 +908,7 @@ class Disperser:
         futures = []
         for signer in quorum.members:
             node = self.node_of.get(registry.signers[signer].address)
-            try:
-                handle = ray.get_actor(da_node_name(node)) if node is not None else None
-            except ValueError:
-                handle = None
+            handle = self._node(node) if node is not None else None
             if handle is not None:
                 futures.append(asyncio.ensure_future(asyncio.wrap_future(
                     handle.get_slices.remote(header.key).future())))

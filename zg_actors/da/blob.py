@@ -10,7 +10,7 @@ roots, so one Merkle proof ties any slice to the data root.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -72,15 +72,15 @@ class EncodedBlob:
     slice_roots: tuple[bytes, ...]
     size: int
     k: int
-    _levels: list[list[bytes]] = field(repr=False, compare=False)
+    data_root: bytes
 
     @property
     def n(self) -> int:
         return len(self.slice_roots)
 
-    @property
-    def data_root(self) -> bytes:
-        return self._levels[-1][0]
+    @cached_property
+    def _levels(self) -> list[list[bytes]]:
+        return merkle_levels(list(self.slice_roots))
 
     def slice_proof(self, index: int) -> MerkleProof:
         return proof_from_levels(self._levels, index)
@@ -92,15 +92,18 @@ class EncodedBlob:
 
 
 def commit_slices(slices: np.ndarray, k: int, size: int,
-                  roots: Sequence[bytes] | None = None) -> EncodedBlob:
+                  roots: Sequence[bytes] | None = None,
+                  root: bytes | None = None) -> EncodedBlob:
     """Roots and data root of already encoded slices (e.g. from an encoder actor);
-    `roots`: their slice roots, if the encoder computed them (one per slice)."""
+    `roots`: their slice roots, and `root` the tree over them (the data root), if the
+    encoder computed them."""
     if roots is None:
         roots = [slice_root(row) for row in slices]
     elif len(roots) != len(slices):
         raise InvalidBlob(f"{len(roots)} slice roots for {len(slices)} slices",
                           roots=len(roots), slices=len(slices))
-    return EncodedBlob(slices, tuple(roots), size, k, merkle_levels(list(roots)))
+    return EncodedBlob(slices, tuple(roots), size, k,
+                       data_root(roots) if root is None else root)
 
 
 def encode_blob(payload: bytes | np.ndarray, k: int, n: int,

@@ -13,6 +13,7 @@ import numpy as np
 from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.da.blob import BlobHeader, EncodedBlob, verify_slice
 from zg_actors.da.errors import InvalidSlice
+from zg_actors.da.params import BlobStatus
 from zg_actors.da.quorum import Quorum
 
 BatchKey = tuple[int, int, int]  # (network id, epoch, quorum id)
@@ -21,8 +22,9 @@ BatchKey = tuple[int, int, int]  # (network id, epoch, quorum id)
 @dataclass
 class PendingBlob:
     header: BlobHeader
-    blob: EncodedBlob
-    created: float
+    blob: EncodedBlob | None  # None once its slices went to the DA nodes
+    created: float  # unix s, when its DisperseBlob was accepted
+    status: int = BlobStatus.PROCESSING  # as last persisted
 
 
 @dataclass

@@ -47,7 +47,12 @@ class StatusFeed:
         when some were already dropped: the follower's view has a gap."""
         oldest = self._changes[0][0] if self._changes else self.seq + 1
         complete = seq < 0 or seq >= oldest - 1
-        changes = [] if seq < 0 else [s for n, s in self._changes if n > seq]
+        changes: list[Status] = []
+        for number, status in reversed(self._changes):  # newest first: only the new ones
+            if number <= seq or seq < 0:
+                break
+            changes.append(status)
+        changes.reverse()
         return {"incarnation": self.incarnation, "seq": self.seq, "complete": complete,
                 "changes": changes}
 

@@ -21,7 +21,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayTaskError
 
 from zg_actors.config import CodecConfig
-from zg_actors.crypto.merkle import sector_tree_root
+from zg_actors.crypto.merkle import merkle_root, sector_tree_root
 from zg_actors.erasure import backends, code
 from zg_actors.erasure.backends import Backend
 from zg_actors.erasure.code import SECTOR_BYTES, BytesLike
@@ -69,12 +69,16 @@ class EncoderActor:
         return [self.encode(payload, k, m, unit) for payload in payloads]
 
     def encode_many_with_roots(self, payloads: list[np.ndarray], k: int, m: int,
-                               unit: int) -> list[tuple[np.ndarray, list[bytes]]]:
+                               unit: int) -> list[tuple[np.ndarray, list[bytes], bytes]]:
         """encode_many, each result with the root of the 0G tree over each shard's
-        `unit`-byte sectors (DA slice roots): the hashing, which costs more than the
-        code, then runs in this process instead of the caller's."""
-        return [(shards, [sector_tree_root(row.tobytes(), unit) for row in shards])
-                for shards in self.encode_many(payloads, k, m, unit)]
+        `unit`-byte sectors and the 0G tree's root over those (a DA blob's slice roots
+        and data root): the hashing, which costs more than the code, then runs in this
+        process instead of the caller's."""
+        out = []
+        for shards in self.encode_many(payloads, k, m, unit):
+            roots = [sector_tree_root(row.tobytes(), unit) for row in shards]
+            out.append((shards, roots, merkle_root(roots)))
+        return out
 
     def encode_data(self, data: np.ndarray, m: int) -> np.ndarray:
         return np.ascontiguousarray(code.encode_data(data, m, backend=self._ready()))
@@ -261,9 +265,9 @@ class EncoderPool:
 
     async def encode_many_with_roots_async(self, payloads: list[BytesLike], k: int, m: int,
                                            unit: int = SECTOR_BYTES
-                                           ) -> list[tuple[np.ndarray, list[bytes]]]:
-        """encode_many_async with each shard's sector-tree root, hashed on the encoder;
-        none: no call."""
+                                           ) -> list[tuple[np.ndarray, list[bytes], bytes]]:
+        """encode_many_async with each shard's sector-tree root and the tree root over
+        those, hashed on the encoder; none: no call."""
         return await self._encode_many_async("encode_many_with_roots", payloads, k, m, unit)
 
     async def decode_async(self, shards_by_index: Mapping[int, BytesLike], k: int, m: int,
