@@ -138,6 +138,9 @@ def test_bench_window_sizes_and_aims() -> None:
     assert window_for(2 << 20, 1024) == min(MAX_WINDOW, IN_FLIGHT_BYTES // (2 << 20))
     assert window_for(1024, 4 * MAX_WINDOW) == MAX_WINDOW and window_for(1024, 20) == 10
     assert window_for(1 << 30, 256) == 2
+    from zg_actors.da.bench import INITIAL_WINDOW, initial_window_for
+    assert initial_window_for(512, 64) == 128  # two batches of 64
+    assert initial_window_for(512, 8) == INITIAL_WINDOW and initial_window_for(24, 64) == 24
 
     def run(backend: str, size: int, mb_s: float, ratio: float) -> dict:
         return {"backend": backend, "blob_bytes": size, "ratio_to_single_process": ratio,
@@ -151,6 +154,20 @@ def test_bench_window_sizes_and_aims() -> None:
     assert aims["py_ecc_over_fast_mb_s"] == {2 << 20: 0.6}
     missed = da_aims([run("milagro", 2 << 20, 5.0, 0.2), run("py_ecc", 2 << 20, 5.0, 0.1)])
     assert not missed["ratio_met"] and not missed["independence_met"]
+
+
+def test_bench_sustained_rate_leaves_out_the_first_batch_and_the_drain() -> None:
+    from zg_actors.da.bench import MB, ratios, sustained_mb_per_s
+
+    # Batches of 4 blobs seen at 10 s, 20 s, 30 s: 8 blobs over 20 s.
+    seen = [10.0] * 4 + [20.0] * 4 + [30.0] * 4
+    assert sustained_mb_per_s(seen, MB) == 8 / 20
+    assert sustained_mb_per_s([10.0, 12.0], MB) is None  # too short a span
+    assert sustained_mb_per_s([], MB) is None
+    stream = {"sustained_mb_per_s": 0.4, "confirmed_mb_per_s": 0.3}
+    assert ratios(stream, 2.0) == {"ratio_to_single_process": 0.2, "whole_run_ratio": 0.15}
+    short = {"sustained_mb_per_s": None, "confirmed_mb_per_s": 0.3}
+    assert ratios(short, 2.0)["ratio_to_single_process"] == 0.15
 
 
 def test_bench_batches_grow_only_for_big_blobs() -> None:

@@ -55,9 +55,11 @@ KIB, MIB = 1024, 1024 * 1024
 DEFAULT_SIZES = (128 * KIB, 2 * MIB, 16 * MIB)  # issue #5's three blob sizes
 IN_FLIGHT_BYTES = 384 * MIB  # blob bytes kept in flight: 3 full batches (3x once encoded)
 MIN_WINDOW, MAX_WINDOW = 2, 512
+MIN_SUSTAINED_SPAN_S = 5.0  # a sustained rate needs finalizations at least this far apart
 MAX_SENDERS = 8  # DisperseBlob calls the bench client has open at once, small blobs
 SENDING_BYTES = 4 * MIB  # ... and bytes in those calls: big blobs go one or two at a time
-INITIAL_WINDOW = 64  # blobs in flight at first; + 2 per blob finalized, up to the window
+INITIAL_WINDOW = 64  # blobs in flight at first (at least two full batches; see
+# initial_window_for); + 2 per blob finalized, up to the window
 STALL_MARGIN_S = 15.0  # no new blobs while the oldest has waited batch interval + this
 BENCH_MAX_PENDING_BLOBS = 1024  # the disperser's limit in the bench: the window must fit
 ANCHOR_MIN_BLOBS, ANCHOR_MAX_BLOBS = 4, 256  # 128 KiB: 32 MiB, about 2 s a timing
@@ -103,8 +105,9 @@ def senders_for(blob_bytes: int) -> int:
 def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
                  window: int = 16, say: Callable[[str], None] = lambda _: None,
                  more: Callable[[], bool] | None = None, max_s: float = 0.0,
-                 senders: int = 1, max_wait_s: float | None = None) -> dict:
-    """Keep up to `window` blobs in flight for duration_s (INITIAL_WINDOW at first, more
+                 senders: int = 1, max_wait_s: float | None = None,
+                 initial_window: int = INITIAL_WINDOW) -> dict:
+    """Keep up to `window` blobs in flight for duration_s (`initial_window` at first, more
     as blobs finish), `senders` DisperseBlob calls at once, then wait for the rest to
     settle. With `max_wait_s`, no new blob is offered
     while the oldest one in flight has waited longer (a client backing off when the
@@ -126,6 +129,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
     finished: dict[bytes, tuple[str, float]] = {}
     networks: dict[int, int] = {}
     errors: dict[str, int] = {}  # why blobs did not finalize, with counts
+    finalized_at: list[float] = []  # per FINALIZED blob, the poll round that saw it
     sending: set[Future] = set()
     start = time.time()
     turn = 0
@@ -159,7 +163,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
                 offering = False  # this round: wait for the oldest blobs to finish
             # Slow start: a slow configuration (py_ecc, small blobs) never gets a backlog
             # of the whole window that would outlast the run.
-            allowed = min(window, INITIAL_WINDOW + 2 * len(finished))
+            allowed = min(window, initial_window + 2 * len(finished))
             while offering and len(outstanding) + len(sending) < allowed:
                 data = payloads[turn % window]
                 data = turn.to_bytes(8, "big") + data[8:]
@@ -169,6 +173,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             # stop after a few unfinished ones, so that a wide window of small blobs does not
             # flood the gateway with status calls.
             unfinished = 0
+            round_at = time.time()
             for request_id in list(outstanding):
                 if unfinished >= UNFINISHED_PER_ROUND:
                     break
@@ -183,6 +188,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
                         errors[reason] = errors.get(reason, 0) + 1
                     if info["status"] == "FINALIZED":
                         networks[info["network_id"]] = networks.get(info["network_id"], 0) + 1
+                        finalized_at.append(round_at)
             if time.time() >= next_report:
                 done = sum(1 for s, _ in finished.values() if s == "FINALIZED")
                 say(f"  t={time.time() - start:5.1f}s  {done} blobs FINALIZED, "
@@ -196,9 +202,25 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             "failed": sum(1 for s, _ in finished.values() if s != "FINALIZED"),
             "unsettled": len(outstanding), "seconds": elapsed,
             "confirmed_mb_per_s": final * blob_bytes / MB / elapsed,
+            "sustained_mb_per_s": sustained_mb_per_s(finalized_at, blob_bytes),
             "latency_p50_s": runtime.percentile(latencies, 50),
             "latency_p99_s": runtime.percentile(latencies, 99),
             "finalized_per_network": networks, "errors": errors}
+
+
+def sustained_mb_per_s(finalized_at: Sequence[float], blob_bytes: int) -> float | None:
+    """Throughput in steady state: bytes of the blobs seen FINALIZED after the first poll
+    round that saw any, over the time from that round to the last one. It leaves out the
+    start (the first batch's latency) and the drain (the last batch's: with 128 MiB
+    batches that is 10-30 s, which would make the whole-run figure measure latency);
+    None when those rounds are under MIN_SUSTAINED_SPAN_S apart."""
+    if not finalized_at:
+        return None
+    first, last = min(finalized_at), max(finalized_at)
+    if last - first < MIN_SUSTAINED_SPAN_S:
+        return None
+    later = sum(1 for t in finalized_at if t > first)
+    return later * blob_bytes / MB / (last - first)
 
 
 def wait_idle(dispersers: list[Any], timeout_s: float, say: Callable[[str], None]) -> None:
@@ -243,6 +265,12 @@ def batching_for(blob_bytes: int, da: Any) -> dict[str, float | int]:
     return {"interval_s": max(da.batch_interval_s, BENCH_BATCH_INTERVAL_S),
             "max_blobs": max(da.batch_max_blobs, max_bytes // blob_bytes),
             "max_bytes": max_bytes}
+
+
+def initial_window_for(window: int, batch_max_blobs: int) -> int:
+    """Blobs in flight before any finished: INITIAL_WINDOW, or two full batches if more (a
+    window of one batch would wait for that batch to finish before sending the next)."""
+    return min(window, max(INITIAL_WINDOW, 2 * batch_max_blobs))
 
 
 def window_for(blob_bytes: int, max_pending_blobs: int) -> int:
@@ -304,9 +332,11 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
                     say(f"streaming {size:,}-byte blobs for {duration_s:.0f} s, {window} in "
                         "flight")
                     before = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
-                    stream = stream_blobs(client, duration_s, size, window=window, say=say,
-                                          senders=senders_for(size),
-                                          max_wait_s=interval + STALL_MARGIN_S)
+                    stream = stream_blobs(
+                        client, duration_s, size, window=window, say=say,
+                        senders=senders_for(size), max_wait_s=interval + STALL_MARGIN_S,
+                        initial_window=initial_window_for(window,
+                                                          int(batching["max_blobs"])))
                     wait_idle(handles["dispersers"], SETTLE_TIMEOUT_S, say)
                     after = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
                     stream["certificates_per_network"] = {
@@ -314,8 +344,7 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
                     runs.append({"backend": backend, "blob_bytes": size, "window": window,
                                  "batching": batching, "stream": stream,
                                  "single_process": anchors[size],
-                                 "ratio_to_single_process": stream["confirmed_mb_per_s"]
-                                 / anchors[size]["mb_per_s"]})
+                                 **ratios(stream, anchors[size]["mb_per_s"])})
             ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
             teardown_da(cfg)
             runtime.teardown()
@@ -340,14 +369,31 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
     return report
 
 
+def ratios(stream: dict[str, Any], anchor_mb_per_s: float) -> dict[str, float]:
+    """A stream's throughput as ratios to its anchor: `ratio_to_single_process` of the
+    sustained rate (the aims' figure; the whole-run rate when the run was too short for
+    one) and `whole_run_ratio` of finalized bytes / wall time, drain included."""
+    sustained = stream.get("sustained_mb_per_s") or stream["confirmed_mb_per_s"]
+    return {"ratio_to_single_process": sustained / anchor_mb_per_s,
+            "whole_run_ratio": stream["confirmed_mb_per_s"] / anchor_mb_per_s}
+
+
+def _rate(run: dict[str, Any]) -> float:
+    return run["stream"].get("sustained_mb_per_s") or run["stream"]["confirmed_mb_per_s"]
+
+
 def da_aims(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Issue #5's aims: >= 0.3x the anchor with the fast backend; for blobs of 2 MiB and
-    more, py_ecc's ratio to its anchor within INDEPENDENCE_TOLERANCE of the fast
-    backend's."""
+    """Issue #5's aims, on sustained throughput (sustained_mb_per_s): >= 0.3x the anchor
+    with the fast backend; for blobs of 2 MiB and more, py_ecc's ratio to its anchor
+    within INDEPENDENCE_TOLERANCE of the fast backend's. The whole-run ratios (drain
+    included) are reported beside them."""
     by = {(r["backend"], r["blob_bytes"]): r for r in runs}
     fast = [r for r in runs if r["backend"] != "py_ecc"]
     out: dict[str, Any] = {"ratio_aim": RATIO_AIM, "fast_backend_ratios": {
-        r["blob_bytes"]: round(r["ratio_to_single_process"], 3) for r in fast}}
+        r["blob_bytes"]: round(r["ratio_to_single_process"], 3) for r in fast},
+        "fast_backend_whole_run_ratios": {
+        r["blob_bytes"]: round(r.get("whole_run_ratio", r["ratio_to_single_process"]), 3)
+        for r in fast}}
     out["ratio_met"] = bool(fast) and all(r["ratio_to_single_process"] >= RATIO_AIM
                                           for r in fast)
     independence, raw = {}, {}
@@ -360,9 +406,8 @@ def da_aims(runs: list[dict[str, Any]]) -> dict[str, Any]:
             fast_ratio = r["ratio_to_single_process"]
             independence[r["blob_bytes"]] = round(
                 slow["ratio_to_single_process"] / fast_ratio, 3) if fast_ratio else None
-            fast_mb = r["stream"]["confirmed_mb_per_s"]
-            raw[r["blob_bytes"]] = round(
-                slow["stream"]["confirmed_mb_per_s"] / fast_mb, 3) if fast_mb else None
+            fast_mb = _rate(r)
+            raw[r["blob_bytes"]] = round(_rate(slow) / fast_mb, 3) if fast_mb else None
     out["py_ecc_over_fast"] = independence
     out["py_ecc_over_fast_mb_s"] = raw  # the same without the anchors: machine drift in
     out["independence_met"] = bool(independence) and all(
@@ -376,26 +421,29 @@ def _fmt(value: float | None, unit: str) -> str:
 
 def print_da_bench(console: Console, report: dict) -> None:
     table = Table(title="0G DA: confirmed throughput and latency, beside the one-process anchor")
-    for column in ("BLS", "blob", "in flight", "confirmed", "anchor", "ratio",
-                   "latency p50 / p99", "blobs", "certs/network"):
+    for column in ("BLS", "blob", "in flight", "sustained", "whole run", "anchor",
+                   "ratio (whole run)", "latency p50 / p99", "blobs", "certs/network"):
         table.add_column(column)
     for run in report["runs"]:
         s, a = run["stream"], run["single_process"]
         table.add_row(run["backend"], f"{run['blob_bytes']:,} B", str(run["window"]),
+                      _fmt(s.get("sustained_mb_per_s"), "MB/s"),
                       _fmt(s["confirmed_mb_per_s"], "MB/s"), _fmt(a["mb_per_s"], "MB/s"),
-                      f"{run['ratio_to_single_process']:.2f}x",
+                      f"{run['ratio_to_single_process']:.2f}x "
+                      f"({run.get('whole_run_ratio', run['ratio_to_single_process']):.2f}x)",
                       f"{_fmt(s['latency_p50_s'], 's')} / {_fmt(s['latency_p99_s'], 's')}",
                       f"{s['finalized']} FINALIZED, {s['failed']} failed",
                       str(s["certificates_per_network"]))
     console.print(table)
     aims = report["aims"]
-    console.print(f"aim: >= {aims['ratio_aim']}x the anchor with the fast backend: "
-                  f"{'met' if aims['ratio_met'] else 'MISSED'} {aims['fast_backend_ratios']}")
+    console.print(f"aim: >= {aims['ratio_aim']}x the anchor with the fast backend, sustained: "
+                  f"{'met' if aims['ratio_met'] else 'MISSED'} {aims['fast_backend_ratios']}"
+                  f"; whole run, drain included: {aims['fast_backend_whole_run_ratios']}")
     if aims["py_ecc_over_fast"]:
         console.print(f"aim: blobs >= {INDEPENDENT_FROM_BYTES:,} B as fast with py_ecc "
                       f"(within {INDEPENDENCE_TOLERANCE:.0%}): "
                       f"{'met' if aims['independence_met'] else 'MISSED'}, py_ecc / fast "
-                      f"(ratios to their anchors) = {aims['py_ecc_over_fast']}; "
+                      f"(sustained, ratios to their anchors) = {aims['py_ecc_over_fast']}; "
                       f"in raw MB/s {aims['py_ecc_over_fast_mb_s']}")
     published = Table(title="published figures, for comparison only")
     for column in ("system", "throughput", "latency"):
@@ -405,5 +453,6 @@ def print_da_bench(console: Console, report: dict) -> None:
     console.print(published)
     console.print(f"The anchor is encode + slice and data roots of the same bytes in one "
                   f"process, timed just before each backend's cluster started. "
-                  f"Throughput counts {BlobStatus.FINALIZED.name} blobs over the whole run, "
-                  f"drain included. DA {report['config']}")
+                  f"Sustained: {BlobStatus.FINALIZED.name} bytes from the first poll round "
+                  f"that saw one to the last; whole run: over the wall time, drain "
+                  f"included. DA {report['config']}")
