@@ -124,13 +124,19 @@ class _Milagro:
         return _milagro.AggregateVerify(list(pks), list(messages), signature)
 
 
+PARSED_KEYS_CACHED = 4096  # blspy public keys kept parsed (a few hundred bytes each)
+
+
 class _Blspy:
     """blspy's PopSchemeMPL: points are parsed (and subgroup-checked) from bytes per call."""
 
     name = "blspy"
 
     @staticmethod
+    @functools.lru_cache(maxsize=PARSED_KEYS_CACHED)
     def _pk(pk: bytes) -> Any:
+        """A parsed, subgroup-checked key; kept, since the same few keys (validators, DA
+        signers) come back in every check and the points are immutable."""
         if pk == INFINITY_PUBKEY:  # KeyValidate: the identity is no one's key
             raise ValueError("public key is the point at infinity")
         return _blspy.G1Element.from_bytes(pk)
