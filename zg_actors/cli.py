@@ -390,9 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     codec = command("codec", cmd_bench_codec, "erasure-code encode/decode MB/s per backend "
                     "beside zfec and pyeclib", bench_sub)
     codec.add_argument("--backend", help="only this backend")
-    bench_da = command("da", cmd_bench_da, "confirmed MB/s and latency of DA dispersal "
-                       "through the gateway for each blob size and BLS backend, beside the "
-                       "same pipeline in one process", bench_sub)
+    bench_da = command("da", cmd_bench_da, "sustained and whole-run MB/s and latency of "
+                       "DA dispersal through the gateway for each blob size and BLS "
+                       "backend, beside encode + roots of the same bytes in one process",
+                       bench_sub)
     bench_da.add_argument("--duration", type=float, default=40.0,
                           help="seconds of offered blobs per size (40: big blobs' batches "
                           "take up to 20 s to fill)")
