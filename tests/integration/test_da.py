@@ -15,12 +15,17 @@ from zg_actors import runtime
 from zg_actors.chain.tx import make_tx
 from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
-from zg_actors.crypto.encoding import encode
+from zg_actors.crypto.encoding import decode, encode
 from zg_actors.da.actors import advance_epoch, deploy_da, teardown_da
 from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
 from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
 from zg_actors.da.demo import run_da_demo
-from zg_actors.da.dispersal import bad_encoding_proof, slices_for, slots_by_signer
+from zg_actors.da.dispersal import (
+    bad_encoding_proof,
+    slices_for,
+    slots_by_signer,
+    verified_slices,
+)
 from zg_actors.da.errors import InvalidBlob
 from zg_actors.da.keys import da_signer_identity, disperser_account
 from zg_actors.da.params import BlobStatus
@@ -50,16 +55,18 @@ def wait_status(disperser, request_id: bytes, wanted: set[BlobStatus],
 
 
 def corrupt_slices(node, blob_key: bytes) -> int:
-    """Flip a byte of every slice the node stores for the blob, straight in its LMDB."""
+    """Flip a byte of every slice the node stores for the blob, straight in its LMDB (one
+    record per blob: all n slice roots, then the node's rows back to back)."""
     path = ray.get(node.status.remote())["path"]
-    served = ray.get(node.get_slices.remote(blob_key))
+    held = len(ray.get(node.get_slices.remote(blob_key)))
     store = Store(path, ["slices", "blobs", "signed"], 64)
-    for slot, (data, proof) in served.items():
-        bad = bytearray(data.tobytes())
-        bad[0] ^= 0xFF
-        store.put("slices", blob_key + slot.to_bytes(2, "big"), encode([bytes(bad), proof]))
+    roots_raw, rows_raw = decode(store.get("slices", blob_key))
+    rows = bytearray(rows_raw)
+    for start in range(0, len(rows), len(rows) // held):
+        rows[start] ^= 0xFF
+    store.put("slices", blob_key, encode([roots_raw, bytes(rows)]))
     store.close()
-    return len(served)
+    return held
 
 
 def _slots_of(node, blob_key: bytes) -> list[int] | None:
@@ -164,6 +171,11 @@ def test_da_end_to_end(deployment) -> None:
 
         # A corrupted slice on a DA node's disk is skipped at retrieval.
         assert corrupt_slices(nodes[0], ids[1]) > 0
+        known = ray.get(disperser.status.remote(ids[1]))
+        header = BlobHeader(known["data_root"], known["size"], known["epoch"],
+                            known["quorum_id"], known["network_id"])
+        served = ray.get(nodes[0].get_slices.remote(ids[1]))
+        assert served and verified_slices(header, config.da.n, served) == {}  # all bad now
         assert ray.get(disperser.retrieve.remote(ids[1])).tobytes() == payloads[1]
 
         # A DA node that crashes comes back with what it signed for, from its LMDB store.
