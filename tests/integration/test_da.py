@@ -31,8 +31,8 @@ from zg_actors.da.keys import da_signer_identity, disperser_account
 from zg_actors.da.params import BlobStatus
 from zg_actors.da.quorum import EpochRegistry, Quorum
 from zg_actors.rpc.client import DisperserClient
-from zg_actors.rpc.errors import RpcInvalidArgument, RpcNotFound
-from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
+from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound
+from zg_actors.rpc.gateway import deploy_gateway
 from zg_actors.store import Store
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,7 @@ def test_da_end_to_end(deployment) -> None:
     config = config.replace(**{"da.gateway_port": 0})
     ray.get(d.manager.launch_network.remote(4))
     da = deploy_da(config)  # keep the handles: the actors are not detached
-    _, where = deploy_gateway(config)
+    gateway, where = deploy_gateway(config)  # kept: a dropped handle would end the actor
     disperser, nodes = da["dispersers"][0], da["nodes"]
     try:
         # Through the gateway: disperse, follow to FINALIZED, retrieve by header.
@@ -270,7 +270,22 @@ def test_da_end_to_end(deployment) -> None:
         counted = ray.get(disperser.stats.remote())["statuses"]
         assert counted.get("INSUFFICIENT_SIGNATURES", 0) >= 1, counted
         assert counted.get("FINALIZED", 0) >= 5 and "PROCESSING" not in counted, counted
-        runtime.kill_actor(disperser, restart=True)
+        # A blob still PROCESSING when its disperser restarts is FAILED by the new process;
+        # the gateway, whose status cache saw it PROCESSING, must answer the new status.
+        with DisperserClient(f"127.0.0.1:{where['port']}") as client:
+            cut_off = client.disperse_blob(blob(30_000, 22).tobytes())[1]
+            assert client.get_blob_status(cut_off)["status"] == "PROCESSING"
+            runtime.kill_actor(disperser, restart=True)
+
+            def seen_by_client() -> str | None:
+                try:
+                    return client.get_blob_status(cut_off)["status"]
+                except RpcError:
+                    return None  # the disperser is still restarting
+
+            assert runtime.wait_for(lambda: seen_by_client() == "FAILED", 60, 1.0), \
+                seen_by_client()
+        counted["FAILED"] = counted.get("FAILED", 0) + 1
 
         def recounted() -> dict | None:
             try:
@@ -281,7 +296,7 @@ def test_da_end_to_end(deployment) -> None:
 
         assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
     finally:
-        ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
+        ray.kill(gateway, no_restart=True)
         teardown_da(config)
 
 
