@@ -381,6 +381,18 @@ class DANode:
                 "path": str(self.store.path)}
 
 
+def _blob_record(header: BlobHeader, created: float, status: int, error: str = "",
+                 finalized_at: float | None = None) -> bytes:
+    """A disperser's LMDB record of one blob (JSON; `_record` reads it back)."""
+    record: dict[str, Any] = {"status": int(status), "header": header.encode().hex(),
+                              "network_id": header.network_id, "created": created}
+    if error:
+        record["error"] = error
+    if finalized_at is not None:
+        record["finalized_at"] = finalized_at
+    return json.dumps(record).encode()
+
+
 def _status_of(header: BlobHeader, status: int, error: str) -> Status:
     """What GetBlobStatus tells about a blob (Disperser.status, the status feed)."""
     return {"request_id": header.key, "status": int(status), "error": error,
@@ -607,9 +619,6 @@ class Disperser:
             raise UnknownBlob(f"unknown blob request 0x{key.hex()}", request_id=key)
         return json.loads(raw)
 
-    def _save(self, key: bytes, record: dict) -> None:
-        self.store.put("blobs", key, json.dumps(record).encode())
-
     async def disperse(self, data: np.ndarray) -> dict:
         """Encode and queue a blob; returns its request id (the blob header's key) once its
         record is persisted. Status starts PROCESSING."""
@@ -663,9 +672,7 @@ class Disperser:
                                 network_id)
             accepted.append(PendingBlob(header, blob, now))
             writes += [
-                ("blobs", header.key, json.dumps({
-                    "status": int(BlobStatus.PROCESSING), "header": header.encode().hex(),
-                    "network_id": network_id, "created": now}).encode()),
+                ("blobs", header.key, _blob_record(header, now, BlobStatus.PROCESSING)),
                 ("roots", encode([header.data_root, header.epoch, quorum_id]), header.key)]
             answers.append(_status_of(header, BlobStatus.PROCESSING, ""))
         if writes:
@@ -851,14 +858,11 @@ class Disperser:
         now = time.time()
         writes, changes = [], []
         for pending in blobs:  # the whole record from memory: no read back
-            record = {"status": int(status), "header": pending.header.encode().hex(),
-                      "network_id": pending.header.network_id, "created": pending.created}
-            if error:
-                record["error"] = error
-            if status == BlobStatus.FINALIZED:
-                record["finalized_at"] = now
+            final = status == BlobStatus.FINALIZED
+            if final:
                 self.latencies.append(now - pending.created)
-            writes.append(("blobs", pending.header.key, json.dumps(record).encode()))
+            writes.append(("blobs", pending.header.key, _blob_record(
+                pending.header, pending.created, status, error, now if final else None)))
             changes.append(pending.status)
         self.store.write(writes)
         for pending, before in zip(blobs, changes, strict=True):

@@ -391,13 +391,13 @@ def ratios(stream: dict[str, Any], anchor_mb_per_s: float) -> dict[str, float]:
     """A stream's throughput as ratios to its anchor: `ratio_to_single_process` of the
     sustained rate (the aims' figure; the whole-run rate when the run was too short for
     one) and `whole_run_ratio` of finalized bytes / wall time, drain included."""
-    sustained = stream.get("sustained_mb_per_s") or stream["confirmed_mb_per_s"]
-    return {"ratio_to_single_process": sustained / anchor_mb_per_s,
+    return {"ratio_to_single_process": _rate(stream) / anchor_mb_per_s,
             "whole_run_ratio": stream["confirmed_mb_per_s"] / anchor_mb_per_s}
 
 
-def _rate(run: dict[str, Any]) -> float:
-    return run["stream"].get("sustained_mb_per_s") or run["stream"]["confirmed_mb_per_s"]
+def _rate(stream: dict[str, Any]) -> float:
+    """The aims' figure: sustained MB/s, or the whole run's when it had none."""
+    return stream.get("sustained_mb_per_s") or stream["confirmed_mb_per_s"]
 
 
 def da_aims(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -424,8 +424,8 @@ def da_aims(runs: list[dict[str, Any]]) -> dict[str, Any]:
             fast_ratio = r["ratio_to_single_process"]
             independence[r["blob_bytes"]] = round(
                 slow["ratio_to_single_process"] / fast_ratio, 3) if fast_ratio else None
-            fast_mb = _rate(r)
-            raw[r["blob_bytes"]] = round(_rate(slow) / fast_mb, 3) if fast_mb else None
+            fast_mb = _rate(r["stream"])
+            raw[r["blob_bytes"]] = round(_rate(slow["stream"]) / fast_mb, 3) if fast_mb else None
     out["py_ecc_over_fast"] = independence
     out["py_ecc_over_fast_mb_s"] = raw  # the same without the anchors: machine drift in
     out["independence_met"] = bool(independence) and all(
