@@ -45,8 +45,14 @@ def connect(config: Config, address: str | None = None) -> str:
     ray.init(address="local", num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,
              object_store_memory=config.ray.object_store_mb * MIB,
              include_dashboard=config.ray.include_dashboard, logging_level="ERROR",
-             log_to_driver=False)
+             log_to_driver=False, _system_config=system_config(config))
     return "embedded"
+
+
+def system_config(config: Config) -> dict[str, Any]:
+    """Ray settings of an embedded cluster (a `ray start` cluster takes them with
+    --system-config; cluster.yaml does)."""
+    return {"max_direct_call_object_size": config.ray.inline_object_max_bytes}
 
 
 @dataclass

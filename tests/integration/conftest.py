@@ -37,7 +37,7 @@ def integration_config(**changes: object) -> Config:
 def ray_session() -> Iterator[None]:
     ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
              namespace=TEST_NAMESPACE, object_store_memory=200 * 1024 * 1024, logging_level="ERROR",
-             log_to_driver=False)
+             log_to_driver=False, _system_config=runtime.system_config(load_config()))
     yield
     ray.shutdown()
 
