@@ -6,7 +6,7 @@ from zg_actors.chain.block import Block, InvalidBlock
 from zg_actors.chain.execution import FeeUnpayable
 from zg_actors.chain.modules.base import BlockInfo
 from zg_actors.chain.network import build_state_machine
-from zg_actors.chain.node import DuplicateTx
+from zg_actors.chain.node import DuplicateTx, lock_key, round_key, signed_key_height, vote_key
 from zg_actors.chain.tx import (
     MalformedTransaction,
     NonceError,
@@ -148,6 +148,24 @@ def test_node_recovers_from_its_store(tmp_path: Path) -> None:
     assert decode_tx(again.mempool[pending.hash].encoded) == pending
     assert again.balance(proposer) == config.networks.block_reward
     again.close()
+
+
+def test_commit_prunes_what_the_validator_signed_at_that_height(tmp_path: Path) -> None:
+    """Votes, round and lock records of a committed height go with the commit; those of
+    the next height (and keys of no known format) stay."""
+    config = small_config()
+    vset = genesis_set()
+    node = make_node(tmp_path, config, 0, vset, 1)
+    kept = [vote_key(2, 0, 1), round_key(2), lock_key(2), b"unknown"]
+    pruned = [vote_key(1, 0, 1), vote_key(1, 0, 2), vote_key(1, 3, 2), round_key(1),
+              lock_key(1), vote_key(0, 0, 1)]
+    node.store.write([("signed", key, b"x") for key in kept + pruned])
+    assert [signed_key_height(k) for k in kept] == [2, 2, 2, None]
+    proposer = vset.validators[vset.proposer(1, 0)].address
+    block = node.build_block(0, proposer, None, 1)
+    node.commit(block, sign_commit(node, config, block.hash, 1, [0, 1, 2, 3]))
+    assert sorted(node.store.keys("signed")) == sorted(kept)
+    node.close()
 
 
 def test_proposer_rotation_is_stake_weighted() -> None:

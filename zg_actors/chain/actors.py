@@ -39,7 +39,7 @@ from zg_actors.chain.consensus import (
     VoteType,
 )
 from zg_actors.chain.network import build_state_machine, timeout_config
-from zg_actors.chain.node import ChainNode
+from zg_actors.chain.node import ChainNode, lock_key, round_key, vote_key
 from zg_actors.chain.tx import TxError, make_tx
 from zg_actors.chain.validator_set import ValidatorSet
 from zg_actors.config import config_from_dict
@@ -64,14 +64,6 @@ VALIDATOR_RESOURCE = "zg_validator"  # custom resource declared by cluster.yaml'
 
 class UnknownNetworkId(NotFound):
     code = "UNKNOWN_NETWORK"
-
-
-def _round_key(height: int) -> bytes:
-    return b"round/" + height.to_bytes(8, "big")
-
-
-def _lock_key(height: int) -> bytes:
-    return b"lock/" + height.to_bytes(8, "big")
 
 
 def validator_name(network_id: int, identity: int) -> str:
@@ -159,8 +151,8 @@ class Validator:
         self._round_seen = -1
         # After a restart mid-height: resume at the last round we voted in, locked on the
         # block we last precommitted (Tendermint's lock must survive crashes).
-        last_round = self.node.store.get("signed", _round_key(height))
-        lock = self.node.store.get("signed", _lock_key(height))
+        last_round = self.node.store.get("signed", round_key(height))
+        lock = self.node.store.get("signed", lock_key(height))
         if lock is not None:
             lock_round, lock_hash, block_raw = decode(lock)
             block = Block.decode(block_raw)
@@ -243,7 +235,7 @@ class Validator:
                         block.encode(), proposal.proposer, signature)
 
     def _send_vote(self, vote: Vote) -> None:
-        key = encode([vote.height, vote.round, int(vote.vote_type)])
+        key = vote_key(vote.height, vote.round, int(vote.vote_type))
         previous = self.node.store.get("signed", key)
         if previous is not None:
             # Signed before a restart: send that same vote again, never a second one.
@@ -258,11 +250,11 @@ class Validator:
                                       int(vote.vote_type), block_hash)
             signature = bls.sign(self.identity.bls_secret, message)
             writes = [("signed", key, block_hash.ljust(32, b"\0") + signature),
-                      ("signed", _round_key(vote.height), vote.round.to_bytes(4, "big"))]
+                      ("signed", round_key(vote.height), vote.round.to_bytes(4, "big"))]
             if vote.vote_type == VoteType.PRECOMMIT and block_hash:
                 block = self._blocks.get(block_hash)
                 if block is not None:
-                    writes.append(("signed", _lock_key(vote.height), encode(
+                    writes.append(("signed", lock_key(vote.height), encode(
                         [vote.round, block_hash, block.encode()])))
             # Persisted (one atomic, synced write) before it is sent: after a crash we
             # neither sign another value for this step nor forget our lock.

@@ -62,6 +62,38 @@ class Committed:
     staking_tick: int
 
 
+# The "signed" sub-database: what this validator signed at a height it has not committed
+# yet (its votes, the last round it voted in, its lock), so that after a crash it neither
+# signs a second value for a step nor forgets its lock. Committing a height ends both
+# duties there, so the commit deletes that height's records (the store stays a few
+# records long instead of growing by a block's votes at every height).
+ROUND_PREFIX, LOCK_PREFIX = b"round/", b"lock/"
+
+
+def vote_key(height: int, round_: int, vote_type: int) -> bytes:
+    return encode([height, round_, vote_type])
+
+
+def round_key(height: int) -> bytes:
+    return ROUND_PREFIX + height.to_bytes(8, "big")
+
+
+def lock_key(height: int) -> bytes:
+    return LOCK_PREFIX + height.to_bytes(8, "big")
+
+
+def signed_key_height(key: bytes) -> int | None:
+    """The height a "signed" record is about; None for a key of no known format."""
+    for prefix in (ROUND_PREFIX, LOCK_PREFIX):
+        if key.startswith(prefix) and len(key) == len(prefix) + 8:
+            return int.from_bytes(key[len(prefix):], "big")
+    try:
+        fields = as_list(decode(key), 3)
+        return as_int(fields[0])
+    except Exception:  # noqa: BLE001 - not a vote key: leave it alone
+        return None
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -257,6 +289,8 @@ class ChainNode:
             writes += [("meta", b"vset", self.next_set.encode()),
                        ("vsets", self.next_set.hash, self.next_set.encode())]
         writes += [("mempool", tx.hash, None) for tx in block.txs if tx.hash in self.mempool]
+        writes += [("signed", key, None) for key in self.store.keys("signed")
+                   if (at := signed_key_height(key)) is not None and at <= header.height]
         self.store.write(writes)
         self.committed = Committed(header.height, block.hash, header.state_root,
                                    header.time_ms, header.staking_tick)
