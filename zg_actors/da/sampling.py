@@ -61,10 +61,12 @@ def find_answers(seed: bytes, target: int, epoch: int, quorum_id: int, data_root
     sector's Merkle proof into the slice root), at most `limit`."""
     found: list[tuple[int, list, list]] = []
     levels = None
+    line_q = line_quality(seed, epoch, quorum_id, data_root, line)  # once per line
+    line_value = int.from_bytes(line_q, "big")
     for subline in range(-(-len(slice_bytes) // SUBLINE_BYTES)):
         data = slice_bytes[subline * SUBLINE_BYTES:(subline + 1) * SUBLINE_BYTES]
-        if not is_valid_answer(answer_quality(seed, epoch, quorum_id, data_root, line,
-                                              subline, data), target):
+        quality = line_value + int.from_bytes(data_quality(line_q, subline, data), "big")
+        if not is_valid_answer(quality, target):
             continue
         if levels is None:  # the sector tree is built only for slices with an answer
             levels = merkle_levels([keccak256(slice_bytes[i:i + SECTOR_BYTES])
