@@ -395,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "backend, beside encode + roots of the same bytes in one process",
                        bench_sub)
     bench_da.add_argument("--duration", type=float, default=40.0,
-                          help="seconds of offered blobs per size (40: big blobs' batches "
-                          "take up to 20 s to fill)")
+                          help="seconds of offered blobs per size (40; twice that for "
+                          "blobs of 2 MiB and more, whose 128 MiB batches take up to 20 s "
+                          "to fill)")
     bench_da.add_argument("--sizes", type=_byte_sizes, default=[128 * 1024, 2 << 20, 16 << 20],
                           help="comma-separated blob sizes, bytes or with KiB/MiB "
                           "(128KiB,2MiB,16MiB)")

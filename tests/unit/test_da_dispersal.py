@@ -183,3 +183,23 @@ def test_bench_batches_grow_only_for_big_blobs() -> None:
     assert batching_for(4 << 20, few)["max_blobs"] == 32  # 128 MiB of 4 MiB blobs
     slow = da.__class__(**{**da.__dict__, "batch_interval_s": 60.0})
     assert batching_for(16 << 20, slow)["interval_s"] == 60.0
+
+
+def test_median_timing_is_the_true_median() -> None:
+    """Odd counts: the middle timing. Even counts (the DA anchor's 3 + 3): the mean of
+    the two middle ones, not the upper one."""
+    from zg_actors.runtime import median_timing
+
+    odd = median_timing([{"mb_per_s": v, "seconds": 1 / v} for v in (30.0, 10.0, 20.0)])
+    assert odd["mb_per_s"] == 20.0 and odd["repeats_mb_per_s"] == [10.0, 20.0, 30.0]
+    even = median_timing([{"mb_per_s": v, "seconds": s}
+                          for v, s in ((25.0, 4.0), (16.0, 6.0), (15.0, 7.0), (26.0, 3.0))])
+    assert even["mb_per_s"] == 20.5 and even["seconds"] == 5.0
+
+
+def test_big_blobs_stream_longer() -> None:
+    from zg_actors.da.bench import BIG_BLOB_DURATION_FACTOR, stream_seconds_for
+
+    assert stream_seconds_for(128 * 1024, 40.0) == 40.0
+    assert stream_seconds_for(2 << 20, 40.0) == 40.0 * BIG_BLOB_DURATION_FACTOR > 40.0
+    assert stream_seconds_for(16 << 20, 10.0) == 10.0 * BIG_BLOB_DURATION_FACTOR
