@@ -34,7 +34,7 @@ from zg_actors.chain.modules.base import BlockInfo
 from zg_actors.chain.tx import Transaction, TxError, check_nonce, decode_tx
 from zg_actors.chain.validator_set import ValidatorSet
 from zg_actors.crypto import bls
-from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode, encode
+from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
 from zg_actors.errors import InvalidInput, Unavailable
@@ -88,9 +88,8 @@ def signed_key_height(key: bytes) -> int | None:
         if key.startswith(prefix) and len(key) == len(prefix) + 8:
             return int.from_bytes(key[len(prefix):], "big")
     try:
-        fields = as_list(decode(key), 3)
-        return as_int(fields[0])
-    except Exception:  # noqa: BLE001 - not a vote key: leave it alone
+        return as_int(as_list(decode(key), 3)[0])
+    except EncodingError:  # not a vote key: leave it alone
         return None
 
 

@@ -32,7 +32,12 @@ def data_quality(line_q: bytes, subline: int, data: bytes) -> bytes:
 
 def answer_quality(seed: bytes, epoch: int, quorum_id: int, data_root: bytes, line: int,
                    subline: int, data: bytes) -> int:
-    line_q = line_quality(seed, epoch, quorum_id, data_root, line)
+    return quality_in_line(line_quality(seed, epoch, quorum_id, data_root, line), subline,
+                           data)
+
+
+def quality_in_line(line_q: bytes, subline: int, data: bytes) -> int:
+    """answer_quality from the line's quality (the same for every subline of a line)."""
     return int.from_bytes(line_q, "big") + int.from_bytes(
         data_quality(line_q, subline, data), "big")
 
@@ -62,11 +67,9 @@ def find_answers(seed: bytes, target: int, epoch: int, quorum_id: int, data_root
     found: list[tuple[int, list, list]] = []
     levels = None
     line_q = line_quality(seed, epoch, quorum_id, data_root, line)  # once per line
-    line_value = int.from_bytes(line_q, "big")
     for subline in range(-(-len(slice_bytes) // SUBLINE_BYTES)):
         data = slice_bytes[subline * SUBLINE_BYTES:(subline + 1) * SUBLINE_BYTES]
-        quality = line_value + int.from_bytes(data_quality(line_q, subline, data), "big")
-        if not is_valid_answer(quality, target):
+        if not is_valid_answer(quality_in_line(line_q, subline, data), target):
             continue
         if levels is None:  # the sector tree is built only for slices with an answer
             levels = merkle_levels([keccak256(slice_bytes[i:i + SECTOR_BYTES])
