@@ -218,21 +218,28 @@ class Validator:
                 tick = self.node.committed.staking_tick
         if self.machine is None or (self.machine.height, self.machine.round) != (height, round_):
             return
-        last_commit = None
-        if height > 1:
-            raw = self.node.store.get("certs", (height - 1).to_bytes(8, "big"))
-            last_commit = CommitCertificate.decode(raw)
-        block = self.node.build_block(round_, self.identity.address, last_commit, tick)
+        earlier = self.node.signed_proposal(height, round_)
+        if earlier is not None:  # signed before a restart: propose that block again
+            block = earlier.block
+        else:
+            last_commit = None
+            if height > 1:
+                raw = self.node.store.get("certs", (height - 1).to_bytes(8, "big"))
+                last_commit = CommitCertificate.decode(raw)
+            block = self.node.build_block(round_, self.identity.address, last_commit, tick)
         self._blocks[block.hash] = block
         self._process(self.machine.propose(block.hash, block))
 
     def _send_proposal(self, proposal: Proposal) -> None:
-        block: Block = proposal.block
-        message = proposal_sign_bytes(self.network_id, proposal.height, proposal.round,
-                                      proposal.pol_round, block.hash)
-        signature = bls.sign(self.identity.bls_secret, message)
-        self._broadcast("on_proposal", proposal.height, proposal.round, proposal.pol_round,
-                        block.encode(), proposal.proposer, signature)
+        # Persisted (synced) before it is sent; after a crash, the same proposal again.
+        signed = self.node.sign_proposal(proposal.height, proposal.round, proposal.pol_round,
+                                         proposal.block, self.identity.bls_secret)
+        if signed.block.hash != proposal.block.hash:
+            log.info("network %d: re-sending our earlier proposal at height %d round %d",
+                     self.network_id, proposal.height, proposal.round)
+            self._blocks[signed.block.hash] = signed.block
+        self._broadcast("on_proposal", proposal.height, proposal.round, signed.pol_round,
+                        signed.block.encode(), proposal.proposer, signed.signature)
 
     def _send_vote(self, vote: Vote) -> None:
         key = vote_key(vote.height, vote.round, int(vote.vote_type))

@@ -20,6 +20,7 @@ from zg_actors.chain.block import (
     Header,
     InvalidBlock,
     make_bitmap,
+    proposal_sign_bytes,
     tx_root,
     verify_certificate,
 )
@@ -53,6 +54,15 @@ class DuplicateTx(TxError, InvalidInput):
     code = "DUPLICATE_TX"
 
 
+@dataclass(frozen=True)
+class SignedProposal:
+    """A proposal as this validator signed (and sent) it."""
+
+    block: Block
+    pol_round: int
+    signature: bytes
+
+
 @dataclass
 class Committed:
     height: int
@@ -63,11 +73,11 @@ class Committed:
 
 
 # The "signed" sub-database: what this validator signed at a height it has not committed
-# yet (its votes, the last round it voted in, its lock), so that after a crash it neither
-# signs a second value for a step nor forgets its lock. Committing a height ends both
-# duties there, so the commit deletes that height's records (the store stays a few
-# records long instead of growing by a block's votes at every height).
-ROUND_PREFIX, LOCK_PREFIX = b"round/", b"lock/"
+# yet (its votes, its proposals, the last round it voted in, its lock), so that after a
+# crash it neither signs a second value for a step or a round nor forgets its lock.
+# Committing a height ends those duties there, so the commit deletes that height's
+# records (the store stays a few records long instead of growing at every height).
+ROUND_PREFIX, LOCK_PREFIX, PROPOSAL_PREFIX = b"round/", b"lock/", b"proposal/"
 
 
 def vote_key(height: int, round_: int, vote_type: int) -> bytes:
@@ -82,11 +92,15 @@ def lock_key(height: int) -> bytes:
     return LOCK_PREFIX + height.to_bytes(8, "big")
 
 
+def proposal_key(height: int, round_: int) -> bytes:
+    return PROPOSAL_PREFIX + height.to_bytes(8, "big") + round_.to_bytes(4, "big")
+
+
 def signed_key_height(key: bytes) -> int | None:
     """The height a "signed" record is about; None for a key of no known format."""
-    for prefix in (ROUND_PREFIX, LOCK_PREFIX):
-        if key.startswith(prefix) and len(key) == len(prefix) + 8:
-            return int.from_bytes(key[len(prefix):], "big")
+    for prefix, tail in ((ROUND_PREFIX, 0), (LOCK_PREFIX, 0), (PROPOSAL_PREFIX, 4)):
+        if key.startswith(prefix) and len(key) == len(prefix) + 8 + tail:
+            return int.from_bytes(key[len(prefix):len(prefix) + 8], "big")
     try:
         return as_int(as_list(decode(key), 3)[0])
     except EncodingError:  # not a vote key: leave it alone
@@ -254,6 +268,32 @@ class ChainNode:
         """The set that signed the last committed block (before an epoch switch)."""
         raw = self.store.get("meta", b"prev_vset")
         return ValidatorSet.decode(raw) if raw else self.validator_set
+
+    def signed_proposal(self, height: int, round_: int) -> SignedProposal | None:
+        """The proposal this validator signed at (height, round_), if it signed one."""
+        raw = self.store.get("signed", proposal_key(height, round_))
+        if raw is None:
+            return None
+        pol_round, signature, block_raw = as_list(decode(raw), 3)
+        return SignedProposal(Block.decode(as_bytes(block_raw)), as_int(pol_round) - 1,
+                              as_bytes(signature))
+
+    def sign_proposal(self, height: int, round_: int, pol_round: int, block: Block,
+                      bls_secret: int) -> SignedProposal:
+        """What to send as this validator's proposal at (height, round_): the proposal it
+        signed there before, if any (after a crash it must not sign a second block for the
+        same round; a proposer that does is equivocating), else `block` signed now and
+        persisted (one synced write) before it is returned to be sent."""
+        earlier = self.signed_proposal(height, round_)
+        if earlier is not None:
+            return earlier
+        message = proposal_sign_bytes(self.params.network_id, height, round_, pol_round,
+                                      block.hash)
+        signed = SignedProposal(block, pol_round, bls.sign(bls_secret, message))
+        # pol_round is -1 without a proof-of-lock: stored shifted by one, as signed.
+        self.store.write([("signed", proposal_key(height, round_),
+                           encode([pol_round + 1, signed.signature, block.encode()]))])
+        return signed
 
     def make_certificate(self, height: int, round_: int, block_hash: bytes,
                          votes: list[tuple[int, bytes]]) -> CommitCertificate:

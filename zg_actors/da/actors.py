@@ -100,16 +100,23 @@ def disperser_name(index: int) -> str:
 
 
 class ChainView:
-    """Reads a network's `da` module and sends txs through its validators (any that answers)."""
+    """Reads a network's `da` module and sends txs through its validators (any that answers).
 
-    def __init__(self) -> None:
+    Each view asks one validator first (the `prefer`-th, counting round the set), the
+    others only when it fails: one view's reads see one chain (a height it waited for,
+    then the state at that height; a nonce, then the tx that uses it), while views of
+    different actors spread their reads over the network's validators."""
+
+    def __init__(self, prefer: int = 0) -> None:
+        self.prefer = prefer
         self._handles: dict[int, list[Any]] = {}
 
     async def handles(self, network_id: int) -> list[Any]:
         if network_id not in self._handles:
             manager = ray.get_actor("networks")
-            found = await manager.validator_handles.remote(network_id)
-            self._handles[network_id] = list(found.values())
+            found = list((await manager.validator_handles.remote(network_id)).values())
+            first = self.prefer % len(found) if found else 0
+            self._handles[network_id] = found[first:] + found[:first]
         return self._handles[network_id]
 
     def forget(self, network_id: int) -> None:
@@ -178,7 +185,7 @@ class DANode:
         self.identity = da_signer_identity(self.config.devnet.key_seed, index)
         self.store = Store(Path(data_dir) / f"da-node-{index}", ["slices", "blobs", "signed"],
                            self.config.lmdb_map_mb)
-        self.chain = ChainView()
+        self.chain = ChainView(prefer=index + 1)  # dispersers start at the first
         self._epochs: dict = {}
         self._dispersers: set[tuple[int, bytes]] = set()
         self._pruner: asyncio.Task | None = None
@@ -412,7 +419,7 @@ class Disperser:
         self.account = disperser_account(self.config.devnet.key_seed, index)
         self.store = Store(Path(data_dir) / f"da-disperser-{index}", ["blobs", "roots"],
                            self.config.lmdb_map_mb)
-        self.chain = ChainView()
+        self.chain = ChainView(prefer=index)
         da = self.config.da
         self.queue = BatchQueue(da.batch_interval_s, da.batch_max_blobs, da.batch_max_bytes,
                                 da.batches_signing)
