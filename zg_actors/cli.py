@@ -392,12 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_argument("--backend", help="only this backend")
     bench_da = command("da", cmd_bench_da, "sustained and whole-run MB/s and latency of "
                        "DA dispersal through the gateway for each blob size and BLS "
-                       "backend, beside encode + roots of the same bytes in one process",
+                       "backend, beside encode + roots of the same bytes in one process "
+                       "(timed just before and after each run; about 20 min in all)",
                        bench_sub)
-    bench_da.add_argument("--duration", type=float, default=40.0,
-                          help="seconds of offered blobs per size (40; twice that for "
-                          "blobs of 2 MiB and more, whose 128 MiB batches take up to 20 s "
-                          "to fill)")
+    bench_da.add_argument("--duration", type=float, default=80.0,
+                          help="seconds of offered blobs per run, one run per backend and "
+                          "size, each on a fresh deployment (80: the 128 MiB batches of "
+                          "big blobs take up to 20 s to fill)")
     bench_da.add_argument("--sizes", type=_byte_sizes, default=[128 * 1024, 2 << 20, 16 << 20],
                           help="comma-separated blob sizes, bytes or with KiB/MiB "
                           "(128KiB,2MiB,16MiB)")

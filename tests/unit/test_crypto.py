@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import rlp
 from hypothesis import given, settings
@@ -188,6 +190,38 @@ def test_bls_backends_agree_on_vectors() -> None:
     reference = results["py_ecc"]
     for name, result in results.items():
         assert result == reference, f"backend {name} disagrees with py_ecc"
+
+
+def test_bls_using_switches_the_calling_thread_only() -> None:
+    """A DA certificate checked on py_ecc in a worker thread must not move the event
+    loop's consensus checks to py_ecc, nor leave py_ecc behind when it ends."""
+    other = next((b for b in bls.available_backends() if b != "py_ecc"), None)
+    if other is None:
+        pytest.skip("needs a second BLS backend")
+    previous = bls.backend_name()
+    bls.use(other)
+    inside, entered, release = [], threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with bls.using("py_ecc"):
+            inside.append(bls.backend_name())
+            entered.set()
+            release.wait(10)
+        inside.append(bls.backend_name())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert entered.wait(10)
+        assert bls.backend_name() == other  # this thread is untouched meanwhile
+        with bls.using("py_ecc"):
+            assert bls.backend_name() == "py_ecc"
+        assert bls.backend_name() == other
+    finally:
+        release.set()
+        thread.join(10)
+        bls.use(previous)
+    assert inside == ["py_ecc", other]
 
 
 def test_proof_of_possession() -> None:

@@ -195,11 +195,3 @@ def test_median_timing_is_the_true_median() -> None:
     even = median_timing([{"mb_per_s": v, "seconds": s}
                           for v, s in ((25.0, 4.0), (16.0, 6.0), (15.0, 7.0), (26.0, 3.0))])
     assert even["mb_per_s"] == 20.5 and even["seconds"] == 5.0
-
-
-def test_big_blobs_stream_longer() -> None:
-    from zg_actors.da.bench import BIG_BLOB_DURATION_FACTOR, stream_seconds_for
-
-    assert stream_seconds_for(128 * 1024, 40.0) == 40.0
-    assert stream_seconds_for(2 << 20, 40.0) == 40.0 * BIG_BLOB_DURATION_FACTOR > 40.0
-    assert stream_seconds_for(16 << 20, 10.0) == 10.0 * BIG_BLOB_DURATION_FACTOR

@@ -214,3 +214,16 @@ def test_a_proposer_signs_one_block_per_round_even_across_a_restart(tmp_path: Pa
     # Another round is another duty: it signs the block it is given.
     assert reopened.sign_proposal(1, 1, -1, other, me.bls_secret).block.hash == other.hash
     reopened.close()
+
+
+def test_preparing_txs_off_the_event_loop_admits_nothing(tmp_path: Path) -> None:
+    """prepare_txs (run in a worker thread) skips what does not decode and leaves the
+    mempool and the store to add_txs."""
+    config = small_config()
+    node = make_node(tmp_path, config, 0, genesis_set(), 1)
+    alice, bob = load_account(SEED, 0), load_account(SEED, 1)
+    tx = make_tx(alice, 0, 0, "token", "transfer", [bob.address, 5], fee=2)
+    node.prepare_txs([b"\x01junk", tx.encoded])
+    assert node.mempool == {} and node.store.keys("mempool") == []
+    assert node.add_txs([tx.encoded]) == [None] and list(node.mempool) == [tx.hash]
+    node.close()

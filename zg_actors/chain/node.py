@@ -156,6 +156,18 @@ class ChainNode:
         return self.store.get("state", key)
 
     # ---- mempool --------------------------------------------------------------------
+    def prepare_txs(self, raw_txs: list[bytes]) -> None:
+        """The modules' preparation of txs about to enter the mempool (Module.prepare:
+        e.g. a DA certificate's BLS check, whose result is kept), ahead of add_txs. Safe
+        in a worker thread beside the event loop: it reads only committed state, changes
+        nothing else, and decides nothing (add_txs checks everything)."""
+        for raw in raw_txs:
+            try:
+                tx = decode_tx(raw)
+            except TxError:
+                continue
+            self.machine.prepare(self.state_get, tx)
+
     def add_txs(self, raw_txs: list[bytes]) -> list[str | None]:
         """Check and persist txs; returns per tx None (accepted) or the error message."""
         results: list[str | None] = []

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import hmac
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -189,9 +190,7 @@ def use_fastest() -> None:
     use("fastest")
 
 
-def use(name: str) -> None:
-    """Select a backend by name: py_ecc, milagro, blspy or fastest (the fastest installed)."""
-    global _backend
+def _resolve(name: str) -> type[_PyEcc] | type[_Milagro] | type[_Blspy]:
     classes = {"py_ecc": _PyEcc, "milagro": _Milagro, "blspy": _Blspy}
     if name == "fastest":
         name = fastest_name()
@@ -201,19 +200,36 @@ def use(name: str) -> None:
     if name not in available_backends():
         raise InvalidInput(f"BLS backend {name!r} is not installed ({_INSTALL_HINTS[name]})",
                            backend=name)
-    _backend = classes[name]
+    return classes[name]
+
+
+def use(name: str) -> None:
+    """Select a backend by name: py_ecc, milagro, blspy or fastest (the fastest installed)."""
+    global _backend
+    _backend = _resolve(name)
+
+
+# `using` overrides the process's backend in the calling thread only: a validator checks
+# a DA certificate (DA's backend) in a worker thread while its event loop verifies votes
+# (the consensus backend); a process-wide switch would change both, and two threads
+# restoring in interleaved order could leave the wrong one in place.
+_thread = threading.local()
+
+
+def _current() -> type[_PyEcc] | type[_Milagro] | type[_Blspy]:
+    return getattr(_thread, "backend", None) or _backend
 
 
 @contextlib.contextmanager
 def using(name: str) -> Iterator[None]:
-    """Run the enclosed (synchronous) calls on backend `name`, then switch back. All
-    backends produce identical bytes, so this changes only the speed."""
-    previous = _backend.name
-    use(name)
+    """Run the enclosed (synchronous) calls of this thread on backend `name`, then switch
+    back. All backends produce identical bytes, so this changes only the speed."""
+    previous = getattr(_thread, "backend", None)
+    _thread.backend = _resolve(name)
     try:
         yield
     finally:
-        use(previous)
+        _thread.backend = previous
 
 
 def fastest_name() -> str:
@@ -221,7 +237,7 @@ def fastest_name() -> str:
 
 
 def backend_name() -> str:
-    return _backend.name
+    return _current().name
 
 
 def _check_sizes(pk: bytes | None = None, signature: bytes | None = None) -> bool:
@@ -253,11 +269,11 @@ def _hkdf_keygen(ikm: bytes, key_info: bytes = b"") -> int:
 
 
 def sk_to_pk(sk: int) -> bytes:
-    return _backend.sk_to_pk(sk)
+    return _current().sk_to_pk(sk)
 
 
 def sign(sk: int, message: bytes) -> bytes:
-    return _backend.sign(sk, message)
+    return _current().sign(sk, message)
 
 
 def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
@@ -265,7 +281,7 @@ def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
     if not _check_sizes(pk, signature):
         return False
     try:
-        return bool(_backend.verify(pk, message, signature))
+        return bool(_current().verify(pk, message, signature))
     except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 
@@ -273,7 +289,7 @@ def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
 def aggregate(signatures: Sequence[bytes]) -> bytes:
     if not signatures:
         raise InvalidInput("cannot aggregate zero signatures", count=0)
-    return _backend.aggregate(signatures)
+    return _current().aggregate(signatures)
 
 
 def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
@@ -281,7 +297,7 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
     if not pks or not all(_check_sizes(pk) for pk in pks) or not _check_sizes(None, signature):
         return False
     try:
-        return bool(_backend.fast_aggregate_verify(pks, message, signature))
+        return bool(_current().fast_aggregate_verify(pks, message, signature))
     except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 
@@ -290,7 +306,7 @@ def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature:
     if not pks or len(pks) != len(messages) or not _check_sizes(None, signature):
         return False
     try:
-        return bool(_backend.aggregate_verify(pks, messages, signature))
+        return bool(_current().aggregate_verify(pks, messages, signature))
     except (ValueError, TypeError, AssertionError, RuntimeError):
         return False
 

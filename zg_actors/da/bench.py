@@ -1,22 +1,23 @@
 """`zg bench da`: confirmed MB/s and dispersal latency of 0G DA, beside its anchors.
 
 1. For each BLS backend of DA's own work (`da.bls_backend`: batch signatures,
-   aggregation, certificate checks; consensus votes stay on `crypto.bls_backend`) a
-   deployment on the local Ray (one network, the configured DA nodes and
-   dispersers) and, for each blob size
-   (128 KiB, 2 MiB, 16 MiB by default), a stream of blobs through the gRPC gateway:
-   blobs FINALIZED, sustained MB/s (sustained_mb_per_s: FINALIZED bytes from the
-   first poll round that saw one to the last), whole-run MB/s (finalized bytes /
-   wall time, drain included), latency p50/p99 (DisperseBlob -> FINALIZED seen),
-   certificates per network. The bench keeps IN_FLIGHT_BYTES of blobs in flight, so
-   that latency does not cap throughput. Blobs of 2 MiB and more stream twice as
-   long (BIG_BLOB_DURATION_FACTOR), so that a run sees several 128 MiB certificates.
-2. The anchor of each size, in this process with nothing else running, timed three
-   times just before each backend's deployment and three times just after it: the
-   same bytes erasure-coded, with their slice roots and data root (issue #5: "encode
-   + roots of the same bytes"), no actors, no consensus, no BLS. Figure 1 is shown as
-   a ratio to the median of the six (the mean of the middle two); the anchor is the
-   same work for every backend.
+   aggregation, certificate checks; consensus votes stay on `crypto.bls_backend`) and
+   each blob size (128 KiB, 2 MiB, 16 MiB by default), a fresh deployment on the local
+   Ray (one network, the configured DA nodes and dispersers, the gateway) and a stream
+   of blobs through the gRPC gateway for --duration seconds (80 s by default, enough for
+   6-10 of the 128 MiB certificates of big blobs): blobs FINALIZED, sustained MB/s
+   (sustained_mb_per_s: FINALIZED bytes from the first poll round that saw one to the
+   last), whole-run MB/s (finalized bytes / wall time, drain included), latency p50/p99
+   (DisperseBlob -> FINALIZED seen), certificates per network. The bench keeps
+   IN_FLIGHT_BYTES of blobs in flight, so that latency does not cap throughput.
+2. The anchor of each run, in this process with nothing else running, timed
+   ANCHOR_REPEATS times just before its deployment starts and ANCHOR_REPEATS times just
+   after it stops: the same bytes erasure-coded, with their slice roots and data root
+   (issue #5: "encode + roots of the same bytes"), no actors, no consensus, no BLS.
+   Figure 1 is shown as a ratio to the median of those timings (the mean of the middle
+   two); the anchor is the same work for every backend. A deployment per run keeps each
+   run's anchor within a minute or two of its stream: this machine's speed drifts by a
+   third within minutes, and an anchor timed minutes away carried that into the ratio.
 3. Issue #5's aims, checked on sustained MB/s: >= 0.3x the anchor with the fast
    backend, and for blobs of 2 MiB and more, py_ecc's ratio within 20% of the fast
    backend's (the ratios take out machine drift between the two runs; the raw MB/s
@@ -66,7 +67,7 @@ INITIAL_WINDOW = 64  # blobs in flight at first (at least two full batches; see
 STALL_MARGIN_S = 15.0  # no new blobs while the oldest has waited batch interval + this
 BENCH_MAX_PENDING_BLOBS = 1024  # the disperser's limit in the bench: the window must fit
 ANCHOR_MIN_BLOBS, ANCHOR_MAX_BLOBS = 4, 256  # 128 KiB: 32 MiB, about 2 s a timing
-ANCHOR_REPEATS = 3  # the median: one timing of this machine swings by about 15%
+ANCHOR_REPEATS = 4  # before and after a run: one 2 s timing here swings by up to 40%
 ANCHOR_MAX_BYTES = 128 * MIB  # the anchor's blobs: enough to time, few enough to be quick
 RATIO_AIM = 0.3
 INDEPENDENT_FROM_BYTES = 2 * MIB
@@ -87,10 +88,10 @@ BENCH_BATCH_MAX_BYTES = 128 * MIB
 # slices per node (of four), seconds of hashing on a shared core, so the devnet's 10 s
 # deadline would count slow signers as absent.
 BENCH_SIGNATURE_DEADLINE_S = 30.0
-# Blobs of 2 MiB and more stream this many times --duration: at ~9 MB/s a 128 MiB
-# certificate lands every ~15 s, so a 40 s stream sees 3-5 of them and its sustained
-# rate moves by a whole batch with one more or one fewer; 80 s sees 6-10.
-BIG_BLOB_DURATION_FACTOR = 2
+DEFAULT_DURATION_S = 80.0  # of offered blobs per run: at ~9 MB/s a 128 MiB certificate
+# lands every ~15 s, so 40 s saw 3-5 of them and one more or fewer moved the figure by a
+# quarter; small blobs get as long, so that their figure spans as many of this machine's
+# speed swings (tens of seconds each) as the big ones'.
 
 
 def make_payloads(count: int, size: int, seed: int = 7) -> list[bytes]:
@@ -299,21 +300,11 @@ def window_for(blob_bytes: int, max_pending_blobs: int) -> int:
                                IN_FLIGHT_BYTES // max(1, blob_bytes)))
 
 
-def stream_seconds_for(blob_bytes: int, duration_s: float) -> float:
-    """Seconds of offered blobs for one size: --duration, longer for big blobs."""
-    if blob_bytes >= INDEPENDENT_FROM_BYTES:
-        return duration_s * BIG_BLOB_DURATION_FACTOR
-    return duration_s
-
-
-def run_da_bench(config: Config, duration_s: float = 40.0,
+def run_da_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
                  sizes: Sequence[int] = DEFAULT_SIZES, backends: Sequence[str] | None = None,
                  quiet: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Per BLS backend: deploy on an embedded Ray in a temporary data dir, stream blobs of
-    each size, tear down; then the single-process anchor of each (backend, size)."""
-    from zg_actors.da.actors import deploy_da, teardown_da
-    from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
-
+    """Per BLS backend and blob size: the anchor, a deployment on an embedded Ray in a
+    temporary data dir, a stream of blobs, teardown, the anchor again."""
     console = console or Console(stderr=True)
     say = (lambda *_: None) if quiet else console.print
     # The reference and the fastest installed backend (issue #5 compares the two).
@@ -330,57 +321,13 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
                                 "lmdb_map_mb": max(config.lmdb_map_mb, BENCH_LMDB_MAP_MB),
                                 "ray.object_store_mb": max(config.ray.object_store_mb,
                                                            BENCH_OBJECT_STORE_MB)})
-        # The anchor of each size, in this process with nothing else running, timed just
-        # before this backend's cluster starts and again after it stops: this machine's
-        # speed drifts by up to a third within minutes, and one moment's timing would
-        # carry that into the ratio.
-        before_timings = anchor_timings(config, sizes, "before", say)
-        backend_runs: list[dict[str, Any]] = []
-        data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")
-        cfg = cfg.replace(data_dir=data_dir)
-        runtime.connect(cfg)
-        try:
-            say(f"[bold]zg bench da, BLS backend {backend}[/]: deploying C0, one network, "
-                f"{cfg.da.nodes} DA nodes, a disperser, the gateway")
-            deployment = runtime.deploy(cfg, detached=False)
-            runtime.call(deployment.manager.launch_network.remote(), timeout=300)
-            handles = deploy_da(cfg)
-            _, where = deploy_gateway(cfg)
-            with DisperserClient(f"127.0.0.1:{where['port']}") as client:
-                for size in sizes:
-                    window = window_for(size, cfg.da.max_pending_blobs)
-                    batching = batching_for(size, cfg.da)
-                    interval = float(batching["interval_s"])
-                    ray.get([d.set_batching.remote(**batching)
-                             for d in handles["dispersers"]])
-                    seconds = stream_seconds_for(size, duration_s)
-                    say(f"streaming {size:,}-byte blobs for {seconds:.0f} s, {window} in "
-                        "flight")
-                    before = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
-                    stream = stream_blobs(
-                        client, seconds, size, window=window, say=say,
-                        senders=senders_for(size), max_wait_s=interval + STALL_MARGIN_S,
-                        initial_window=initial_window_for(window,
-                                                          int(batching["max_blobs"])))
-                    wait_idle(handles["dispersers"], SETTLE_TIMEOUT_S, say)
-                    after = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
-                    stream["certificates_per_network"] = {
-                        n: c - before.get(n, 0) for n, c in after.items()}
-                    backend_runs.append({"backend": backend, "blob_bytes": size,
-                                         "window": window, "batching": batching,
-                                         "stream": stream})
-            ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
-            teardown_da(cfg)
-            runtime.teardown()
-        finally:
-            runtime.shutdown()
-            shutil.rmtree(data_dir, ignore_errors=True)
-        after_timings = anchor_timings(config, sizes, "after", say)
-        for run in backend_runs:
-            size = run["blob_bytes"]
-            anchor = runtime.median_timing(before_timings[size] + after_timings[size])
-            anchor["before_mb_per_s"] = [round(t["mb_per_s"], 2) for t in before_timings[size]]
-            anchor["after_mb_per_s"] = [round(t["mb_per_s"], 2) for t in after_timings[size]]
+        for size in sizes:
+            before = anchor_timings(config, [size], "before", say)[size]
+            run = deploy_and_stream(cfg, backend, size, duration_s, say)
+            after = anchor_timings(config, [size], "after", say)[size]
+            anchor = runtime.median_timing(before + after)
+            anchor["before_mb_per_s"] = [round(t["mb_per_s"], 2) for t in before]
+            anchor["after_mb_per_s"] = [round(t["mb_per_s"], 2) for t in after]
             runs.append({**run, "single_process": anchor,
                          **ratios(run["stream"], anchor["mb_per_s"])})
     report = {"runs": runs, "aims": da_aims(runs),
@@ -399,6 +346,48 @@ def run_da_bench(config: Config, duration_s: float = 40.0,
     if not quiet:
         print_da_bench(console, report)
     return report
+
+
+def deploy_and_stream(cfg: Config, backend: str, size: int, duration_s: float,
+                      say: Callable[[str], None]) -> dict[str, Any]:
+    """One run: C0, one network, DA and the gateway on a fresh embedded Ray and data dir,
+    a stream of `size`-byte blobs for duration_s, then everything torn down."""
+    from zg_actors.da.actors import deploy_da, teardown_da
+    from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
+
+    data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")
+    cfg = cfg.replace(data_dir=data_dir)
+    runtime.connect(cfg)
+    try:
+        say(f"[bold]zg bench da, BLS backend {backend}, {size:,}-byte blobs[/]: deploying "
+            f"C0, one network, {cfg.da.nodes} DA nodes, a disperser, the gateway")
+        deployment = runtime.deploy(cfg, detached=False)
+        runtime.call(deployment.manager.launch_network.remote(), timeout=300)
+        handles = deploy_da(cfg)
+        _, where = deploy_gateway(cfg)
+        window = window_for(size, cfg.da.max_pending_blobs)
+        batching = batching_for(size, cfg.da)
+        interval = float(batching["interval_s"])
+        ray.get([d.set_batching.remote(**batching) for d in handles["dispersers"]])
+        with DisperserClient(f"127.0.0.1:{where['port']}") as client:
+            say(f"streaming {size:,}-byte blobs for {duration_s:.0f} s, {window} in flight")
+            before = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
+            stream = stream_blobs(
+                client, duration_s, size, window=window, say=say, senders=senders_for(size),
+                max_wait_s=interval + STALL_MARGIN_S,
+                initial_window=initial_window_for(window, int(batching["max_blobs"])))
+            wait_idle(handles["dispersers"], SETTLE_TIMEOUT_S, say)
+            after = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
+        stream["certificates_per_network"] = {n: c - before.get(n, 0)
+                                              for n, c in after.items()}
+        ray.kill(ray.get_actor(GATEWAY_NAME), no_restart=True)
+        teardown_da(cfg)
+        runtime.teardown()
+    finally:
+        runtime.shutdown()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return {"backend": backend, "blob_bytes": size, "window": window, "batching": batching,
+            "stream": stream}
 
 
 def ratios(stream: dict[str, Any], anchor_mb_per_s: float) -> dict[str, float]:
@@ -484,8 +473,8 @@ def print_da_bench(console: Console, report: dict) -> None:
         published.add_row(p["system"], p["throughput"], p["latency"])
     console.print(published)
     console.print(f"The anchor is encode + slice and data roots of the same bytes in one "
-                  f"process: the median of {ANCHOR_REPEATS} timings just before each "
-                  f"backend's cluster started and {ANCHOR_REPEATS} just after it stopped. "
+                  f"process: the median of {ANCHOR_REPEATS} timings just before each run's "
+                  f"cluster started and {ANCHOR_REPEATS} just after it stopped. "
                   f"Sustained: {BlobStatus.FINALIZED.name} bytes from the first poll round "
                   f"that saw one to the last; whole run: over the wall time, drain "
                   f"included. DA {report['config']}")
