@@ -356,3 +356,36 @@ def test_a_certificate_checked_at_mempool_entry_is_not_checked_again(monkeypatch
     assert not forged.ok and len(checks) == 1  # an unseen certificate is checked in full
     bad = make_tx(disperser, 0, 99, "da", "certify", [b"\x01junk"])
     chain.machine.prepare(chain.state.get, bad)  # malformed: prepare decides nothing
+
+
+def test_a_certificate_checked_in_two_threads_at_once_is_checked_once(monkeypatch) -> None:
+    """A validator prepares a certificate in a worker thread; a proposal carrying it can
+    reach block execution meanwhile. The second caller waits for the running check."""
+    import threading
+    import time
+
+    from zg_actors.da import module as da_module
+
+    chain, registry = Chain(da_config()), make_registry(votes=3)
+    disperser = disperser_account(SEED, 0)
+    chain.block((disperser, "register_epoch", *attested(registry)),
+                (disperser, "deposit", 1_000))
+    header = BlobHeader(encode_blob(b"raced" * 80, K, N).data_root, 400, 0, 0, 0)
+    cert = certificate(registry, [header], [0, 1, 2])
+    tx = make_tx(disperser, 0, chain.nonces[disperser.address], "da", "certify", [cert])
+    checks, started = [], threading.Event()
+    real = da_module.verify_da_certificate
+
+    def slow_check(*args):
+        checks.append(args)
+        started.set()
+        time.sleep(0.3)  # a py_ecc check takes ~0.8 s
+        return real(*args)
+
+    monkeypatch.setattr(da_module, "verify_da_certificate", slow_check)
+    worker = threading.Thread(target=chain.machine.prepare, args=(chain.state.get, tx))
+    worker.start()
+    assert started.wait(10)
+    [receipt] = chain.block((disperser, "certify", cert))  # while the worker still checks
+    worker.join(10)
+    assert receipt.ok and len(checks) == 1
