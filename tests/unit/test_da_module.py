@@ -334,16 +334,22 @@ class _Ctx:
         return ModuleState(self.overlay, name)
 
 
-def test_a_certificate_checked_at_mempool_entry_is_not_checked_again(monkeypatch) -> None:
-    from zg_actors.da import module as da_module
-
+def certify_setup(payload: bytes) -> tuple:
+    """A chain with an epoch and a deposit, and a certify tx of one blob (not applied)."""
     chain, registry = Chain(da_config()), make_registry(votes=3)
     disperser = disperser_account(SEED, 0)
     chain.block((disperser, "register_epoch", *attested(registry)),
                 (disperser, "deposit", 1_000))
-    header = BlobHeader(encode_blob(b"prepared" * 50, K, N).data_root, 400, 0, 0, 0)
+    header = BlobHeader(encode_blob(payload, K, N).data_root, 400, 0, 0, 0)
     cert = certificate(registry, [header], [0, 1, 2])
     tx = make_tx(disperser, 0, chain.nonces[disperser.address], "da", "certify", [cert])
+    return chain, registry, disperser, cert, tx
+
+
+def test_a_certificate_checked_at_mempool_entry_is_not_checked_again(monkeypatch) -> None:
+    from zg_actors.da import module as da_module
+
+    chain, registry, disperser, cert, tx = certify_setup(b"prepared" * 50)
     chain.machine.prepare(chain.state.get, tx)  # what a validator does on mempool entry
     checks = []
     real = da_module.verify_da_certificate
@@ -366,13 +372,7 @@ def test_a_certificate_checked_in_two_threads_at_once_is_checked_once(monkeypatc
 
     from zg_actors.da import module as da_module
 
-    chain, registry = Chain(da_config()), make_registry(votes=3)
-    disperser = disperser_account(SEED, 0)
-    chain.block((disperser, "register_epoch", *attested(registry)),
-                (disperser, "deposit", 1_000))
-    header = BlobHeader(encode_blob(b"raced" * 80, K, N).data_root, 400, 0, 0, 0)
-    cert = certificate(registry, [header], [0, 1, 2])
-    tx = make_tx(disperser, 0, chain.nonces[disperser.address], "da", "certify", [cert])
+    chain, registry, disperser, cert, tx = certify_setup(b"raced" * 80)
     checks, started = [], threading.Event()
     real = da_module.verify_da_certificate
 
