@@ -192,6 +192,25 @@ def test_bls_backends_agree_on_vectors() -> None:
         assert result == reference, f"backend {name} disagrees with py_ecc"
 
 
+def test_py_ecc_backend_answers_as_py_ecc_itself() -> None:
+    """The py_ecc backend verifies with cached, validated key points; py_ecc's own
+    FastAggregateVerify and Verify must give the same answers."""
+    from py_ecc.bls import G2ProofOfPossession as reference
+
+    v = _vectors()
+    message = b"zg vote vector"
+    cases = [(v["pks"], message, v["aggregate"]),        # valid
+             (v["pks"], b"other", v["aggregate"]),        # another message
+             (v["pks"][:2], message, v["aggregate"]),     # signers missing
+             (v["pks"], message, b"\x00" * 96)]           # not a point
+    with bls.using("py_ecc"):
+        for pks, msg, sig in cases:
+            assert bls.fast_aggregate_verify(pks, msg, sig) == \
+                reference.FastAggregateVerify(pks, msg, sig)
+        assert bls.verify(v["pks"][0], message, v["sigs"][0]) == \
+            reference.Verify(v["pks"][0], message, v["sigs"][0]) is True
+
+
 def test_bls_using_switches_the_calling_thread_only() -> None:
     """A DA certificate checked on py_ecc in a worker thread must not move the event
     loop's consensus checks to py_ecc, nor leave py_ecc behind when it ends."""

@@ -67,7 +67,47 @@ def available_backends() -> list[str]:
         (["blspy"] if _blspy is not None else [])
 
 
+PARSED_KEYS_CACHED = 4096  # public keys kept parsed and validated (a few hundred bytes each)
+
+
+@functools.lru_cache(maxsize=PARSED_KEYS_CACHED)
+def _py_ecc_key(pk: bytes) -> Any:
+    """pk as a G1 point once it passes KeyValidate (on the curve, in the subgroup, not the
+    identity); kept, since the same few keys (validators, DA signers) come back in every
+    check and py_ecc's subgroup check costs ~20 ms a key. ValueError if it fails."""
+    from py_ecc.bls.g2_primitives import pubkey_to_G1
+
+    if not _ref().KeyValidate(pk):
+        raise ValueError("public key fails KeyValidate")
+    return pubkey_to_G1(pk)
+
+
+def _py_ecc_core_verify(key_point: Any, message: bytes, signature: bytes) -> bool:
+    """IETF CoreVerify (POP ciphersuite) for an already validated key point: py_ecc's own
+    steps (signature subgroup check, one final exponentiation over two Miller loops)."""
+    from eth_utils import ValidationError
+    from py_ecc.bls.g2_primitives import signature_to_G2, subgroup_check
+    from py_ecc.bls.hash_to_curve import hash_to_G2
+    from py_ecc.fields import optimized_bls12_381_FQ12 as FQ12
+    from py_ecc.optimized_bls12_381 import G1, final_exponentiate, neg, pairing
+
+    suite = _ref()
+    try:
+        signature_point = signature_to_G2(signature)
+    except (ValidationError, ValueError, AssertionError):
+        return False
+    if not subgroup_check(signature_point):
+        return False
+    product = pairing(signature_point, G1, final_exponentiate=False) * pairing(
+        hash_to_G2(message, suite.DST, suite.xmd_hash_function), neg(key_point),
+        final_exponentiate=False)
+    return final_exponentiate(product) == FQ12.one()
+
+
 class _PyEcc:
+    """py_ecc's G2ProofOfPossession; verification reuses validated key points (py_ecc
+    re-validates every key, and the aggregate key twice, on every call)."""
+
     name = "py_ecc"
 
     @staticmethod
@@ -80,7 +120,7 @@ class _PyEcc:
 
     @staticmethod
     def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
-        return _ref().Verify(pk, message, signature)
+        return _py_ecc_core_verify(_py_ecc_key(pk), message, signature)
 
     @staticmethod
     def aggregate(signatures: Sequence[bytes]) -> bytes:
@@ -88,7 +128,15 @@ class _PyEcc:
 
     @staticmethod
     def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
-        return _ref().FastAggregateVerify(list(pks), message, signature)
+        from py_ecc.bls.g2_primitives import is_inf
+        from py_ecc.optimized_bls12_381 import Z1, add
+
+        aggregate = Z1
+        for pk in pks:
+            aggregate = add(aggregate, _py_ecc_key(pk))
+        if is_inf(aggregate):  # KeyValidate of the aggregate key (the rest holds for sums)
+            return False
+        return _py_ecc_core_verify(aggregate, message, signature)
 
     @staticmethod
     def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes],
@@ -123,9 +171,6 @@ class _Milagro:
     def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes],
                          signature: bytes) -> bool:
         return _milagro.AggregateVerify(list(pks), list(messages), signature)
-
-
-PARSED_KEYS_CACHED = 4096  # blspy public keys kept parsed (a few hundred bytes each)
 
 
 class _Blspy:
