@@ -257,16 +257,13 @@ def single_process_pipeline(config: Config, blobs: int, blob_bytes: int) -> dict
             "mb_per_s": blobs * blob_bytes / MB / elapsed}
 
 
-def anchor_timings(config: Config, sizes: Sequence[int], when: str,
-                   say: Callable[[str], None]) -> dict[int, list[dict]]:
-    """ANCHOR_REPEATS timings of the anchor of each size (single_process_pipeline)."""
-    out = {}
-    for size in sizes:
-        say(f"anchor ({when} the cluster): {size:,}-byte blobs in one process, "
-            f"{ANCHOR_REPEATS} timings")
-        out[size] = [single_process_pipeline(config, anchor_blobs(size), size)
-                     for _ in range(ANCHOR_REPEATS)]
-    return out
+def anchor_timings(config: Config, size: int, when: str,
+                   say: Callable[[str], None]) -> list[dict]:
+    """ANCHOR_REPEATS timings of the anchor of `size`-byte blobs (single_process_pipeline)."""
+    say(f"anchor ({when} the run): {size:,}-byte blobs in one process, "
+        f"{ANCHOR_REPEATS} timings")
+    return [single_process_pipeline(config, anchor_blobs(size), size)
+            for _ in range(ANCHOR_REPEATS)]
 
 
 def anchor_blobs(blob_bytes: int) -> int:
@@ -322,9 +319,9 @@ def run_da_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
                                 "ray.object_store_mb": max(config.ray.object_store_mb,
                                                            BENCH_OBJECT_STORE_MB)})
         for size in sizes:
-            before = anchor_timings(config, [size], "before", say)[size]
+            before = anchor_timings(config, size, "before", say)
             run = deploy_and_stream(cfg, backend, size, duration_s, say)
-            after = anchor_timings(config, [size], "after", say)[size]
+            after = anchor_timings(config, size, "after", say)
             anchor = runtime.median_timing(before + after)
             anchor["before_mb_per_s"] = [round(t["mb_per_s"], 2) for t in before]
             anchor["after_mb_per_s"] = [round(t["mb_per_s"], 2) for t in after]

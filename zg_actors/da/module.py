@@ -252,17 +252,15 @@ class DAModule(Module):
         quorum = self._quorum(state, batch.epoch, batch.quorum_id)
         key = keccak256(cert.encode() + keccak256(registry.encode())
                         + encode([network_id, list(quorum.holders)]))
-        with self._checking_lock:
-            if key in self._checked:
-                return self._checked[key]
-            running = self._checking.get(key)
-            if running is None:
-                self._checking[key] = threading.Event()
-        if running is not None:
-            running.wait()
-            if key in self._checked:
-                return self._checked[key]
-            return self._verified(state, cert, network_id)  # that check failed: ours raises
+        while True:
+            with self._checking_lock:
+                if key in self._checked:
+                    return self._checked[key]
+                running = self._checking.get(key)
+                if running is None:
+                    self._checking[key] = threading.Event()
+                    break
+            running.wait()  # then cached, or that check failed and this caller checks
         try:
             with bls.using(self.params.bls_backend):  # the DA backend, not the consensus one
                 slots = verify_da_certificate(cert, registry, quorum, network_id)
