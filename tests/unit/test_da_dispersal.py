@@ -141,6 +141,11 @@ def test_bench_window_sizes_and_aims() -> None:
     from zg_actors.da.bench import INITIAL_WINDOW, initial_window_for
     assert initial_window_for(512, 64) == 128  # two batches of 64
     assert initial_window_for(512, 8) == INITIAL_WINDOW and initial_window_for(24, 64) == 24
+    from zg_actors.da.bench import MAX_SENDERS, MIN_SENDERS, senders_for
+    # Small blobs: many calls open, so that the gateway's groups fill; big ones: two.
+    assert senders_for(128 << 10) == MAX_SENDERS == 64 and senders_for(1) == MAX_SENDERS
+    assert senders_for(2 << 20) == 4
+    assert senders_for(16 << 20) == senders_for(32_505_852) == MIN_SENDERS == 2
 
     def run(backend: str, size: int, mb_s: float, ratio: float) -> dict:
         return {"backend": backend, "blob_bytes": size, "ratio_to_single_process": ratio,
