@@ -327,8 +327,10 @@ def _byte_sizes(text: str) -> list[int]:
 def cmd_bench_da(args: argparse.Namespace) -> int:
     from zg_actors.da.bench import run_da_bench
 
+    # A full run takes about 20 minutes: progress goes to stderr even with --json (stdout
+    # carries only the JSON report).
     report = run_da_bench(_config(args), duration_s=args.duration, sizes=args.sizes,
-                          backends=args.backend, quiet=args.json, console=console)
+                          backends=args.backend, console=console, table=not args.json)
     emit(args, report, lambda: None)
     return 0
 

@@ -146,6 +146,9 @@ def test_bench_window_sizes_and_aims() -> None:
     assert senders_for(128 << 10) == MAX_SENDERS == 64 and senders_for(1) == MAX_SENDERS
     assert senders_for(2 << 20) == 4
     assert senders_for(16 << 20) == senders_for(32_505_852) == MIN_SENDERS == 2
+    from zg_actors.da.bench import STALL_MARGIN_S, stall_after_s
+    # A blob may wait for its own batch to fill while the one before it is certified.
+    assert stall_after_s(20.0) == 40.0 + STALL_MARGIN_S
 
     def run(backend: str, size: int, mb_s: float, ratio: float) -> dict:
         return {"backend": backend, "blob_bytes": size, "ratio_to_single_process": ratio,
@@ -169,6 +172,11 @@ def test_bench_sustained_rate_leaves_out_the_first_batch_and_the_drain() -> None
     # Batches of 4 blobs seen at 10 s, 20 s, 30 s: 8 blobs over 20 s.
     seen = [10.0] * 4 + [20.0] * 4 + [30.0] * 4
     assert sustained_mb_per_s(seen, MB) == 8 / 20
+    # The offer stopped at 32 s: a last, partial batch that sealed on the interval at
+    # 55 s is the drain, not the steady state.
+    assert sustained_mb_per_s(seen + [55.0], MB, offered_until=32.0) == 8 / 20
+    assert sustained_mb_per_s(seen + [55.0], MB) == 9 / 45
+    assert sustained_mb_per_s(seen, MB, offered_until=15.0) is None  # one round left
     assert sustained_mb_per_s([10.0, 12.0], MB) is None  # too short a span
     assert sustained_mb_per_s([], MB) is None
     stream = {"sustained_mb_per_s": 0.4, "confirmed_mb_per_s": 0.3}

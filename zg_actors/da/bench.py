@@ -7,9 +7,10 @@
    of blobs through the gRPC gateway for --duration seconds (80 s by default, enough for
    6-10 of the 128 MiB certificates of big blobs): blobs FINALIZED, sustained MB/s
    (sustained_mb_per_s: FINALIZED bytes from the first poll round that saw one to the
-   last), whole-run MB/s (finalized bytes / wall time, drain included), latency p50/p99
+   last before the offer stopped), whole-run MB/s (finalized bytes / wall time, drain included), latency p50/p99
    (DisperseBlob -> FINALIZED seen), certificates per network. The bench keeps
-   IN_FLIGHT_BYTES of blobs in flight, so that latency does not cap throughput.
+   IN_FLIGHT_BYTES of blobs in flight, so that latency does not cap throughput, and
+   up to MAX_SENDERS DisperseBlob calls open, so that the gateway's groups fill.
 2. The anchor of each run, in this process with nothing else running, timed
    ANCHOR_REPEATS times just before its deployment starts and ANCHOR_REPEATS times just
    after it stops: the same bytes erasure-coded, with their slice roots and data root
@@ -69,7 +70,8 @@ SENDING_BYTES = 8 * MIB  # ... and at most about these bytes in those calls,
 MIN_SENDERS = 2  # but at least two: one request travels while the client reads a reply
 INITIAL_WINDOW = 64  # blobs in flight at first (at least two full batches; see
 # initial_window_for); + 2 per blob finalized, up to the window
-STALL_MARGIN_S = 15.0  # no new blobs while the oldest has waited batch interval + this
+STALL_MARGIN_S = 15.0  # no new blobs while the oldest has waited two batch intervals (its
+# own batch filling, the one before it being certified) + this
 BENCH_MAX_PENDING_BLOBS = 1024  # the disperser's limit in the bench: the window must fit
 ANCHOR_MIN_BLOBS, ANCHOR_MAX_BLOBS = 4, 256  # 128 KiB: 32 MiB, about 2 s a timing
 ANCHOR_REPEATS = 4  # before and after a run: one 2 s timing here swings by up to 40%
@@ -145,6 +147,7 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
     errors: dict[str, int] = {}  # why blobs did not finalize, with counts
     finalized_at: list[float] = []  # per FINALIZED blob, the poll round that saw it
     sending: set[Future] = set()
+    offered_until: float | None = None
     start = time.time()
     turn = 0
     next_report = start + 5.0
@@ -162,6 +165,10 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
         while True:
             now = time.time()
             offering = now - start < duration_s or want_more(now)
+            if offering:
+                offered_until = None
+            elif offered_until is None:  # the drain starts: the sustained rate ends here
+                offered_until = now
             for sent in [f for f in sending if f.done()]:
                 sending.discard(sent)
                 request_id, started, error = sent.result()
@@ -216,18 +223,32 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             "failed": sum(1 for s, _ in finished.values() if s != "FINALIZED"),
             "unsettled": len(outstanding), "seconds": elapsed,
             "confirmed_mb_per_s": final * blob_bytes / MB / elapsed,
-            "sustained_mb_per_s": sustained_mb_per_s(finalized_at, blob_bytes),
+            "sustained_mb_per_s": sustained_mb_per_s(finalized_at, blob_bytes,
+                                                     offered_until),
             "latency_p50_s": runtime.percentile(latencies, 50),
             "latency_p99_s": runtime.percentile(latencies, 99),
             "finalized_per_network": networks, "errors": errors}
 
 
-def sustained_mb_per_s(finalized_at: Sequence[float], blob_bytes: int) -> float | None:
+def stall_after_s(batch_interval_s: float) -> float:
+    """How long the oldest blob in flight may wait before the client stops offering: a
+    blob waits for its batch to fill (up to one interval) while the batch before it is
+    certified (about another). With one interval (+ 15 s), blobs of py_ecc's 128 MiB
+    batches (p99 34-38 s, blspy's 27-31 s) passed the limit in steady state, so the client
+    paused the slower backend's stream on top of its BLS work."""
+    return 2 * batch_interval_s + STALL_MARGIN_S
+
+
+def sustained_mb_per_s(finalized_at: Sequence[float], blob_bytes: int,
+                       offered_until: float | None = None) -> float | None:
     """Throughput in steady state: bytes of the blobs seen FINALIZED after the first poll
-    round that saw any, over the time from that round to the last one. It leaves out the
-    start (the first batch's latency) and the drain (the last batch's: with 128 MiB
-    batches that is 10-30 s, which would make the whole-run figure measure latency);
-    None when those rounds are under MIN_SUSTAINED_SPAN_S apart."""
+    round that saw any, over the time from that round to the last one up to
+    `offered_until` (when the client stopped offering blobs). It leaves out the start
+    (the first batch's latency) and the drain: once no blobs come, the last batch fills
+    no more and seals only on the batch interval (20 s for big blobs), so counting the
+    rounds after the offer stopped made the figure measure that wait. None when those
+    rounds are under MIN_SUSTAINED_SPAN_S apart."""
+    finalized_at = [t for t in finalized_at if offered_until is None or t <= offered_until]
     if not finalized_at:
         return None
     first, last = min(finalized_at), max(finalized_at)
@@ -305,9 +326,11 @@ def window_for(blob_bytes: int, max_pending_blobs: int) -> int:
 
 def run_da_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
                  sizes: Sequence[int] = DEFAULT_SIZES, backends: Sequence[str] | None = None,
-                 quiet: bool = False, console: Console | None = None) -> dict[str, Any]:
+                 quiet: bool = False, console: Console | None = None,
+                 table: bool = True) -> dict[str, Any]:
     """Per BLS backend and blob size: the anchor, a deployment on an embedded Ray in a
-    temporary data dir, a stream of blobs, teardown, the anchor again."""
+    temporary data dir, a stream of blobs, teardown, the anchor again. Progress goes to
+    `console` (stderr) unless quiet; the result table too, unless quiet or not table."""
     console = console or Console(stderr=True)
     say = (lambda *_: None) if quiet else console.print
     # The reference and the fastest installed backend (issue #5 compares the two).
@@ -346,7 +369,7 @@ def run_da_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
                          "consensus_bls_backend": config.crypto.bls_backend,
                          "object_store_mb": max(config.ray.object_store_mb,
                                                 BENCH_OBJECT_STORE_MB)}}
-    if not quiet:
+    if table and not quiet:
         print_da_bench(console, report)
     return report
 
@@ -377,7 +400,7 @@ def deploy_and_stream(cfg: Config, backend: str, size: int, duration_s: float,
             before = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
             stream = stream_blobs(
                 client, duration_s, size, window=window, say=say, senders=senders_for(size),
-                max_wait_s=interval + STALL_MARGIN_S,
+                max_wait_s=stall_after_s(interval),
                 initial_window=initial_window_for(window, int(batching["max_blobs"])))
             wait_idle(handles["dispersers"], SETTLE_TIMEOUT_S, say)
             after = ray.get(handles["dispersers"][0].stats.remote())["certificates"]
