@@ -7,8 +7,9 @@
    of blobs through the gRPC gateway for --duration seconds (80 s by default, enough for
    6-10 of the 128 MiB certificates of big blobs): blobs FINALIZED, sustained MB/s
    (sustained_mb_per_s: FINALIZED bytes from the first poll round that saw one to the
-   last before the offer stopped), whole-run MB/s (finalized bytes / wall time, drain included), latency p50/p99
-   (DisperseBlob -> FINALIZED seen), certificates per network. The bench keeps
+   last before the offer stopped), whole-run MB/s (finalized bytes / wall time, drain
+   included), latency p50/p99 (DisperseBlob -> FINALIZED seen), certificates per
+   network. The bench keeps
    IN_FLIGHT_BYTES of blobs in flight, so that latency does not cap throughput, and
    up to MAX_SENDERS DisperseBlob calls open, so that the gateway's groups fill.
 2. The anchor of each run, in this process with nothing else running, timed
