@@ -64,7 +64,7 @@ MIN_WINDOW, MAX_WINDOW = 2, 512
 MIN_SUSTAINED_SPAN_S = 5.0  # a sustained rate needs finalizations at least this far apart
 # DisperseBlob calls the bench client has open at once: enough that the gateway's group
 # commit fills (it sends the requests waiting together in one call, one LMDB sync): on
-# this 2-core machine 128 KiB blobs went 5.0, 5.6, 6.0 and 6.4 MB/s with 8, 16, 32 and 64
+# this 2-core machine 128 KiB blobs went 5.0, 5.6, 6.1 and 6.4 MB/s with 8, 16, 32 and 64
 # calls open, and 2 MiB blobs 7.6 and 9.9 MB/s with 2 and 4, at the same CPU use.
 MAX_SENDERS = 64
 SENDING_BYTES = 8 * MIB  # ... and at most about these bytes in those calls,
