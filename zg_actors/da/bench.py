@@ -9,9 +9,9 @@
    (sustained_mb_per_s: FINALIZED bytes from the first poll round that saw one to the
    last before the offer stopped), whole-run MB/s (finalized bytes / wall time, drain
    included), latency p50/p99 (DisperseBlob -> FINALIZED seen), certificates per
-   network. The bench keeps
-   IN_FLIGHT_BYTES of blobs in flight, so that latency does not cap throughput, and
-   up to MAX_SENDERS DisperseBlob calls open, so that the gateway's groups fill.
+   network. The bench keeps IN_FLIGHT_BYTES of blobs in flight, so that latency does
+   not cap throughput, and up to MAX_SENDERS DisperseBlob calls open, so that the
+   gateway's groups fill.
 2. The anchor of each run, in this process with nothing else running, timed
    ANCHOR_REPEATS times just before its deployment starts and ANCHOR_REPEATS times just
    after it stops: the same bytes erasure-coded, with their slice roots and data root
@@ -71,8 +71,7 @@ SENDING_BYTES = 8 * MIB  # ... and at most about these bytes in those calls,
 MIN_SENDERS = 2  # but at least two: one request travels while the client reads a reply
 INITIAL_WINDOW = 64  # blobs in flight at first (at least two full batches; see
 # initial_window_for); + 2 per blob finalized, up to the window
-STALL_MARGIN_S = 15.0  # no new blobs while the oldest has waited two batch intervals (its
-# own batch filling, the one before it being certified) + this
+STALL_MARGIN_S = 15.0  # beyond two batch intervals: see stall_after_s
 BENCH_MAX_PENDING_BLOBS = 1024  # the disperser's limit in the bench: the window must fit
 ANCHOR_MIN_BLOBS, ANCHOR_MAX_BLOBS = 4, 256  # 128 KiB: 32 MiB, about 2 s a timing
 ANCHOR_REPEATS = 4  # before and after a run: one 2 s timing here swings by up to 40%
