@@ -112,15 +112,6 @@ def test_many_parity_rows_match_the_definition(data: bytes, k: int, m: int) -> N
         assert np.array_equal(erasure.encode_parity(matrix, m, backend=name), expected), name
 
 
-def test_gpu_kernel_configuration_runs_on_numpy_arrays() -> None:
-    """The cupy backend calls the lookup kernel with no take mode and one chunk; same bytes."""
-    data = np.frombuffer(os.urandom(5 * 3000), dtype=np.uint8).reshape(5, 3000)
-    parity = [np.empty(3000, dtype=np.uint8) for _ in range(3)]
-    tables = lookup.ProductTables(np, {})
-    lookup.gf_matmul_lookup(erasure.parity_matrix(5, 3), list(data), parity, tables, 3000)
-    assert np.array_equal(np.stack(parity), reference_parity(data, 3))
-
-
 def test_shard_layout_is_the_padded_payload_in_order() -> None:
     payload = bytes(range(256)) * 10 + b"tail"  # 2564 bytes
     shards = erasure.encode(payload, 4, 2)

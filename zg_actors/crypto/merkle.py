@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from zg_actors.crypto.keccak import HASH_BYTES, keccak256
 from zg_actors.errors import InvalidInput, InvalidProof
@@ -66,10 +67,19 @@ def sector_hashes(data: bytes, sector_bytes: int) -> list[bytes]:
     return [keccak256(data[i:i + sector_bytes]) for i in range(0, len(data), sector_bytes)]
 
 
-def sector_tree_root(data: bytes, sector_bytes: int) -> bytes:
+def sector_tree_root(data: bytes, sector_bytes: int, backend: str | None = None) -> bytes:
     """Root of the 0G tree over `data`'s sector hashes (a DA slice root, a storage segment
-    root); callers check that data is whole sectors."""
-    return merkle_root(sector_hashes(data, sector_bytes))
+    root); callers check that data is whole sectors. `backend` ("cpu", "cupy", "fastest";
+    default this process's, see crypto.sector_tree) picks the hardware, not the result."""
+    return sector_tree_roots(data, sector_bytes, backend)[0]
+
+
+def sector_tree_roots(rows: Any, sector_bytes: int, backend: str | None = None) -> list[bytes]:
+    """sector_tree_root of each row of a rows x length uint8 array (numpy, or CuPy on a GPU),
+    in one pass: on a GPU every row shares each kernel launch."""
+    from zg_actors.crypto import sector_tree  # it imports this module
+
+    return sector_tree.resolve(backend).roots(rows, sector_bytes)
 
 
 def proof_from_levels(levels: list[list[bytes]], index: int) -> MerkleProof:

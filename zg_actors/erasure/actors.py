@@ -21,7 +21,6 @@ import ray
 from ray.exceptions import GetTimeoutError, RayTaskError
 
 from zg_actors.config import CodecConfig
-from zg_actors.crypto.merkle import merkle_root, sector_tree_root
 from zg_actors.erasure import backends, code
 from zg_actors.erasure.backends import Backend
 from zg_actors.erasure.code import SECTOR_BYTES, BytesLike
@@ -73,11 +72,12 @@ class EncoderActor:
         """encode_many, each result with the root of the 0G tree over each shard's
         `unit`-byte sectors and the 0G tree's root over those (a DA blob's slice roots
         and data root): the hashing, which costs more than the code, then runs in this
-        process instead of the caller's."""
+        process instead of the caller's, on the GPU when the actor encodes there."""
         out = []
-        for shards in self.encode_many(payloads, k, m, unit):
-            roots = [sector_tree_root(row.tobytes(), unit) for row in shards]
-            out.append((shards, roots, merkle_root(roots)))
+        for payload in payloads:
+            shards, roots, root = code.encode_with_roots(payload, k, m, unit,
+                                                         backend=self._ready())
+            out.append((np.ascontiguousarray(shards), roots, root))
         return out
 
     def encode_data(self, data: np.ndarray, m: int) -> np.ndarray:

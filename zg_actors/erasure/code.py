@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from zg_actors.crypto.merkle import merkle_root, sector_tree_roots
 from zg_actors.erasure import backends
 from zg_actors.erasure.backends import Backend
 from zg_actors.erasure.errors import (
@@ -114,6 +115,30 @@ def encode(payload: BytesLike, k: int, m: int, unit: int = SECTOR_BYTES,
         shards[j, len(piece):] = 0
     _backend(backend).matmul(parity_matrix(k, m), list(shards[:k]), list(shards[k:]))
     return shards
+
+
+def encode_with_roots(payload: BytesLike, k: int, m: int, unit: int = SECTOR_BYTES,
+                      backend: Backend | str | None = None
+                      ) -> tuple[np.ndarray, list[bytes], bytes]:
+    """encode, plus the root of the 0G tree over each shard's `unit`-byte sectors and the
+    tree's root over those roots (a DA blob's slice roots and data root).
+
+    With the cupy backend the shards are hashed on the GPU where they were encoded, and
+    only the roots and the shards come back; other backends hash on this CPU.
+    """
+    chosen = _backend(backend)
+    if chosen.name != "cupy":
+        shards = encode(payload, k, m, unit, backend=chosen)
+        roots = sector_tree_roots(shards, unit, backend="cpu")
+        return shards, roots, merkle_root(roots)
+    check_parameters(k, m)
+    data = data_matrix(payload, k, unit)
+    cp = chosen.cupy
+    device = cp.empty((k + m, data.shape[1]), dtype=cp.uint8)
+    device[:k] = cp.asarray(data)
+    chosen.matmul_device(parity_matrix(k, m), list(device[:k]), list(device[k:]))
+    roots = sector_tree_roots(device, unit, backend="cupy")
+    return device.get(), roots, merkle_root(roots)
 
 
 def _check_data_matrix(data: Any, m: int) -> np.ndarray:

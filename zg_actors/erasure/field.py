@@ -44,10 +44,19 @@ def gf_inverse(a: int) -> int:
 
 
 @functools.cache
-def mul_table() -> np.ndarray:
-    """The full 256 x 256 product table: mul_table()[a, b] == gf_mul(a, b)."""
+def log_exp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """reedsolo's tables: log[a] for a != 0 (log[0] is a placeholder) and exp[i] for
+    0 <= i < 510, so that exp[log[a] + log[b]] == gf_mul(a, b) for nonzero a and b."""
     log = np.frombuffer(bytes(_LOG), dtype=np.uint8).astype(np.intp)
     exp = np.frombuffer(bytes(_EXP), dtype=np.uint8)
+    log.flags.writeable = False
+    return log, exp
+
+
+@functools.cache
+def mul_table() -> np.ndarray:
+    """The full 256 x 256 product table: mul_table()[a, b] == gf_mul(a, b)."""
+    log, exp = log_exp_tables()
     table = exp[log[:, None] + log[None, :]]
     table[0, :] = 0  # log(0) is undefined; reedsolo's table holds a placeholder there
     table[:, 0] = 0

@@ -1,8 +1,8 @@
-"""The numpy backend: GF(2^8) products by table lookup, vectorised; the same kernel runs on CuPy.
+"""The numpy backend: GF(2^8) products by table lookup, vectorised.
 
 Two kernels, both exact, picked by the number of output rows r:
 
-- `gf_matmul_lookup` (few rows, and the CuPy path): each product c * d is a
+- `gf_matmul_lookup` (few rows): each product c * d is a
   gather from c's table. numpy's gather costs about the same per element
   whether the element is one byte or two, so it looks up two data bytes at
   once in a 65536-entry uint16 table per coefficient (a "pair table"): half
@@ -19,8 +19,6 @@ Two kernels, both exact, picked by the number of output rows r:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
@@ -47,23 +45,19 @@ _SHIFT_7 = np.uint64(7)
 
 
 class ProductTables:
-    """GF(2^8) product tables on one device (numpy's host memory or a CuPy GPU)."""
+    """GF(2^8) product tables in host memory."""
 
-    def __init__(self, xp: ModuleType, take_options: dict[str, Any]) -> None:
-        self.xp = xp
-        # numpy buffers `out` when take checks bounds (mode="raise"); indexes are always
-        # in range here, so the numpy backend passes mode="clip". CuPy has no mode.
-        self.take_options = take_options
-        self.single = xp.asarray(field.mul_table())
-        self._pairs: dict[int, Any] = {}  # {coefficient: uint16 table of 65536 products}
+    def __init__(self) -> None:
+        self.single = field.mul_table()
+        self._pairs: dict[int, np.ndarray] = {}  # {coefficient: uint16 table of 65536 products}
 
-    def pairs(self, coefficient: int) -> Any:
+    def pairs(self, coefficient: int) -> np.ndarray:
         """Products of `coefficient` with both bytes of every uint16, in memory byte order."""
         table = self._pairs.get(coefficient)
         if table is None:
             every_pair = np.arange(PAIR_TABLE_ENTRIES, dtype=np.uint16).view(np.uint8)
-            host = field.mul_table()[coefficient][every_pair].view(np.uint16)
-            table = self._pairs[coefficient] = self.xp.asarray(host)
+            table = self._pairs[coefficient] = (
+                field.mul_table()[coefficient][every_pair].view(np.uint16))
         return table
 
 
@@ -74,14 +68,13 @@ def lookup_chunk_bytes(output_rows: int) -> int:
     return max(MIN_CHUNK_BYTES, min(MAX_CHUNK_BYTES, chunk - chunk % 64))
 
 
-def gf_matmul_lookup(matrix: np.ndarray, sources: Sequence[Any], outputs: Sequence[Any],
-                     tables: ProductTables, chunk_bytes: int) -> None:
+def gf_matmul_lookup(matrix: np.ndarray, sources: Sequence[np.ndarray],
+                     outputs: Sequence[np.ndarray], tables: ProductTables,
+                     chunk_bytes: int) -> None:
     """outputs[i] = XOR over j of matrix[i, j] * sources[j], bytewise in GF(2^8), by gathers.
 
-    sources and outputs are 1-D uint8 arrays of one length on the tables' device;
-    matrix is a host r x k uint8 array.
+    sources and outputs are 1-D uint8 arrays of one length; matrix is r x k uint8.
     """
-    xp = tables.xp
     coefficients = matrix.tolist()
     if not outputs:
         return
@@ -90,8 +83,8 @@ def gf_matmul_lookup(matrix: np.ndarray, sources: Sequence[Any], outputs: Sequen
     paired = length % 2 == 0
     width, element = (2, np.uint16) if paired else (1, np.uint8)
     chunk = max(width, min(length, chunk_bytes) // width * width)
-    indexes = xp.empty(chunk // width, dtype=np.intp)
-    scratch = xp.empty(chunk // width, dtype=element)
+    indexes = np.empty(chunk // width, dtype=np.intp)
+    scratch = np.empty(chunk // width, dtype=element)
     for start in range(0, length, chunk):
         stop = min(length, start + chunk)
         index = indexes[:(stop - start) // width]
@@ -109,16 +102,18 @@ def gf_matmul_lookup(matrix: np.ndarray, sources: Sequence[Any], outputs: Sequen
                     term = data
                 else:
                     if not indexed:
-                        xp.copyto(index, data, casting="unsafe")
+                        np.copyto(index, data, casting="unsafe")
                         indexed = True
                     table = tables.pairs(coefficient) if paired else tables.single[coefficient]
                     term = product if written[i] else target
-                    xp.take(table, index, out=term, **tables.take_options)
+                    # numpy buffers `out` when take checks bounds (mode="raise"); indexes
+                    # are always in range here.
+                    np.take(table, index, out=term, mode="clip")
                     if not written[i]:
                         written[i] = True
                         continue
                 if written[i]:
-                    xp.bitwise_xor(target, term, out=target)
+                    np.bitwise_xor(target, term, out=target)
                 else:
                     target[...] = term
                     written[i] = True
@@ -192,7 +187,7 @@ class NumpyBackend:
     name = "numpy"
 
     def __init__(self) -> None:
-        self.tables = ProductTables(np, {"mode": "clip"})
+        self.tables = ProductTables()
 
     def matmul(self, matrix: np.ndarray, sources: Sequence[np.ndarray],
                outputs: Sequence[np.ndarray]) -> None:
