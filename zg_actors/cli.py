@@ -194,6 +194,15 @@ def cmd_bench_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from zg_actors.gpu_check import format_report, run_gpu_check
+
+    result = run_gpu_check(args.payload_mib, args.tree_mib, cpu_only=args.cpu_only)
+    emit(args, result, lambda: console.print(format_report(result), highlight=False,
+                                             markup=False))
+    return 1 if result.get("failures") else 0
+
+
 # ---- data availability (zg_actors/da, rpc) ---------------------------------------------
 def _gateway(args: argparse.Namespace, config: Config) -> str:
     return args.gateway or f"127.0.0.1:{config.da.gateway_port}"
@@ -392,6 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
     codec = command("codec", cmd_bench_codec, "erasure-code encode/decode MB/s per backend "
                     "beside zfec and pyeclib", bench_sub)
     codec.add_argument("--backend", help="only this backend")
+    gpu = command("gpu", cmd_bench_gpu, "the GPU paths on this machine's GPU: the cupy codec "
+                  "checked against reference and numpy and timed (10+4 device-resident and "
+                  "host to host), GPU sector-tree roots checked against the CPU's and timed "
+                  "beside one CPU core; exit 1 if any result differs", bench_sub)
+    gpu.add_argument("--payload-mib", type=int, default=256,
+                     help="10+4 timing payload in MiB (256)")
+    gpu.add_argument("--tree-mib", type=int, default=64, help="sector-tree timing MiB (64)")
+    gpu.add_argument("--cpu-only", action="store_true",
+                     help="only the CPU anchor (machines without a GPU)")
     bench_da = command("da", cmd_bench_da, "sustained and whole-run MB/s and latency of "
                        "DA dispersal through the gateway for each blob size and BLS "
                        "backend, beside encode + roots of the same bytes in one process "

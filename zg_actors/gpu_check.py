@@ -1,4 +1,4 @@
-"""`zg bench gpu` / `python -m zg_actors.gpu_check`: the GPU paths checked and timed on one GPU.
+"""`zg bench gpu` (or `python -m zg_actors.gpu_check`, without Ray): GPU paths checked and timed.
 
 1. The cupy erasure backend against the reference and numpy backends: parity,
    and decodes under several loss patterns (all parity lost, exactly m lost,
@@ -167,6 +167,9 @@ def time_codec(cupy_backend: Any, payload_mib: int, rng: np.random.Generator) ->
     host_encode_s = wall_median_s(lambda: code.encode(host_payload, k, m, backend=cupy_backend))
     host_decode_s = wall_median_s(lambda: code.decode(kept, k, m, payload_bytes,
                                                       backend=cupy_backend))
+    host_rows = data.get()
+    copy_in_s = wall_median_s(lambda: cp.asarray(host_rows))  # pageable: synchronous
+    copy_out_s = wall_median_s(lambda: data.get())
     numpy_encode_s = wall_median_s(lambda: code.encode(host_payload[:16 * MIB], k, m,
                                                        backend=backends.fastest(gpu=False)),
                                    runs=3)
@@ -178,6 +181,8 @@ def time_codec(cupy_backend: Any, payload_mib: int, rng: np.random.Generator) ->
             "encode_hbm_gb_s": moved / encode_s / GB, "peak_hbm_gb_s": PEAK_HBM_GB_S,
             "host_encode_gb_s": payload_bytes / host_encode_s / GB,
             "host_decode_gb_s": payload_bytes / host_decode_s / GB,
+            "copy_to_gpu_gb_s": payload_bytes / copy_in_s / GB,
+            "copy_from_gpu_gb_s": payload_bytes / copy_out_s / GB,
             "cpu_backend": backends.fastest(gpu=False).name,
             "cpu_encode_gb_s": 16 * MIB / numpy_encode_s / GB,
             "aim_encode_gb_s": AIM_ENCODE_GB_S, "identical": identical,
@@ -302,7 +307,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"  decode (4 data shards rebuilt) {timing['device_decode_gb_s']:.1f} GB/s "
             f"({timing['device_decode_ms']:.2f} ms)",
             f"10+4 host to host (PCIe copies included): encode {timing['host_encode_gb_s']:.2f}"
-            f" GB/s, decode {timing['host_decode_gb_s']:.2f} GB/s; CPU backend "
+            f" GB/s, decode {timing['host_decode_gb_s']:.2f} GB/s (one plain copy of the "
+            f"payload: to the GPU {timing['copy_to_gpu_gb_s']:.2f} GB/s, back "
+            f"{timing['copy_from_gpu_gb_s']:.2f} GB/s); CPU backend "
             f"{timing['cpu_backend']} in the same run: encode {timing['cpu_encode_gb_s']:.2f} GB/s"
             f" (device-resident GPU {timing['device_encode_gb_s'] / timing['cpu_encode_gb_s']:.0f}"
             "x)"]
