@@ -210,7 +210,7 @@ def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_su
                        cluster=True)
     download.add_argument("root", metavar="ROOT",
                           help="file root, or ROOT1,ROOT2,... for a split file")
-    download.add_argument("out")
+    download.add_argument("out", metavar="OUT", help="file to write (its directory must exist)")
     info = command("file-info", cmd_file_info, "size, entries and status (UPLOADING or "
                    "FINALIZED) of a file root, or of a split file given as ROOT1,ROOT2,... "
                    "(FINALIZED once every fragment is)", cluster=True)

@@ -219,6 +219,7 @@ class StorageClient:
         then UploadIncomplete names the segments and miners still missing. Without
         `wait` every shard is sent once and `status` says UPLOADING unless the entry is
         already FINALIZED; `missing` lists {miner: [segments]} not acknowledged.
+        `shards_resent` counts the shards that needed more than one send.
 
         A file over storage.max_entry_bytes is split (like 0G's client with
         --fragment-size) into consecutive fragments, each its own flow entry with its own
@@ -252,6 +253,7 @@ class StorageClient:
                 "size": len(data), "segments": total,
                 "status": STATUS_FINALIZED if finalized else STATUS_UPLOADING,
                 "shard_acks": sum(f["shard_acks"] for f in fragments),
+                "shards_resent": sum(f["shards_resent"] for f in fragments),
                 "roots": [f["root"] for f in fragments],
                 "fragments": [{k: f[k] for k in ("root", "size", "tx_seq", "segments",
                                                  "status", "missing")}
@@ -299,6 +301,7 @@ class StorageClient:
                 acks, missing = self._send_segments(net, committed["tx_seq"], tree, padded,
                                                     on_progress)
             info = committed
+        unacknowledged = len(missing)  # after the first pass
         if wait and info["status"] != STATUS_FINALIZED:
             acks += self._resend_missing(net, info["tx_seq"], tree, padded, missing, deadline)
             missing = set()
@@ -307,7 +310,8 @@ class StorageClient:
             info = self._query(net, "entry", info["tx_seq"])
         return {"root": tree.root, "tx_seq": info["tx_seq"], "size": len(data),
                 "segments": tree.segments, "status": info["status"], "shard_acks": acks,
-                "missing": _by_miner(missing), "seconds": time.time() - started}
+                "shards_resent": unacknowledged if wait else 0, "missing": _by_miner(missing),
+                "seconds": time.time() - started}
 
     def _resend_missing(self, network_id: int, tx_seq: int, tree: FileTree, padded: bytes,
                         missing: set[tuple[int, int]], deadline: float) -> int:
