@@ -14,7 +14,13 @@ from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import SEGMENT_BYTES
 from zg_actors.storage.errors import DataUnavailable
 from zg_actors.storage.file import file_tree, pad
-from zg_actors.storage.miner import EntryRef, MinerStore, Redundancy
+from zg_actors.storage.miner import (
+    EntryRef,
+    MinerStore,
+    Redundancy,
+    collect_shards,
+    rebuild_segment,
+)
 from zg_actors.storage.placement import miner_shard, shard_miner
 from zg_actors.storage.repair import (
     Rebuild,
@@ -192,3 +198,20 @@ def test_an_own_shard_rebuilt_completes_the_miner_and_bad_shards_store_nothing(
     assert store.pending_confirmations() == [(0, TX_SEQ)]
     assert store.holdings()[(0, TX_SEQ)][2] == {s: miner_shard(TX_SEQ, s, miner, 4, 3)
                                                 for s in own}
+
+
+def test_collect_shards_joins_answers_per_segment() -> None:
+    entry, tree, padded = entry_with()
+    shards = {s: canonical(tree, padded, s) for s in range(3)}
+    proof = tree.proof(1).to_list()
+
+    def answer(segment: int, shard: int) -> dict:
+        return {"shard": shard, "data": shards[segment][shard],
+                "proof": tree.proof(segment).to_list()}
+
+    fetched = collect_shards([([0, 1], [answer(0, 2), answer(1, 0)]),
+                              ([1, 2], [answer(1, 1), None])])
+    assert sorted(fetched) == [0, 1]  # nobody answered for segment 2
+    assert sorted(fetched[1][0]) == [0, 1] and fetched[1][1].to_list() == proof
+    assert rebuild_segment(entry, 1, fetched[1][0], fetched[1][1], K2M1)[0] == \
+        tree.segment(padded, 1)

@@ -33,6 +33,7 @@ from zg_actors.storage.miner import (
     EntryRef,
     MinerStore,
     Redundancy,
+    collect_shards,
     rebuild_segment,
     unpack_deliveries,
 )
@@ -277,13 +278,7 @@ class StorageMiner:
                 by_source.setdefault(source, []).append(segment)
         answers = await asyncio.gather(*(self._peer_shards(entry, source, segments)
                                          for source, segments in by_source.items()))
-        fetched: dict[int, tuple[dict[int, np.ndarray], Any]] = {}
-        for segments, got in zip(by_source.values(), answers, strict=True):
-            for segment, answer in zip(segments, got, strict=True):
-                if answer is not None:
-                    shards, _ = fetched.setdefault(segment, ({}, None))
-                    shards[answer["shard"]] = answer["data"]
-                    fetched[segment] = (shards, proof_from_list(answer["proof"]))
+        fetched = collect_shards(zip(by_source.values(), answers, strict=True))
         kept: list[int] = []
         failed: dict[int, str] = {}
         for segment, shard, _ in rebuilds:

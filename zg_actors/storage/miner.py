@@ -12,7 +12,7 @@ only then is it acknowledged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -151,6 +151,20 @@ def rebuild_segment(entry: EntryRef, index: int, shards: Mapping[int, np.ndarray
     raise DataUnavailable(f"segment {index} of entry {entry.tx_seq}: no {k} of the shards "
                           f"{sorted(shards)} decode to data matching the root ({last})",
                           segment=index, shards=len(shards))
+
+
+def collect_shards(answers: Iterable[tuple[Sequence[int], Sequence[dict | None]]]
+                   ) -> dict[int, tuple[dict[int, np.ndarray], MerkleProof]]:
+    """{segment: ({shard index: data}, segment proof)} from miners' get_shards answers,
+    each (segments asked, one answer per segment: None where that miner keeps none)."""
+    fetched: dict[int, tuple[dict[int, np.ndarray], MerkleProof]] = {}
+    for segments, got in answers:
+        for segment, answer in zip(segments, got, strict=True):
+            if answer is not None:
+                shards = fetched[segment][0] if segment in fetched else {}
+                shards[answer["shard"]] = answer["data"]
+                fetched[segment] = (shards, proof_from_list(answer["proof"]))
+    return fetched
 
 
 class MinerStore:

@@ -22,7 +22,7 @@ import ray
 from zg_actors.chain.actors import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
-from zg_actors.crypto.merkle import merkle_root, proof_from_list
+from zg_actors.crypto.merkle import merkle_root
 from zg_actors.erasure import data_matrix
 from zg_actors.errors import InvalidInput, InvalidProof, Unavailable, ZgError
 from zg_actors.runtime import call as _call
@@ -54,7 +54,7 @@ from zg_actors.storage.file import (
     split_fragments,
 )
 from zg_actors.storage.flow import MODULE, storage_fee
-from zg_actors.storage.miner import EntryRef, rebuild_segment
+from zg_actors.storage.miner import EntryRef, collect_shards, rebuild_segment
 from zg_actors.storage.placement import assigned_miners, client_account, shard_miner
 
 CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
@@ -525,18 +525,13 @@ class StorageClient:
     def _collect_window(self, requested: list[tuple[list[int], Any]]
                         ) -> dict[int, tuple[dict[int, np.ndarray], Any]]:
         """{segment: ({shard: data}, proof)} from the answers that came back."""
-        fetched: dict[int, tuple[dict[int, np.ndarray], Any]] = {}
+        answered = []
         for indexes, ref in requested:
             try:
-                answers = _call(ref, timeout=CALL_TIMEOUT_S)
+                answered.append((indexes, _call(ref, timeout=CALL_TIMEOUT_S)))
             except Exception:  # that miner is down: the segment is fetched again
                 continue
-            for index, got in zip(indexes, answers, strict=True):
-                if got is not None:
-                    shards, _ = fetched.setdefault(index, ({}, None))
-                    shards[got["shard"]] = got["data"]
-                    fetched[index] = (shards, proof_from_list(got["proof"]))
-        return fetched
+        return collect_shards(answered)
 
     def _segment_from_all(self, entry: EntryRef, index: int) -> tuple[bytes, bytes]:
         """Segment `index` from every miner that keeps a shard of it, retrying while
