@@ -14,7 +14,7 @@ import ray
 from zg_actors import runtime
 from zg_actors.cli import main
 from zg_actors.errors import ZgError
-from zg_actors.storage.actors import find_miners, miner_name, stop_miners
+from zg_actors.storage.actors import StorageMiner, find_miners, miner_name, stop_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.errors import UploadIncomplete, WrongEntry
 from zg_actors.storage.file import file_tree, pad, split_fragments
@@ -189,6 +189,14 @@ def test_a_miner_crashing_mid_upload_is_sent_again_and_the_file_outlives_more_th
     with pytest.raises(UploadIncomplete, match="miner 0 has not acknowledged segments") as info:
         impatient.upload(small, network_id)
     assert "miner 3" in str(info.value) and info.value.details["tx_seq"] == sent["tx_seq"]
+    # A new miner 0 on an empty store: the repairer refills it, unasked, back to k + m.
+    fresh = config.replace(data_dir=config.data_dir + "/fresh")
+    replacement = StorageMiner.options(name=miner_name(0), num_cpus=0.1).remote(
+        fresh.to_dict(), 0, fresh.data_dir)
+    assert runtime.wait_for(lambda: [len(h) for h in shards_on_live_miners(
+        config, network_id, receipt["tx_seq"]).values()] == [shards] * segments, 180, 1.0)
+    assert ray.get(replacement.stats.remote())["shards"] > 0
+    assert client.download(root) == data
 
 
 def test_download_of_an_unknown_root_starts_no_miners(deployment, tmp_path, capsys) -> None:
