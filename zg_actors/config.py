@@ -251,6 +251,14 @@ class StorageConfig:
     blocks_per_year: int = 100_000  # devnet year for the decay schedule (mainnet: ~63M blocks)
     base_reward: int = 10**15  # paid per valid answer from the donated base pool while it lasts
     royalty_bps: int = 1_000  # share of a synced miner's answer reward to the first holder
+    # Redundancy upkeep. An upload waits this long for every shard to be held and the
+    # entry FINALIZED, re-sending to miners that Ray restarted; then it fails naming the
+    # segments and miners still missing.
+    upload_deadline_s: float = 120.0
+    repair_interval_s: float = 2.0  # the repairer asks every miner what it keeps this often
+    # A shard missing this long is rebuilt from k others: longer than a crashed miner
+    # takes to restart, or an upload to deliver a segment's last shard.
+    repair_grace_s: float = 10.0
 
     @property
     def shards(self) -> int:
@@ -283,6 +291,11 @@ class StorageConfig:
                self.pora_difficulty)
         _check(f"{path}.max_mining_range_sectors", self.max_mining_range_sectors >= 1024,
                "must be >= 1024 (one load)", self.max_mining_range_sectors)
+        for name in ("upload_deadline_s", "repair_interval_s"):
+            _check(f"{path}.{name}", getattr(self, name) > 0, "must be > 0 seconds",
+                   getattr(self, name))
+        _check(f"{path}.repair_grace_s", self.repair_grace_s >= 0, "must be >= 0 seconds",
+               self.repair_grace_s)
         _check(f"{path}.reward_schedule", self.reward_schedule in ("linear", "decay"),
                "must be linear or decay", self.reward_schedule)
         for name in ("wanted_answers_per_epoch", "answer_window_blocks",

@@ -1,10 +1,11 @@
 """The storage log layer on a real local Ray cluster: upload, verified download,
-rejection of bad segments, miner loss and repair."""
+rejection of bad segments, a miner crashing mid-upload, miner loss and the repairer."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ import ray
 from zg_actors import runtime
 from zg_actors.cli import main
 from zg_actors.errors import ZgError
-from zg_actors.storage.actors import StorageMiner, miner_name, stop_miners
-from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED
-from zg_actors.storage.errors import WrongEntry
+from zg_actors.storage.actors import StorageMiner, find_miners, miner_name, stop_miners
+from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
+from zg_actors.storage.errors import UploadIncomplete, WrongEntry
 from zg_actors.storage.file import file_tree, pad, split_fragments
 from zg_actors.storage.sdk import StorageClient
 
@@ -35,6 +36,8 @@ def cli_json(capsys) -> dict:
 @pytest.fixture
 def storage(deployment):
     d, config = deployment
+    # A quick repairer: rebuild what has been missing for 5 s (a restart takes ~1-3 s here).
+    config = config.replace(**{"storage.repair_grace_s": 5.0, "storage.repair_interval_s": 1.0})
     network_id = ray.get(d.manager.launch_network.remote(4))["network_id"]
     client = StorageClient(config)
     yield client, config, network_id
@@ -122,20 +125,84 @@ def test_upload_download_reject_mine_lose_a_miner_and_rebuild(storage, tmp_path,
     report = client.mine(network_id, [0], epochs=1)[0]
     assert report["answers"] >= 1 and report["iterations"] >= 1, report
     assert report["rewards_paid"] >= config.storage.base_reward, report
-    # Faults: one miner (m = 1) dies; the file still downloads byte-identical, and a new
-    # miner on a fresh store takes its place and rebuilds its shards from the others.
-    root = receipt["root"]
-    victim = 1
-    ray.kill(ray.get_actor(miner_name(victim)), no_restart=True)
-    assert client.download(root) == data
-    fresh = config.replace(data_dir=config.data_dir + "/fresh")
-    replacement = StorageMiner.options(name=miner_name(victim), num_cpus=0.1).remote(
-        fresh.to_dict(), victim, fresh.data_dir)
-    rebuilt = client.repair(root)
-    assert rebuilt[victim], rebuilt
-    assert ray.get(replacement.stats.remote())["shards"] == len(rebuilt[victim])
-    ray.kill(ray.get_actor(miner_name((victim + 1) % config.storage.miners)), no_restart=True)
-    assert client.download(root) == data  # the rebuilt shards serve in its place
     # A crashed miner that Ray restarts reopens its LMDB store: its shards still serve.
     runtime.kill_actor(ray.get_actor(miner_name(0)), restart=True)
+    assert client.download(receipt["root"]) == data
+
+
+def shards_on_live_miners(config, network_id: int, tx_seq: int) -> dict[int, set[int]]:
+    """{segment: shard indexes the live miners keep} of one entry."""
+    held: dict[int, set[int]] = {}
+    for handle in find_miners(config).values():
+        try:
+            holdings = ray.get(handle.holdings.remote(), timeout=30)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            continue
+        for segment, shard in holdings.get((network_id, tx_seq), (b"", 0, {}))[2].items():
+            held.setdefault(segment, set()).add(shard)
+    return held
+
+
+def test_a_miner_crashing_mid_upload_is_sent_again_and_the_file_outlives_more_than_m_losses(
+        storage) -> None:
+    client, config, network_id = storage
+    shards = config.storage.data_shards + config.storage.parity_shards
+    # Issue 17's scenario: 26 MiB (104 segments, 312 shards); miner 2 crashes (Ray
+    # restarts it) once the entry is on chain, while its shards are in flight.
+    data = os.urandom(26 * 2**20)
+    root = file_tree(data).root
+
+    def crash_when_submitted() -> None:
+        runtime.wait_for(lambda: client._query(network_id, "file_info", root) is not None,
+                         120, 0.02)
+        runtime.kill_actor(ray.get_actor(miner_name(2)), restart=True)
+
+    crasher = threading.Thread(target=crash_when_submitted)
+    crasher.start()
+    receipt = client.upload(data, network_id)
+    crasher.join()
+    segments = receipt["segments"]
+    # Success means FINALIZED: the shards miner 2 lost were sent again after its restart.
+    assert receipt["status"] == STATUS_FINALIZED == client.file_info(root)["status"]
+    assert receipt["shards_resent"] > 0, "the crash hit no shard in flight"
+    assert receipt["shard_acks"] == segments * shards
+    assert all(len(held) == shards for held in
+               shards_on_live_miners(config, network_id, receipt["tx_seq"]).values())
+    # m = 1 miner lost for good: the file still downloads byte-identical, and the
+    # repairer, unasked, rebuilds that miner's shards from k peers onto live miners.
+    ray.kill(ray.get_actor(miner_name(3)), no_restart=True)
     assert client.download(root) == data
+    assert runtime.wait_for(lambda: [len(h) for h in shards_on_live_miners(
+        config, network_id, receipt["tx_seq"]).values()] == [shards] * segments, 180, 1.0)
+    # Then m more (2 of 4 in all): still byte-identical.
+    ray.kill(ray.get_actor(miner_name(0)), no_restart=True)
+    assert client.download(root) == data
+    # With miners 0 and 3 gone for good, a new upload cannot reach FINALIZED: without
+    # waiting it says UPLOADING and which shards were not acknowledged; waiting, it fails
+    # at its deadline naming the miners and segments.
+    impatient = StorageClient(config.replace(**{"storage.upload_deadline_s": 3.0}),
+                              start=False)
+    small = os.urandom(4 * SEGMENT_BYTES)
+    sent = impatient.upload(small, network_id, wait=False)
+    assert sent["status"] == STATUS_UPLOADING
+    assert set(sent["fragments"][0]["missing"]) == {0, 3}
+    with pytest.raises(UploadIncomplete, match="miner 0 has not acknowledged segments") as info:
+        impatient.upload(small, network_id)
+    assert "miner 3" in str(info.value) and info.value.details["tx_seq"] == sent["tx_seq"]
+    # A new miner 0 on an empty store: the repairer refills it, unasked, back to k + m.
+    fresh = config.replace(data_dir=config.data_dir + "/fresh")
+    replacement = StorageMiner.options(name=miner_name(0), num_cpus=0.1).remote(
+        fresh.to_dict(), 0, fresh.data_dir)
+    assert runtime.wait_for(lambda: [len(h) for h in shards_on_live_miners(
+        config, network_id, receipt["tx_seq"]).values()] == [shards] * segments, 180, 1.0)
+    assert ray.get(replacement.stats.remote())["shards"] > 0
+    assert client.download(root) == data
+
+
+def test_download_of_an_unknown_root_starts_no_miners(deployment, tmp_path, capsys) -> None:
+    unknown = "0x" + "11" * 32
+    assert main(["download", unknown, str(tmp_path / "out.bin"), "--json"]) == 2
+    error = cli_json(capsys)
+    assert error["code"] == "UNKNOWN_FILE" and error["root"] == unknown
+    assert find_miners(deployment[1]) == {}
+    assert not (tmp_path / "out.bin").exists()

@@ -101,6 +101,17 @@ def test_cli_file_root_without_a_cluster(tmp_path, capsys) -> None:
     assert "missing" in json.loads(capsys.readouterr().out)["message"]
 
 
+@pytest.mark.parametrize("out", ["missing-dir/out.bin", "."])
+def test_cli_download_checks_its_output_path_before_any_cluster(tmp_path, capsys,
+                                                                  out: str) -> None:
+    # The unit conftest refuses ray.init: reaching a cluster would fail this test.
+    target = str(tmp_path / out)
+    assert main(["download", "0x" + "11" * 32, target, "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)
+    assert error["code"] == "INVALID_INPUT" and error["out"] == target
+    assert not (tmp_path / "missing-dir").exists()
+
+
 def test_parse_root_names_the_bad_value() -> None:
     assert parse_root("0x" + "ab" * 32) == bytes([0xAB]) * 32
     with pytest.raises(InvalidInput, match="'zz'"):

@@ -67,7 +67,7 @@ class FakeChain:
         self.client.file_info = self.file_info  # type: ignore[method-assign]
         self.client.download = self.download  # type: ignore[method-assign]
 
-    def upload_entry(self, net: int, data: bytes, on_progress) -> dict:
+    def upload_entry(self, net: int, data: bytes, on_progress, wait: bool) -> dict:
         assert len(data) <= self.client.config.storage.max_entry_bytes
         tree = file_tree(data)
         seq = len(self.entries)
@@ -77,7 +77,8 @@ class FakeChain:
         if on_progress:
             on_progress(tree.segments, tree.segments)
         return {"root": tree.root, "tx_seq": seq, "size": len(data), "segments": tree.segments,
-                "shard_acks": tree.segments, "seconds": 0.0}
+                "status": self.entries[tree.root]["status"], "missing": {},
+                "shard_acks": tree.segments, "shards_resent": 0, "seconds": 0.0}
 
     def file_info(self, root: bytes, network_id: int | None = None) -> dict:
         entry = self.entries[root]
@@ -104,6 +105,10 @@ def test_upload_splits_and_download_fragments_joins() -> None:
     assert receipt["size"] == len(data) and receipt["network_id"] == 3
     assert receipt["segments"] == 2 + 2 + 2 == seen[-1][1]
     assert [d for d, _ in seen] == [2, 4, 6]
+    # FINALIZED only once every fragment is (the fake leaves the first one UPLOADING).
+    assert receipt["status"] == STATUS_UPLOADING
+    assert [f["status"] for f in receipt["fragments"]] == [STATUS_UPLOADING,
+                                                           STATUS_FINALIZED, STATUS_FINALIZED]
     assert chain.client.download_fragments(receipt["roots"]) == data
     info = chain.client.fragments_info(receipt["roots"])
     assert info["size"] == len(data) and info["entries"] == 3 and info["segments"] == 6

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from zg_actors import runtime
 from zg_actors.chain.actors import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config, config_from_dict
@@ -25,22 +27,28 @@ from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
 from zg_actors.storage.errors import DataUnavailable, UnknownEntry, UnknownFile, WrongEntry
-from zg_actors.storage.file import SegmentTrees, segment_trees
+from zg_actors.storage.file import SegmentTrees, segment_count, segment_trees
 from zg_actors.storage.flow import node_positions
 from zg_actors.storage.miner import (
     EntryRef,
     MinerStore,
     Redundancy,
+    collect_shards,
     rebuild_segment,
     unpack_deliveries,
 )
 from zg_actors.storage.placement import miner_account, shard_miner
 from zg_actors.storage.pora import FlowReplica, miner_id, search, subtask_opens
+from zg_actors.storage.repair import ShortageClock, plan_repairs
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time is skipped
 CONFIRM_INTERVAL_S = 0.5  # how often pending confirmations are sent on chain
 ENTRY_WAIT_S = 30.0  # how long shards sent ahead of their submission wait for its commit
+REBUILD_TIMEOUT_S = 120.0  # one miner's rebuilds of one entry in a repair round
+REPAIRER_NAME = "zg-storage-repairer"
+REPAIRER_NUM_CPUS = 0.05  # it plans and calls; the miners do the decoding
+REPAIRER_CONCURRENCY = 4  # status and repair() calls answer while a round runs
 TREE_TASK_NUM_CPUS = 0.25  # a file-tree piece is pure hashing: one core's worth at most
 
 
@@ -252,39 +260,59 @@ class StorageMiner:
         self._ensure_confirmer()  # after a restart, pending confirmations resume on first use
         return self.core.get_shard(network_id, tx_seq, index)
 
-    async def repair(self, network_id: int, tx_seq: int) -> dict:
-        """Rebuild every assigned shard this miner lacks from k shards held by other miners."""
+    async def holdings(self) -> dict[tuple[int, int], tuple[bytes, int, dict[int, int]]]:
+        """What this miner keeps: {(network, tx_seq): (root, size, {segment: shard})}."""
+        self._ensure_confirmer()  # the repairer's periodic call resumes a restarted miner
+        return self.core.holdings()
+
+    async def rebuild_shards(self, network_id: int, tx_seq: int,
+                             rebuilds: list[tuple[int, int, list[int]]]) -> dict:
+        """Rebuild shards of entry `tx_seq` that no live miner holds, each given as
+        (segment, shard, source miners), from the sources' shards; keep them (synced) and
+        return the segments kept and, per segment, why one could not be rebuilt."""
         self._ensure_confirmer()
         entry = await self._entry(network_id, tx_seq)
-        rebuilt = []
-        for index in self.core.missing_segments(entry):
-            shards, proof = await self._fetch_shards(entry, index)
-            if proof is None:
-                raise DataUnavailable(f"no peer holds segment {index} of entry {tx_seq}",
-                                      segment=index, tx_seq=tx_seq)
-            segment, _ = rebuild_segment(entry, index, shards, proof, self.redundancy)
-            self.core.accept_segment(entry, index, np.frombuffer(segment, dtype=np.uint8),
-                                     proof)
-            rebuilt.append(index)
-        return {"miner": self.index, "rebuilt": rebuilt}
+        by_source: dict[int, list[int]] = {}
+        for segment, _, sources in rebuilds:
+            for source in sources:
+                by_source.setdefault(source, []).append(segment)
+        answers = await asyncio.gather(*(self._peer_shards(entry, source, segments)
+                                         for source, segments in by_source.items()))
+        fetched = collect_shards(zip(by_source.values(), answers, strict=True))
+        kept: list[int] = []
+        failed: dict[int, str] = {}
+        for segment, shard, _ in rebuilds:
+            shards, proof = fetched.get(segment, ({}, None))
+            try:
+                if proof is None:
+                    raise DataUnavailable(f"no source returned segment {segment} of entry "
+                                          f"{tx_seq}", segment=segment, tx_seq=tx_seq)
+                kept += self.core.keep_rebuilt(entry, [(segment, shard, shards, proof)])
+            except ZgError as exc:  # this one waits for the next round; the others go on
+                failed[segment] = str(exc)
+        return {"miner": self.index, "rebuilt": kept, "failed": failed}
+
+    async def _peer_shards(self, entry: EntryRef, peer: int,
+                           segments: list[int]) -> list[dict | None]:
+        """Peer `peer`'s shards of the given segments; all None if it does not answer."""
+        try:
+            handle = ray.get_actor(miner_name(peer))
+            return await asyncio.wait_for(
+                handle.get_shards.remote(entry.network_id, entry.tx_seq, segments),
+                CALL_TIMEOUT_S)
+        except (TimeoutError, ValueError, ray.exceptions.RayActorError):
+            return [None] * len(segments)
 
     async def _fetch_shards(self, entry: EntryRef, index: int) -> tuple[dict, Any]:
         shards: dict[int, np.ndarray] = {}
         proof = None
-        for shard in range(self.redundancy.shards):
-            owner = shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
-            if owner == self.index:
-                got = self.core.get_shard(entry.network_id, entry.tx_seq, index)
-                if got is not None:
-                    shards[got["shard"]] = got["data"]
-                    proof = proof_from_list(got["proof"])
-                continue
-            try:
-                peer = ray.get_actor(miner_name(owner))
-                got = await asyncio.wait_for(
-                    peer.get_shard.remote(entry.network_id, entry.tx_seq, index), CALL_TIMEOUT_S)
-            except (TimeoutError, ValueError, ray.exceptions.RayActorError):
-                continue  # that peer is gone: the code tolerates m missing shards
+        # Every miner in the segment's rotation order: its own miners first, then those
+        # that may keep a shard in place of a lost one (repair.rebuild_target).
+        for position in range(self.redundancy.miners):
+            owner = shard_miner(entry.tx_seq, index, position, self.redundancy.miners)
+            got = (self.core.get_shard(entry.network_id, entry.tx_seq, index)
+                   if owner == self.index
+                   else (await self._peer_shards(entry, owner, [index]))[0])
             if got is not None:
                 shards[got["shard"]] = got["data"]
                 proof = proof_from_list(got["proof"])
@@ -411,17 +439,116 @@ class StorageMiner:
         paid = await _first_answer(handles, "query", "mine", "rewards", (self.account.address,))
         return {"miner": self.index, "epochs": done, "rewards_paid": paid, **self.mining}
 
-    async def repair_all(self) -> dict:
-        """Repair every entry this miner has heard of (after a restart on an old store)."""
-        rebuilt = {}
-        for entry in self.core.entries():
-            result = await self.repair(entry.network_id, entry.tx_seq)
-            if result["rebuilt"]:
-                rebuilt[f"{entry.network_id}/{entry.tx_seq}"] = result["rebuilt"]
-        return rebuilt
-
     async def stats(self) -> dict:
         return {**self.core.stats(), "rejected": self.rejected}
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, max_concurrency=REPAIRER_CONCURRENCY)
+class StorageRepairer:
+    """Restores redundancy without being asked: every storage.repair_interval_s it asks
+    the live miners what they keep, plans the rebuilds of shards no live miner holds
+    (repair.plan_repairs) and has each target miner rebuild its share from k peers.
+    It keeps nothing on disk: the miners' stores are the state it plans from. Its rounds
+    run in a thread started by __init__, so a repairer that Ray restarts resumes alone."""
+
+    def __init__(self, config_dict: dict) -> None:
+        self.config = config_from_dict(config_dict)
+        self.redundancy = redundancy_of(self.config)
+        self.clock = ShortageClock(self.config.storage.repair_grace_s)
+        self._round_lock = threading.Lock()
+        # Totals since start, and the latest round's shortages.
+        self.report: dict[str, Any] = {"rounds": 0, "rebuilt": 0, "failed": 0, "short": {},
+                                       "lost": {}}
+        threading.Thread(target=self._loop, name="storage-repair", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.config.storage.repair_interval_s)
+            try:
+                self.repair_round()
+            except Exception as exc:  # a miner restarting mid-round: the next round retries
+                log.warning("storage repair round failed: %s", exc)
+
+    def repair_round(self, wait: bool = True) -> dict:
+        """One round; with wait=False a shard is rebuilt as soon as it is missing (not only
+        after storage.repair_grace_s). Returns {"network/tx_seq": {"rebuilt": {miner:
+        [segments]}, "failed": {segment: reason}, "lost": [segments]}} for the entries
+        it touched."""
+        with self._round_lock:
+            holdings, live = self._holdings()
+            plans = {key: plan_repairs(key[1], segment_count(size), held, live,
+                                       self.redundancy)
+                     for key, (size, held) in holdings.items()}
+            missing = [(*key, r.segment, r.shard) for key, plan in plans.items()
+                       for r in plan.rebuilds]
+            due = self.clock.due(missing, time.monotonic()) if wait else set(missing)
+            calls = []
+            for (network_id, tx_seq), plan in plans.items():
+                by_miner: dict[int, list[tuple[int, int, list[int]]]] = {}
+                for r in plan.rebuilds:
+                    if (network_id, tx_seq, r.segment, r.shard) in due:
+                        by_miner.setdefault(r.miner, []).append(
+                            (r.segment, r.shard, list(r.sources)))
+                calls += [((network_id, tx_seq), miner, self._rebuild(network_id, tx_seq,
+                                                                      miner, work), work)
+                          for miner, work in by_miner.items()]
+            out: dict[str, dict] = {}
+            for key, miner, ref, work in calls:
+                result = self._answer(ref, work)
+                entry = out.setdefault(f"{key[0]}/{key[1]}", {"rebuilt": {}, "failed": {}})
+                entry["rebuilt"][miner] = result["rebuilt"]
+                entry["failed"].update(result["failed"])
+                self.report["rebuilt"] += len(result["rebuilt"])
+                self.report["failed"] += len(result["failed"])
+            for (network_id, tx_seq), plan in plans.items():
+                if plan.lost:
+                    out.setdefault(f"{network_id}/{tx_seq}", {"rebuilt": {}, "failed": {}})[
+                        "lost"] = list(plan.lost)
+            self.report["rounds"] += 1
+            self.report["short"] = {f"{n}/{s}": len(p.short) for (n, s), p in plans.items()
+                                    if p.short}
+            self.report["lost"] = {f"{n}/{s}": list(p.lost) for (n, s), p in plans.items()
+                                   if p.lost}
+            return out
+
+    def _holdings(self) -> tuple[dict[tuple[int, int], tuple[int, dict]], set[int]]:
+        """{(network, tx_seq): (size, {miner: {segment: shard}})} from the miners that
+        answered, and the set of those miners."""
+        refs = {index: handle.holdings.remote()
+                for index, handle in find_miners(self.config).items()}
+        if refs:
+            ray.wait(list(refs.values()), num_returns=len(refs), timeout=CALL_TIMEOUT_S)
+        entries: dict[tuple[int, int], tuple[int, dict]] = {}
+        live = set()
+        for index, ref in refs.items():
+            try:
+                answer = ray.get(ref, timeout=0)
+            except Exception:  # down, restarting or slow: what it keeps counts as missing
+                continue
+            live.add(index)
+            for key, (_root, size, segments) in answer.items():
+                entries.setdefault(key, (size, {}))[1][index] = segments
+        return entries, live
+
+    def _rebuild(self, network_id: int, tx_seq: int, miner: int,
+                 work: list[tuple[int, int, list[int]]]) -> Any:
+        try:
+            return ray.get_actor(miner_name(miner)).rebuild_shards.remote(network_id, tx_seq,
+                                                                          work)
+        except ValueError as exc:  # gone since it answered: planned again next round
+            return exc
+
+    def _answer(self, ref: Any, work: list[tuple[int, int, list[int]]]) -> dict:
+        try:
+            if isinstance(ref, Exception):
+                raise ref
+            return ray.get(ref, timeout=REBUILD_TIMEOUT_S)
+        except Exception as exc:  # the target went down: its shards are planned again
+            return {"rebuilt": [], "failed": {segment: str(exc)[:200]
+                                              for segment, _, _ in work}}
+
+    def status(self) -> dict:
+        return dict(self.report)
 
 
 @ray.remote(num_cpus=TREE_TASK_NUM_CPUS)
@@ -444,6 +571,15 @@ def start_miners(config: Config, detached: bool = False) -> list[Any]:
     return miners
 
 
+def start_repairer(config: Config, detached: bool = False) -> Any:
+    """Start (or find) the named StorageRepairer of the config; its rounds begin at once."""
+    lifetime = {"lifetime": "detached"} if detached else {}
+    repairer = StorageRepairer.options(name=REPAIRER_NAME, num_cpus=REPAIRER_NUM_CPUS,
+                                       get_if_exists=True, **lifetime).remote(config.to_dict())
+    ray.get(repairer.status.remote(), timeout=120)
+    return repairer
+
+
 def find_miners(config: Config) -> dict[int, Any]:
     """The miners that are alive now, by index."""
     found = {}
@@ -456,8 +592,6 @@ def find_miners(config: Config) -> dict[int, Any]:
 
 
 def stop_miners(config: Config) -> list[str]:
-    removed = []
-    for i, handle in find_miners(config).items():
-        ray.kill(handle, no_restart=True)
-        removed.append(miner_name(i))
-    return removed
+    """Kill the miners and the repairer (their data stays on disk); the names killed."""
+    return runtime.kill_named([REPAIRER_NAME] + [miner_name(i)
+                                                 for i in range(config.storage.miners)])

@@ -72,7 +72,10 @@ def run_storage_bench(config: Config, size_mb: float = 32.0, quiet: bool = False
         for data in files:
             say(f"uploading {size_mb} MB through {config.storage.miners} miners, "
                 "then downloading it")
-            receipt = client.upload(data, network_id)
+            # Timed until every shard is acknowledged (persisted by its miner): the
+            # confirmations that make it FINALIZED follow a block later, chain latency.
+            receipt = client.upload(data, network_id, wait=False)
+            assert not any(f["missing"] for f in receipt["fragments"]), receipt["fragments"]
             uploads.append(len(data) / 1e6 / receipt["seconds"])
             started = time.time()
             assert client.download(receipt["root"]) == data

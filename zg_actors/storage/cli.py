@@ -4,6 +4,7 @@ thin wrappers over the pure core and the SDK. Output goes through zg_actors.cli.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,34 @@ def _read(path: str) -> bytes:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}", file=path) from exc
 
 
+def check_writable(path: str) -> None:
+    """InvalidInput unless `path` can be written as a file: checked before a download, so a
+    bad path costs nothing and changes nothing."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise InvalidInput(f"cannot write {path}: it is a directory", out=path)
+    if not folder.is_dir():
+        raise InvalidInput(f"cannot write {path}: directory {folder} does not exist", out=path)
+    writable = os.access(target, os.W_OK) if target.exists() else \
+        os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        raise InvalidInput(f"cannot write {path}: permission denied", out=path)
+
+
 def _bar(args: argparse.Namespace) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                     TimeElapsedColumn(), console=console, disable=args.json, transient=True)
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, start: bool = True) -> Any:
+    """The SDK client; with `start`, the miners and the repairer are started (or found)."""
     from zg_actors.storage.sdk import StorageClient
 
     config = _config(args)
     _connect(args, config)
     # On a cluster the miners outlive this command, like the other zg actors.
-    return StorageClient(config, detached=True)
+    return StorageClient(config, start=start, detached=True)
 
 
 def cmd_file_root(args: argparse.Namespace) -> int:
@@ -78,14 +95,19 @@ def cmd_upload(args: argparse.Namespace) -> int:
         def step(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        receipt = client.upload(data, args.network, on_progress=step)
+        receipt = client.upload(data, args.network, on_progress=step,
+                                wait=not args.no_wait)
     mb_s = receipt["size"] / 1e6 / max(receipt["seconds"], 1e-9)
 
     def human() -> None:
+        colour = "green" if receipt["status"] == STATUS_FINALIZED else "yellow"
         console.print(f"root [bold]0x{receipt['root'].hex()}[/]  tx_seq {receipt['tx_seq']}  "
                       f"network {receipt['network_id']}  {receipt['size']:,} bytes, "
                       f"{receipt['segments']} segments in {receipt['seconds']:.2f} s "
-                      f"({mb_s:.1f} MB/s)")
+                      f"({mb_s:.1f} MB/s), [{colour}]{receipt['status']}[/]")
+        if receipt["status"] != STATUS_FINALIZED:
+            console.print("not every shard is held and confirmed yet: follow it with "
+                          "`zg file-info ROOT`")
         if len(receipt["roots"]) > 1:
             joined = ",".join("0x" + root.hex() for root in receipt["roots"])
             console.print(f"file uploaded in {len(receipt['roots'])} fragments (over "
@@ -100,7 +122,11 @@ def cmd_download(args: argparse.Namespace) -> int:
     import time
 
     roots = parse_roots(args.root)
-    client = _client(args)
+    check_writable(args.out)
+    client = _client(args, start=False)
+    for root in roots:  # an unknown root fails here (UnknownFile), before any miner starts
+        client.file_info(root)
+    client.start()
     started = time.time()
     with _bar(args) as bar:
         task = bar.add_task("downloading", total=None)
@@ -113,7 +139,10 @@ def cmd_download(args: argparse.Namespace) -> int:
         else:
             data = client.download_fragments(roots, on_progress=step)
     seconds = time.time() - started
-    Path(args.out).write_bytes(data)
+    try:
+        Path(args.out).write_bytes(data)
+    except OSError as exc:  # it changed since check_writable
+        raise InvalidInput(f"cannot write {args.out}: {exc.strerror}", out=args.out) from exc
     result = {"root": roots[0], "roots": roots, "out": args.out, "size": len(data),
               "seconds": seconds, "verified": True}
     emit(args, result, lambda: console.print(
@@ -124,7 +153,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_file_info(args: argparse.Namespace) -> int:
     roots = parse_roots(args.root)
-    client = _client(args)
+    client = _client(args, start=False)  # the chain answers; no miner is needed
     if len(roots) > 1:
         info = client.fragments_info(roots)
         colour = "green" if info["status"] == STATUS_FINALIZED else "yellow"
@@ -158,7 +187,10 @@ def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_su
                         "cluster needed)")
     file_root.add_argument("file")
     upload = command("upload", cmd_upload, "submit FILE to the flow and store its segments "
-                     "on the miners; prints root, tx sequence and network. A file over "
+                     "on the miners; returns once the file is FINALIZED (every shard held "
+                     "and confirmed), sending again to restarted miners for up to "
+                     "storage.upload_deadline_s, then fails naming the segments and miners "
+                     "missing; prints root, tx sequence, network and status. A file over "
                      "storage.max_entry_bytes is split, like 0G's client, into fragments of "
                      "the largest power of two <= that limit, each its own flow entry; the "
                      "output then lists every fragment root in order (`roots`)",
@@ -166,14 +198,19 @@ def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_su
     upload.add_argument("file")
     upload.add_argument("--network", type=int, default=None,
                         help="consensus network id (default: the first active one)")
-    download = command("download", cmd_download, "fetch a file by root, verifying every "
-                       "segment proof and the file root; for a file uploaded in fragments "
+    upload.add_argument("--no-wait", action="store_true",
+                        help="send every shard once and return: status UPLOADING (with the "
+                        "shards not acknowledged) unless already FINALIZED")
+    download = command("download", cmd_download, "fetch a file by root into OUT, verifying "
+                       "every segment proof and the file root (OUT and the root are checked "
+                       "first: nothing is fetched for a path that cannot be written or a "
+                       "root no network has); for a file uploaded in fragments "
                        "give ROOT as the comma-separated fragment roots that upload printed "
                        "(like 0G's --roots): they are fetched, verified and joined in order",
                        cluster=True)
     download.add_argument("root", metavar="ROOT",
                           help="file root, or ROOT1,ROOT2,... for a split file")
-    download.add_argument("out")
+    download.add_argument("out", metavar="OUT", help="file to write (its directory must exist)")
     info = command("file-info", cmd_file_info, "size, entries and status (UPLOADING or "
                    "FINALIZED) of a file root, or of a split file given as ROOT1,ROOT2,... "
                    "(FINALIZED once every fragment is)", cluster=True)

@@ -52,3 +52,10 @@ class DataUnavailable(Unavailable):
     """Fewer than k verified shards of a segment could be fetched."""
 
     code = "DATA_UNAVAILABLE"
+
+
+class UploadIncomplete(Unavailable):
+    """An upload whose entry did not become FINALIZED by its deadline: names the segments
+    and miners still missing."""
+
+    code = "UPLOAD_INCOMPLETE"

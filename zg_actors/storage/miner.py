@@ -12,7 +12,7 @@ only then is it acknowledged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -37,6 +37,9 @@ from zg_actors.store import Store
 SHARDS_DB = "shards"  # (network, tx_seq, segment) -> [shard index, shard bytes, proof]
 ENTRIES_DB = "entries"  # (network, tx_seq) -> [root, size]: what the chain said
 PENDING_DB = "pending"  # (network, tx_seq) -> b"": confirmations not yet on chain
+# (network, tx_seq, segment) -> shard index, for a shard kept in place of its own miner
+# (repair.rebuild_target); a shard without a record here is the miner's own.
+STAND_IN_DB = "stand_in"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,20 @@ def rebuild_segment(entry: EntryRef, index: int, shards: Mapping[int, np.ndarray
                           segment=index, shards=len(shards))
 
 
+def collect_shards(answers: Iterable[tuple[Sequence[int], Sequence[dict | None]]]
+                   ) -> dict[int, tuple[dict[int, np.ndarray], MerkleProof]]:
+    """{segment: ({shard index: data}, segment proof)} from miners' get_shards answers,
+    each (segments asked, one answer per segment: None where that miner keeps none)."""
+    fetched: dict[int, tuple[dict[int, np.ndarray], MerkleProof]] = {}
+    for segments, got in answers:
+        for segment, answer in zip(segments, got, strict=True):
+            if answer is not None:
+                shards = fetched[segment][0] if segment in fetched else {}
+                shards[answer["shard"]] = answer["data"]
+                fetched[segment] = (shards, proof_from_list(answer["proof"]))
+    return fetched
+
+
 class MinerStore:
     """One miner's LMDB: its shards with their segment proofs, and pending confirmations."""
 
@@ -157,11 +174,10 @@ class MinerStore:
                  map_mb: int = 1024) -> None:
         self.index = index
         self.redundancy = redundancy
-        self.store = Store(path, [SHARDS_DB, ENTRIES_DB, PENDING_DB], map_mb)
+        self.store = Store(path, [SHARDS_DB, ENTRIES_DB, PENDING_DB, STAND_IN_DB], map_mb)
 
     def shard_index(self, entry: EntryRef, segment: int) -> int:
-        shard = miner_shard(entry.tx_seq, segment, self.index, self.redundancy.miners,
-                            self.redundancy.shards)
+        shard = self._own_shard(entry.tx_seq, segment)
         if shard is None:
             raise NotAssigned(f"miner {self.index} keeps no shard of segment {segment} of entry "
                               f"{entry.tx_seq}", miner=self.index, segment=segment,
@@ -224,14 +240,61 @@ class MinerStore:
 
     def put_shards(self, entry: EntryRef,
                    shards: list[tuple[int, int, np.ndarray, MerkleProof]]) -> None:
-        writes = [(SHARDS_DB, _key(entry.network_id, entry.tx_seq, index),
-                   encode([shard, bytes(data), proof.to_list()]))
-                  for index, shard, data, proof in shards]
+        writes: list[tuple[str, bytes, bytes | None]] = []
+        for index, shard, data, proof in shards:
+            key = _key(entry.network_id, entry.tx_seq, index)
+            writes.append((SHARDS_DB, key, encode([shard, bytes(data), proof.to_list()])))
+            if shard != self._own_shard(entry.tx_seq, index):
+                writes.append((STAND_IN_DB, key, encode(shard)))
         writes.append((ENTRIES_DB, _key(entry.network_id, entry.tx_seq),
                        encode([entry.root, entry.size])))
         if self.is_complete(entry, extra=[index for index, *_ in shards]):
             writes.append((PENDING_DB, _key(entry.network_id, entry.tx_seq), b""))
         self.store.write(writes)
+
+    def keep_rebuilt(self, entry: EntryRef,
+                     rebuilds: list[tuple[int, int, Mapping[int, np.ndarray], MerkleProof]]
+                     ) -> list[int]:
+        """Decode each segment from peers' shards, check it against the entry's root, and
+        keep the given shard of it (this miner's own, or in place of a lost miner) in one
+        synced write; returns the segments kept. Raises DataUnavailable when a segment's
+        shards do not decode to data matching the root, InvalidInput when this miner
+        already keeps another shard of it; nothing is stored then."""
+        kept = []
+        for index, shard, shards, proof in rebuilds:
+            if not 0 <= shard < self.redundancy.shards:
+                raise InvalidInput(f"shard {shard} is not one of {self.redundancy.shards}",
+                                   shard=shard)
+            present = self.get_shard(entry.network_id, entry.tx_seq, index)
+            if present is not None and present["shard"] != shard:
+                raise InvalidInput(f"miner {self.index} keeps shard {present['shard']} of "
+                                   f"segment {index} of entry {entry.tx_seq}, not {shard}: "
+                                   "a segment's shards live on distinct miners",
+                                   miner=self.index, segment=index, shard=shard)
+            segment, _ = rebuild_segment(entry, index, shards, proof, self.redundancy)
+            row = segment_shard(np.frombuffer(segment, dtype=np.uint8), shard, self.redundancy)
+            kept.append((index, shard, row, proof))
+        self.put_shards(entry, kept)
+        return [index for index, *_ in kept]
+
+    def holdings(self) -> dict[tuple[int, int], tuple[bytes, int, dict[int, int]]]:
+        """{(network, tx_seq): (root, size, {segment: shard index kept})} of every entry
+        this miner keeps shards of: what the repairer plans with. Reads keys only."""
+        stand_ins = {k: as_int(decode(v)) for k, v in self.store.items(STAND_IN_DB)}
+        out: dict[tuple[int, int], tuple[bytes, int, dict[int, int]]] = {}
+        for entry in self.entries():
+            out[(entry.network_id, entry.tx_seq)] = (entry.root, entry.size, {})
+        for key in self.store.keys(SHARDS_DB):
+            network_id, tx_seq, index = (int.from_bytes(key[i:i + 8], "big")
+                                         for i in (0, 8, 16))
+            shard = stand_ins.get(key, self._own_shard(tx_seq, index))
+            if (network_id, tx_seq) in out and shard is not None:
+                out[(network_id, tx_seq)][2][index] = shard
+        return out
+
+    def _own_shard(self, tx_seq: int, segment: int) -> int | None:
+        return miner_shard(tx_seq, segment, self.index, self.redundancy.miners,
+                           self.redundancy.shards)
 
     def get_shards(self, network_id: int, tx_seq: int, indexes: list[int]) -> list[dict | None]:
         return [self.get_shard(network_id, tx_seq, index) for index in indexes]
@@ -249,17 +312,16 @@ class MinerStore:
         end = _key(network_id, tx_seq + 1)
         return [int.from_bytes(k[16:], "big") for k in self.store.keys(SHARDS_DB, prefix, end)]
 
-    def missing_segments(self, entry: EntryRef) -> list[int]:
-        held = set(self.held_segments(entry.network_id, entry.tx_seq))
-        return [i for i in self.assigned(entry) if i not in held]
-
     def assigned(self, entry: EntryRef) -> list[int]:
         return assigned_segments(entry.tx_seq, entry.segments, self.index,
                                  self.redundancy.miners, self.redundancy.shards)
 
     def is_complete(self, entry: EntryRef, extra: list[int] | None = None) -> bool:
+        """Whether this miner keeps a shard of every segment assigned to it, and at least
+        one is (only then can it confirm the entry on chain)."""
         held = set(self.held_segments(entry.network_id, entry.tx_seq)) | set(extra or [])
-        return all(i in held for i in self.assigned(entry))
+        assigned = self.assigned(entry)
+        return bool(assigned) and all(i in held for i in assigned)
 
     def pending_confirmations(self) -> list[tuple[int, int]]:
         return [(int.from_bytes(k[:8], "big"), int.from_bytes(k[8:16], "big"))

@@ -22,13 +22,26 @@ import ray
 from zg_actors.chain.actors import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
-from zg_actors.crypto.merkle import merkle_root, proof_from_list
+from zg_actors.crypto.merkle import merkle_root
 from zg_actors.erasure import data_matrix
-from zg_actors.errors import InvalidInput, Unavailable, ZgError
+from zg_actors.errors import InvalidInput, InvalidProof, Unavailable, ZgError
 from zg_actors.runtime import call as _call
-from zg_actors.storage.actors import find_miners, hash_segments, redundancy_of, start_miners
+from zg_actors.storage.actors import (
+    REPAIRER_NAME,
+    find_miners,
+    hash_segments,
+    redundancy_of,
+    start_miners,
+    start_repairer,
+)
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
-from zg_actors.storage.errors import DataUnavailable, FileTooLarge, UnknownFile, WrongEntry
+from zg_actors.storage.errors import (
+    DataUnavailable,
+    FileTooLarge,
+    UnknownFile,
+    UploadIncomplete,
+    WrongEntry,
+)
 from zg_actors.storage.file import (
     FileTree,
     assemble_tree,
@@ -41,8 +54,8 @@ from zg_actors.storage.file import (
     split_fragments,
 )
 from zg_actors.storage.flow import MODULE, storage_fee
-from zg_actors.storage.miner import EntryRef, rebuild_segment
-from zg_actors.storage.placement import client_account, shard_miner
+from zg_actors.storage.miner import EntryRef, collect_shards, rebuild_segment
+from zg_actors.storage.placement import assigned_miners, client_account, shard_miner
 
 CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
 COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
@@ -52,7 +65,33 @@ WINDOWS_IN_FLIGHT = 8  # windows sent before waiting for the oldest: 32 MiB of a
 # (1 + m) times that in the object store
 FETCH_RETRIES = 5  # extra rounds when fewer than k shards came back
 FETCH_RETRY_WAIT_S = 1.0
+RESEND_WAIT_S = 1.0  # between re-sends of unacknowledged shards (a miner restarts in ~1 s)
+REPAIR_ROUND_TIMEOUT_S = 300.0  # one repair round asked for by repair()
 Progress = Callable[[int, int], None]  # (segments done, segments total)
+
+
+def _by_miner(pairs: set[tuple[int, int]]) -> dict[int, list[int]]:
+    """{miner: [segments]} of (miner, segment) pairs."""
+    out: dict[int, list[int]] = {}
+    for miner, segment in sorted(pairs):
+        out.setdefault(miner, []).append(segment)
+    return out
+
+
+def _describe_missing(pairs: set[tuple[int, int]]) -> str:
+    return "; ".join(f"miner {miner} has not acknowledged segments {_ranges(segments)}"
+                     for miner, segments in _by_miner(pairs).items())
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5": segment lists stay short in messages."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 class StorageClient:
@@ -67,12 +106,21 @@ class StorageClient:
         except ValueError as exc:
             raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` "
                               "first", namespace=config.ray.namespace) from exc
-        # Holding the handles keeps non-detached miners alive as long as this client.
-        self.miners = start_miners(config, detached) if start else []
+        self.detached = detached
+        self.miners: list[Any] = []
+        if start:
+            self.start()
         # File trees are hashed in pieces by Ray workers beside this process; one small
         # piece now starts a worker, so the first upload does not wait for one.
         self._tree_pieces = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._warm = hash_segments.remote(np.zeros(SEGMENT_BYTES, dtype=np.uint8), 0, 1, None)
+
+    def start(self) -> None:
+        """Start (or find) the miners and the repairer; holding their handles keeps
+        non-detached ones alive as long as this client."""
+        if not self.miners:
+            self.miners = [*start_miners(self.config, self.detached),
+                           start_repairer(self.config, self.detached)]
 
     # ---- chain helpers ------------------------------------------------------------------
     def networks(self) -> list[int]:
@@ -161,8 +209,17 @@ class StorageClient:
 
     # ---- upload -------------------------------------------------------------------------
     def upload(self, data: bytes, network_id: int | None = None,
-               on_progress: Progress | None = None) -> dict:
-        """Submit `data` and store its segments; returns root, tx_seq, network and timings.
+               on_progress: Progress | None = None, wait: bool = True) -> dict:
+        """Submit `data` and store its segments; returns root, tx_seq, network, status and
+        timings.
+
+        With `wait` (the default) it returns only once every entry is FINALIZED (every
+        assigned shard held and confirmed on chain): shards a miner did not acknowledge
+        are sent again (Ray restarts a crashed miner) until storage.upload_deadline_s,
+        then UploadIncomplete names the segments and miners still missing. Without
+        `wait` every shard is sent once and `status` says UPLOADING unless the entry is
+        already FINALIZED; `missing` lists {miner: [segments]} not acknowledged.
+        `shards_resent` counts the shards that needed more than one send.
 
         A file over storage.max_entry_bytes is split (like 0G's client with
         --fragment-size) into consecutive fragments, each its own flow entry with its own
@@ -186,34 +243,41 @@ class StorageClient:
                 if on_progress:
                     on_progress(base + done, total)
 
-            entry = self._upload_entry(net, data[offset:offset + length], step)
+            entry = self._upload_entry(net, data[offset:offset + length], step, wait)
             fragments.append(entry)
             done_before += entry["segments"]
         done = time.time()
         first = fragments[0]
+        finalized = all(f["status"] == STATUS_FINALIZED for f in fragments)
         return {"root": first["root"], "tx_seq": first["tx_seq"], "network_id": net,
                 "size": len(data), "segments": total,
+                "status": STATUS_FINALIZED if finalized else STATUS_UPLOADING,
                 "shard_acks": sum(f["shard_acks"] for f in fragments),
+                "shards_resent": sum(f["shards_resent"] for f in fragments),
                 "roots": [f["root"] for f in fragments],
-                "fragments": [{k: f[k] for k in ("root", "size", "tx_seq", "segments")}
+                "fragments": [{k: f[k] for k in ("root", "size", "tx_seq", "segments",
+                                                 "status", "missing")}
                               for f in fragments],
                 "seconds": done - started}
 
-    def _upload_entry(self, net: int, data: bytes, on_progress: Progress | None) -> dict:
-        """One flow entry: submit (unless the root is already on chain), then store."""
+    def _upload_entry(self, net: int, data: bytes, on_progress: Progress | None,
+                      wait: bool) -> dict:
+        """One flow entry: submit (unless the root is already on chain), store, and with
+        `wait` see it FINALIZED."""
         if len(data) > self.config.storage.max_entry_bytes:  # split_fragments prevents it
             raise FileTooLarge(f"entry of {len(data)} bytes exceeds storage.max_entry_bytes "
                                f"{self.config.storage.max_entry_bytes}", size=len(data))
         started = time.time()
+        deadline = time.monotonic() + self.config.storage.upload_deadline_s
         padded = pad(data)
         tree = self._file_tree(len(data), padded)
         info = self._query(net, "file_info", tree.root)
-        acks = 0
+        acks, missing = 0, set()
         if info is not None and info["status"] == STATUS_FINALIZED:
             if on_progress:
                 on_progress(tree.segments, tree.segments)
         elif info is not None:  # submitted before: store what is missing
-            acks = self._send_segments(net, info["tx_seq"], tree, padded, on_progress)
+            acks, missing = self._send_segments(net, info["tx_seq"], tree, padded, on_progress)
         else:
             # The shards go out while the submission commits, for the tx sequence the flow
             # gives next; miners check them at once and store them once the chain has this
@@ -230,16 +294,69 @@ class StorageClient:
                                      tx_seq=expected)
 
             try:
-                acks = self._send_segments(net, expected, tree, padded, on_progress,
-                                           before_wait=await_commit)
+                acks, missing = self._send_segments(net, expected, tree, padded, on_progress,
+                                                    before_wait=await_commit)
             except WrongEntry:
                 committed = committed or self._await_submission(net, tree, nonce)
-                acks = self._send_segments(net, committed["tx_seq"], tree, padded,
-                                           on_progress)
+                acks, missing = self._send_segments(net, committed["tx_seq"], tree, padded,
+                                                    on_progress)
             info = committed
+        unacknowledged = len(missing)  # after the first pass
+        if wait and info["status"] != STATUS_FINALIZED:
+            acks += self._resend_missing(net, info["tx_seq"], tree, padded, missing, deadline)
+            missing = set()
+            info = self._await_finalized(net, info["tx_seq"], tree, deadline)
+        elif not wait:
+            info = self._query(net, "entry", info["tx_seq"])
         return {"root": tree.root, "tx_seq": info["tx_seq"], "size": len(data),
-                "segments": tree.segments, "shard_acks": acks,
+                "segments": tree.segments, "status": info["status"], "shard_acks": acks,
+                "shards_resent": unacknowledged if wait else 0, "missing": _by_miner(missing),
                 "seconds": time.time() - started}
+
+    def _resend_missing(self, network_id: int, tx_seq: int, tree: FileTree, padded: bytes,
+                        missing: set[tuple[int, int]], deadline: float) -> int:
+        """Send the (miner, segment) shards not acknowledged again, every RESEND_WAIT_S,
+        until all are; returns the acknowledgements. UploadIncomplete at `deadline`."""
+        acks = 0
+        while missing:
+            if time.monotonic() >= deadline:
+                raise UploadIncomplete(
+                    f"entry {tx_seq} (root 0x{tree.root.hex()}) not stored within "
+                    f"storage.upload_deadline_s = {self.config.storage.upload_deadline_s} s: "
+                    f"{_describe_missing(missing)}", root=tree.root, tx_seq=tx_seq,
+                    missing=_by_miner(missing))
+            time.sleep(RESEND_WAIT_S)
+            got, missing = self._send_segments(network_id, tx_seq, tree, padded, None,
+                                               wanted=missing)
+            acks += got
+        return acks
+
+    def _await_finalized(self, network_id: int, tx_seq: int, tree: FileTree,
+                         deadline: float) -> dict:
+        """The entry once FINALIZED (every assigned miner confirmed it on chain), one look
+        per block; UploadIncomplete at `deadline` naming the miners that did not confirm."""
+        height = 0
+        while True:
+            info = self._query(network_id, "entry", tx_seq)
+            if info["status"] == STATUS_FINALIZED:
+                return info
+            waiting = [m for m in assigned_miners(tx_seq, tree.segments,
+                                                  self.redundancy.miners,
+                                                  self.redundancy.shards)
+                       if m not in info["confirmed_by"]]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise UploadIncomplete(
+                    f"entry {tx_seq} (root 0x{tree.root.hex()}): every shard was "
+                    f"acknowledged, but miners {waiting} did not confirm it on chain within "
+                    f"storage.upload_deadline_s = {self.config.storage.upload_deadline_s} s",
+                    root=tree.root, tx_seq=tx_seq, miners=str(waiting))
+            # A miner that Ray restarted resumes its pending confirmations on its first call.
+            found = find_miners(self.config)
+            for miner in waiting:
+                if miner in found:
+                    found[miner].ping.remote()
+            height = self._ask(network_id, "wait_height", height + 1, left)
 
     def warm_up(self, timeout_s: float = 60.0) -> None:
         """Wait until the Ray worker that hashes file-tree pieces is up (until then,
@@ -262,12 +379,16 @@ class StorageClient:
         own = segment_trees(padded, bounds[0], bounds[1], keep)
         return assemble_tree(size, [own, *_call(refs)], last_segment_leaves(padded))
 
-    def _send_segments(self, network_id: int, tx_seq: int, tree: Any, padded: bytes,
+    def _send_segments(self, network_id: int, tx_seq: int, tree: FileTree, padded: bytes,
                        on_progress: Progress | None,
-                       before_wait: Callable[[], None] | None = None) -> int:
-        """Send every miner its shards, a window of segments per call, several windows in
-        flight; returns the shard acknowledgements. `before_wait` runs once, before the
-        first acknowledgement is awaited.
+                       before_wait: Callable[[], None] | None = None,
+                       wanted: set[tuple[int, int]] | None = None
+                       ) -> tuple[int, set[tuple[int, int]]]:
+        """Send every miner its shards (only the `wanted` (miner, segment) ones if given), a
+        window of segments per call, several windows in flight; returns the shard
+        acknowledgements and the (miner, segment) shards not acknowledged (that miner was
+        down or restarting). `before_wait` runs once, before the first acknowledgement is
+        awaited.
 
         A data miner gets its own row of each segment and the segment's k subtree roots
         and checks that row alone; a parity miner gets all k data rows (spec/storage.md
@@ -277,10 +398,12 @@ class StorageClient:
         k = self.redundancy.data_shards
         alone = data_shard_height(SEGMENT_BYTES, k) is not None
         array = np.frombuffer(padded, dtype=np.uint8)
+        indexes = sorted({i for _, i in wanted}) if wanted is not None else range(tree.segments)
         acks = 0
-        in_flight: deque[tuple[range, dict[int, list[int]], dict[int, Any]]] = deque()
-        for first in range(0, tree.segments, WINDOW_SEGMENTS):
-            window = range(first, min(first + WINDOW_SEGMENTS, tree.segments))
+        missing: set[tuple[int, int]] = set()
+        in_flight: deque[tuple[dict[int, list[int]], dict[int, Any], int]] = deque()
+        for first in range(0, len(indexes), WINDOW_SEGMENTS):
+            window = indexes[first:first + WINDOW_SEGMENTS]
             # {miner: ([delivery], [rows it needs, in delivery order])}
             batches: dict[int, tuple[list[list], list[np.ndarray]]] = {}
             for index in window:
@@ -291,6 +414,8 @@ class StorageClient:
                 own_row = alone and len(segment) == SEGMENT_BYTES
                 for shard in range(self.redundancy.shards):
                     owner = shard_miner(tx_seq, index, shard, self.redundancy.miners)
+                    if wanted is not None and (owner, index) not in wanted:
+                        continue
                     deliveries, parts = batches.setdefault(owner, ([], []))
                     if own_row and shard < k:
                         deliveries.append([index, [shard], rows.shape[1],
@@ -304,40 +429,40 @@ class StorageClient:
                         network_id, tx_seq, tree.root, tree.size, np.concatenate(parts),
                         deliveries)
                     for owner, (deliveries, parts) in batches.items() if owner in miners}
-            in_flight.append((window, {o: [d[0] for d in b[0]] for o, b in batches.items()},
-                              refs))
+            in_flight.append(({o: [d[0] for d in b[0]] for o, b in batches.items()}, refs,
+                              window[-1] + 1))
             if len(in_flight) >= WINDOWS_IN_FLIGHT:
                 if before_wait:
                     before_wait()
                     before_wait = None
-                acks += self._await_window(*in_flight.popleft(), tree.segments, on_progress)
+                acks += self._await_window(*in_flight.popleft(), missing, tree.segments,
+                                           on_progress)
         if before_wait:
             before_wait()
         while in_flight:
-            acks += self._await_window(*in_flight.popleft(), tree.segments, on_progress)
-        return acks
+            acks += self._await_window(*in_flight.popleft(), missing, tree.segments,
+                                       on_progress)
+        return acks, missing
 
-    def _await_window(self, window: range, segments_of: dict[int, list[int]],
-                      refs: dict[int, Any], total: int, on_progress: Progress | None) -> int:
-        """Wait for a window's acknowledgements; DataUnavailable if a segment has < k."""
-        held = {index: 0 for index in window}
-        for owner, ref in refs.items():
+    def _await_window(self, segments_of: dict[int, list[int]], refs: dict[int, Any],
+                      done: int, missing: set[tuple[int, int]], total: int,
+                      on_progress: Progress | None) -> int:
+        """Wait for a window's acknowledgements; adds the (miner, segment) shards of the
+        miners that were gone or failed to `missing`, returns the acknowledgements."""
+        acks = 0
+        for owner, indexes in segments_of.items():
             try:
-                _call(ref)
-            except ZgError:
+                if owner not in refs:
+                    raise Unavailable(f"miner {owner} is not running", miner=owner)
+                _call(refs[owner], timeout=CALL_TIMEOUT_S)
+                acks += len(indexes)
+            except (InvalidInput, InvalidProof):  # the shards themselves are wrong
                 raise
-            except Exception:  # a dead miner: its segments may still have k shards
-                continue
-            for index in segments_of[owner]:
-                held[index] += 1
-        short = [i for i, count in held.items() if count < self.redundancy.data_shards]
-        if short:
-            raise DataUnavailable(f"segments {short}: fewer than "
-                                  f"{self.redundancy.data_shards} miners stored a shard",
-                                  segments=len(short))
+            except Exception:  # down or restarting: its shards are sent again
+                missing.update((owner, index) for index in indexes)
         if on_progress:
-            on_progress(window.stop, total)
-        return sum(held.values())
+            on_progress(done, total)
+        return acks
 
     # ---- download -----------------------------------------------------------------------
     def download(self, root: bytes, on_progress: Progress | None = None) -> bytes:
@@ -383,12 +508,14 @@ class StorageClient:
     def _request_window(self, miners: dict[int, Any], entry: EntryRef, window: range,
                         owners: int | None = None) -> list[tuple[list[int], Any]]:
         """Ask `owners` (default k) miners for their shard of each segment of the window,
-        data shards first, skipping miners that are gone: one get_shards call per miner."""
+        data shards first, skipping miners that are gone: one get_shards call per miner.
+        Miners are taken in the segment's rotation order: its own k + m miners, then
+        those that may keep a shard in place of a lost one (repair.rebuild_target)."""
         count = owners or self.redundancy.data_shards
         wanted: dict[int, list[int]] = {}
         for index in window:
-            holders = [shard_miner(entry.tx_seq, index, shard, self.redundancy.miners)
-                       for shard in range(self.redundancy.shards)]
+            holders = [shard_miner(entry.tx_seq, index, position, self.redundancy.miners)
+                       for position in range(self.redundancy.miners)]
             for owner in [o for o in holders if o in miners][:count]:
                 wanted.setdefault(owner, []).append(index)
         return [(indexes, miners[owner].get_shards.remote(entry.network_id, entry.tx_seq,
@@ -398,18 +525,13 @@ class StorageClient:
     def _collect_window(self, requested: list[tuple[list[int], Any]]
                         ) -> dict[int, tuple[dict[int, np.ndarray], Any]]:
         """{segment: ({shard: data}, proof)} from the answers that came back."""
-        fetched: dict[int, tuple[dict[int, np.ndarray], Any]] = {}
+        answered = []
         for indexes, ref in requested:
             try:
-                answers = _call(ref, timeout=CALL_TIMEOUT_S)
+                answered.append((indexes, _call(ref, timeout=CALL_TIMEOUT_S)))
             except Exception:  # that miner is down: the segment is fetched again
                 continue
-            for index, got in zip(indexes, answers, strict=True):
-                if got is not None:
-                    shards, _ = fetched.setdefault(index, ({}, None))
-                    shards[got["shard"]] = got["data"]
-                    fetched[index] = (shards, proof_from_list(got["proof"]))
-        return fetched
+        return collect_shards(answered)
 
     def _segment_from_all(self, entry: EntryRef, index: int) -> tuple[bytes, bytes]:
         """Segment `index` from every miner that keeps a shard of it, retrying while
@@ -465,22 +587,23 @@ class StorageClient:
 
     def _fetch_shards(self, miners: dict[int, Any], entry: EntryRef,
                       index: int) -> tuple[dict[int, np.ndarray], Any]:
-        """Every shard of a segment the live miners return, and the segment's proof."""
+        """Every shard of a segment the live miners return (stand-ins included), and the
+        segment's proof."""
         requested = self._request_window(miners, entry, range(index, index + 1),
-                                         owners=self.redundancy.shards)
+                                         owners=self.redundancy.miners)
         return self._collect_window(requested).get(index, ({}, None))
 
     def repair(self, root: bytes) -> dict:
-        """Let every live miner rebuild the shards of `root` it is missing."""
+        """Have the repairer run a round now, without its grace period; its report for
+        the entry of `root`: {"rebuilt": {miner: [segments]}, "failed": {segment: reason},
+        "lost": [segments below k]} (empty when nothing was missing)."""
         info = self.file_info(root)
-        results = {}
-        for index, miner in find_miners(self.config).items():
-            try:
-                results[index] = _call(miner.repair.remote(info["network_id"], info["tx_seq"]),
-                                       timeout=120)["rebuilt"]
-            except Exception as exc:
-                results[index] = str(exc)[:200]
-        return results
+        try:
+            repairer = ray.get_actor(REPAIRER_NAME)
+        except ValueError as exc:
+            raise Unavailable("the storage repairer is not running", root=root) from exc
+        report = _call(repairer.repair_round.remote(False), timeout=REPAIR_ROUND_TIMEOUT_S)
+        return report.get(f"{info['network_id']}/{info['tx_seq']}", {})
 
     def wait_finalized(self, root: bytes, timeout_s: float = 60.0) -> dict:
         deadline = time.time() + timeout_s
