@@ -474,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--user", type=int, default=0, help="devnet compute user index (0)")
         if name == "infer":
             p.add_argument("--max-tokens", type=int, default=16,
-                           help="completion tokens at most (16); reserved at admission")
+                           help="completion tokens at most, 1 or more (16); the signed fee "
+                           "cap reserves them")
     bench_compute = command("compute", compute_cli.cmd_bench_compute, "inference requests "
                             "served and settled per second against the model alone in one "
                             "process; settlement txs per request", bench_sub)

@@ -56,7 +56,8 @@ def _probe(address: str) -> None:
     if not host or not port.isdigit():
         return  # "auto" without RAY_ADDRESS: ray.init looks for a local cluster itself
     try:
-        socket.create_connection((host, int(port)), timeout=CLUSTER_PROBE_TIMEOUT_S).close()
+        socket.create_connection((host.strip("[]"), int(port)),  # "[::1]:6379" too
+                                 timeout=CLUSTER_PROBE_TIMEOUT_S).close()
     except OSError as exc:
         raise _unreachable(address, exc.strerror or type(exc).__name__) from None
 

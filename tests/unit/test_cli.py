@@ -74,6 +74,14 @@ def test_no_cluster_at_the_address_says_how_to_start_one(
         assert "`zg up`" in out["message"] and "`zg demo`" in out["message"]
 
 
+def test_an_unreachable_ray_address_in_the_environment_is_named(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    status, out = run(capsys, "status")  # --address defaults to auto, which reads it
+    assert (status, out["error"], out["address"]) == (2, "ClusterUnreachable", address)
+
+
 def test_no_local_cluster_found_by_auto(capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     def no_ray(**kwargs: object) -> None:  # what ray.init(address="auto") raises then
