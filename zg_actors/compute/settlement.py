@@ -153,8 +153,8 @@ def settle(item: Settlement, provider: bytes, sub: SubAccount,
         return SettlementResult(item.user, status, 0, 0, sub.nonce, tuple(rejected))
     total = sum(t.fee for t in accepted)
     paid = charge(sub, total)
-    # The accepted traces are consumed even when short: the provider served them and takes what
-    # is there; a second claim for the same nonces would be a double payment.
+    # The accepted traces are consumed even when short: the provider served them and takes
+    # what is there; a second claim for the same nonces would be a double payment.
     sub.nonce = last_nonce
     status = SettlementStatus.SUCCESS if paid == total else SettlementStatus.PARTIAL
     return SettlementResult(item.user, status, paid, total - paid, sub.nonce, tuple(rejected))
