@@ -1,13 +1,14 @@
 """The `zg` command: run a demo, deploy into a Ray cluster, manage networks, benchmark.
 
-Every command takes --json (machine-readable output on stdout); human output
-goes through rich, with progress bars on long steps.
+Every command takes --json (strict JSON on stdout: NaN and infinities are null);
+human output goes through rich, with progress bars on long steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,8 @@ console = Console(stderr=True)
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity; strict parsers refuse Python's spelling
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -33,9 +36,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def print_json(data: Any) -> None:
+    """Strict JSON on stdout: the one way the CLI prints JSON."""
+    print(json.dumps(_plain(data), indent=2, default=str, allow_nan=False))
+
+
 def emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:
     if args.json:
-        print(json.dumps(_plain(data), indent=2, default=str))
+        print_json(data)
     else:
         human()
 
@@ -484,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--user", type=int, default=0, help="devnet compute user index (0)")
         if name == "infer":
             p.add_argument("--max-tokens", type=int, default=16,
-                           help="completion tokens at most (16); reserved at admission")
+                           help="completion tokens at most, 1 or more (16); the signed fee "
+                           "cap reserves them")
     bench_compute = command("compute", compute_cli.cmd_bench_compute, "inference requests "
                             "served and settled per second against the model alone in one "
                             "process; settlement txs per request", bench_sub)
@@ -502,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ZgError as exc:
         if getattr(args, "json", False):
-            print(json.dumps(exc.to_dict(), indent=2))
+            print_json(exc.to_dict())
         else:
             console.print(f"[red]error:[/] {exc}")
         return 2

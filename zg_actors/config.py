@@ -8,6 +8,7 @@ path, e.g. `networks.block_interval_s: must be > 0, got -1`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -462,8 +463,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                "must be an integer", value)
         return value
     if tp is float:
-        _check(path, isinstance(value, (int, float)) and not isinstance(value, bool),
-               "must be a number", value)
+        _check(path, isinstance(value, (int, float)) and not isinstance(value, bool)
+               and not math.isnan(value), "must be a number", value)
         return float(value)
     if tp is str:
         _check(path, isinstance(value, str), "must be a string", value)
@@ -507,6 +508,10 @@ def load_config(path: str | Path | None = None) -> Config:
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}",
                               key="--config", value=str(path)) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text: byte "
+                              f"0x{exc.object[exc.start]:02x} at offset {exc.start}",
+                              key="--config", value=str(path), offset=exc.start) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -4,6 +4,7 @@ and drive workloads against a deployment.  Used by the CLI, jobs and tests."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from zg_actors.errors import Unavailable, ZgError
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
 
 MIB = 1024 * 1024
+CLUSTER_PROBE_TIMEOUT_S = 5.0  # a head that accepts no TCP connection in this long is absent
 
 
 def unwrap(exc: BaseException) -> BaseException:
@@ -32,14 +34,46 @@ def unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+class ClusterUnreachable(Unavailable):
+    """No Ray cluster answers at the address a command was given."""
+
+    code = "CLUSTER_UNREACHABLE"
+
+
+def _unreachable(address: str, why: str) -> ClusterUnreachable:
+    return ClusterUnreachable(
+        f"no Ray cluster is reachable at {address} ({why}): start one with `ray start --head` "
+        f"(or `ray up cluster.yaml`) and deploy into it with `zg up`, or run `zg demo`, which "
+        f"needs no cluster", address=address)
+
+
+def _probe(address: str) -> None:
+    """Fail at once when nothing listens at a head's host:port: Ray's own connect retries
+    an absent head for minutes."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" without RAY_ADDRESS: ray.init looks for a local cluster itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)),  # "[::1]:6379" too
+                                 timeout=CLUSTER_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise _unreachable(address, exc.strerror or type(exc).__name__) from None
+
+
 def connect(config: Config, address: str | None = None) -> str:
     """Join the cluster at `address` ("auto" finds a local one) or start an embedded Ray."""
     if ray.is_initialized():
         return "existing"
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if address:
-        ray.init(address=address, namespace=config.ray.namespace, logging_level="ERROR",
-                 log_to_driver=False)
+        _probe(address)
+        try:
+            ray.init(address=address, namespace=config.ray.namespace, logging_level="ERROR",
+                     log_to_driver=False)
+        except ConnectionError as exc:  # "auto" found no running Ray instance
+            raise _unreachable(address, str(exc)) from None
         return address
     # address="local": always a fresh embedded Ray, even if `ray start` runs on this host.
     ray.init(address="local", num_cpus=config.ray.num_cpus, namespace=config.ray.namespace,

@@ -1,4 +1,8 @@
-"""A validator that equivocates: for test use only; the product has no such switch."""
+"""Nodes that misbehave, for test use only; the product has no such switches.
+
+EquivocatingValidator double-signs prevotes; OverchargingProvider signs a receipt above
+the fee cap its user signed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ import ray
 from zg_actors.chain.actors import Validator
 from zg_actors.chain.block import PREVOTE, vote_sign_bytes
 from zg_actors.chain.consensus import Vote
+from zg_actors.compute.actors import ComputeProvider
+from zg_actors.compute.model import CONTEXT_TOKENS, Completion
+from zg_actors.compute.request import Receipt, Request, fee_for
 from zg_actors.crypto import bls
 from zg_actors.crypto.keccak import keccak256
 
@@ -24,3 +31,26 @@ class EquivocatingValidator(Validator.__ray_actor_class__):  # type: ignore[name
             self.network_id, vote.height, vote.round, PREVOTE, forged))
         self._broadcast("on_vote", vote.height, vote.round, PREVOTE, forged, vote.validator,
                         signature)
+
+
+@ray.remote(max_restarts=0)
+class OverchargingProvider(ComputeProvider.__ray_actor_class__):  # type: ignore[name-defined]
+    """Once told to, bills its next request as if the model had filled its context window
+    (what `max_tokens 0` did): consistent with its prices, signed, and far above the cap."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.overcharge = False
+
+    async def overcharge_next(self) -> None:
+        self.overcharge = True
+
+    def _bill(self, request: Request, signature: bytes, completion: Completion) -> Receipt:
+        if not self.overcharge:
+            return super()._bill(request, signature, completion)
+        self.overcharge = False
+        claimed = CONTEXT_TOKENS - completion.prompt_tokens
+        fee = fee_for(completion.prompt_tokens, claimed, self.prices.input_price,
+                      self.prices.output_price)
+        return Receipt(request, signature, completion.prompt_tokens, claimed, fee,
+                       completion.text).signed_by(self.account)

@@ -1,5 +1,6 @@
 """The compute network on a real local Ray cluster: register, fund, infer, settle;
-a provider killed mid-load; every request paid exactly once."""
+a provider killed mid-load; every request paid exactly once; the signed fee cap holds
+against a provider that overcharges."""
 
 from __future__ import annotations
 
@@ -11,18 +12,23 @@ import ray
 
 from zg_actors import runtime
 from zg_actors.compute.accounts import provider_account, user_account
-from zg_actors.compute.actors import launch_providers
+from zg_actors.compute.actors import launch_providers, provider_name
 from zg_actors.compute.errors import (
     ComputeInsufficientBalance,
+    FeeAboveCap,
+    InvalidMaxTokens,
     ProviderDown,
     StaleNonce,
     UnknownProvider,
 )
-from zg_actors.compute.request import Receipt, fee_for, sign_request
+from zg_actors.compute.request import Receipt, Request, fee_for, sign_request
 from zg_actors.compute.sdk import ComputeClient
 from zg_actors.compute.settlement import Settlement, Trace
 from zg_actors.config import ZG, Config
 from zg_actors.crypto.encoding import encode
+from zg_actors.crypto.keccak import keccak256
+
+from .misbehaving import OverchargingProvider
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +36,31 @@ PROMPT = "What is a blockchain?"
 MAX_TOKENS = 8
 
 
+def launch_network0(deployment) -> tuple[Config, dict]:
+    """Network 0, and the config of a provider that settles only when asked."""
+    d, config = deployment
+    assert runtime.call(d.manager.launch_network.remote(4), 120)["network_id"] == 0
+    return config, config.replace(**{"compute.settle_threshold": 10**30}).to_dict()
+
+
 @pytest.fixture
 def network0(deployment) -> Iterator[tuple[Config, object, bytes]]:
     """Network 0 and provider 0; the provider settles only when asked (huge threshold)."""
-    d, config = deployment
-    assert runtime.call(d.manager.launch_network.remote(4), 120)["network_id"] == 0
-    provider_config = config.replace(**{"compute.settle_threshold": 10**30})
-    [handle] = launch_providers(provider_config.to_dict(), config.data_dir, 1, 0.25, False)
+    config, provider_config = launch_network0(deployment)
+    [handle] = launch_providers(provider_config, config.data_dir, 1, 0.25, False)
     yield config, handle, provider_account(config.devnet.key_seed, 0).address
     ray.kill(handle, no_restart=True)  # its name must be free for the next deployment
+
+
+@pytest.fixture
+def overcharging0(deployment) -> Iterator[tuple[Config, object, bytes]]:
+    """Network 0 and provider 0 as an OverchargingProvider (settles only when asked)."""
+    config, provider_config = launch_network0(deployment)
+    handle = OverchargingProvider.options(name=provider_name(0), num_cpus=0.25).remote(
+        provider_config, 0, config.data_dir)
+    ray.get(handle.start.remote(), timeout=120)
+    yield config, handle, provider_account(config.devnet.key_seed, 0).address
+    ray.kill(handle, no_restart=True)
 
 
 def client(config: Config, index: int, retry_s: float = 20.0) -> ComputeClient:
@@ -135,3 +157,42 @@ def test_killed_provider_recovers_receipts_and_each_request_is_paid_once(network
         impatient.infer(address, PROMPT, MAX_TOKENS)
     sub = alice.account_state()["sub_accounts"][0]
     assert sub["balance"] == ZG - report["paid"]
+
+
+def test_the_signed_fee_cap_holds_and_a_bad_trace_voids_no_valid_one(overcharging0) -> None:
+    config, provider, address = overcharging0
+    alice = client(config, 0)
+    alice.deposit(2 * ZG)
+    alice.fund(address, ZG)
+    # max_tokens 0 (once: generate until the context window) is refused at request time,
+    # by the client and by a provider sent such a request: nothing is served or owed.
+    with pytest.raises(InvalidMaxTokens, match="at least 1, got 0"):
+        alice.infer(address, "hi", 0)
+    unbounded = Request(0, alice.account.address, address, alice.next_nonce(), ZG,
+                        keccak256(b"hi"), 0)
+    with pytest.raises(InvalidMaxTokens, match="at least 1, got 0"):
+        runtime.call(provider.infer.remote(encode(unbounded.to_list()),
+                                           alice.account.sign_hash(unbounded.hash), "hi"))
+    assert ray.get(provider.status.remote())["unsettled_requests"] == 0
+
+    # A provider that signs a bill above the cap: the client's receipt check rejects it.
+    valid = [alice.infer(address, PROMPT, MAX_TOKENS)]
+    ray.get(provider.overcharge_next.remote())
+    with pytest.raises(FeeAboveCap, match="above the max fee") as over:
+        alice.infer(address, "hi", MAX_TOKENS)
+    valid += [alice.infer(address, PROMPT, MAX_TOKENS) for _ in range(2)]
+    assert ray.get(provider.status.remote())["unsettled_requests"] == 4
+
+    # Settlement refuses that one trace and pays the user's 3 valid requests.
+    before = alice.chain.wallet(address)["balance"]
+    report = ray.get(provider.settle_now.remote(), timeout=60)
+    [result] = report["results"]
+    assert result["status"] == "SUCCESS"
+    assert result["rejected"] == [{"nonce": over.value.details["nonce"],
+                                   "status": "INVALID_SIGNATURE"}]
+    assert (report["requests"], report["paid"]) == (3, sum(a["fee"] for a in valid))
+    assert alice.chain.wallet(address)["balance"] == before + report["paid"]
+    sub = alice.account_state()["sub_accounts"][0]
+    assert (sub["balance"], sub["nonce"]) == (ZG - report["paid"], valid[-1]["nonce"])
+    status = ray.get(provider.status.remote())
+    assert (status["unsettled_requests"], status["rejected_traces"]) == (0, 1)

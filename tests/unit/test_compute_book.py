@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from zg_actors.compute.book import Prices, ProviderBook
-from zg_actors.compute.errors import ComputeInsufficientBalance, FeeCapTooLow, StaleNonce
+from zg_actors.compute.errors import (
+    ComputeInsufficientBalance,
+    FeeCapTooLow,
+    InvalidMaxTokens,
+    StaleNonce,
+)
 from zg_actors.compute.ledger import Refund, SubAccount
-from zg_actors.compute.request import Receipt, fee_cap, sign_request
+from zg_actors.compute.request import Receipt, Request, fee_cap, sign_request
 from zg_actors.crypto.accounts import Account
 
 PRICES = Prices(input_price=2, output_price=5)
@@ -69,6 +74,16 @@ def test_signed_fee_cap_must_cover_input_and_reserved_output() -> None:
     book = ProviderBook(PROVIDER.address)
     with pytest.raises(FeeCapTooLow, match="can cost 60"):
         book.admit(request(1, max_fee=CAP - 1), PROMPT_TOKENS, PRICES, SubAccount(balance=10**6))
+
+
+def test_a_request_without_a_completion_bound_is_refused_and_changes_nothing() -> None:
+    book = ProviderBook(PROVIDER.address)
+    signed = request(1)  # a client that skipped sign_request's check sends max_tokens 0
+    unbounded = Request(signed.network_id, signed.user, signed.provider, 1, signed.max_fee,
+                        signed.input_hash, 0)
+    with pytest.raises(InvalidMaxTokens, match="at least 1, got 0"):
+        book.admit(unbounded, PROMPT_TOKENS, PRICES, SubAccount(balance=10**6))
+    assert book.last_nonce[USERS[0].address] == 0 and book.unsettled_fees(USERS[0].address) == 0
 
 
 def test_plan_respects_items_and_traces_per_tx_and_drop_settled_forgets() -> None:

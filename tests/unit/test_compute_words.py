@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zg_actors.compute.cli import parse_amount
+from zg_actors.compute.params import AMOUNT_MAX, as_tokens
 from zg_actors.compute.sdk import explain_account
 from zg_actors.config import ZG
 from zg_actors.errors import InvalidInput
@@ -15,9 +16,20 @@ NOW_S = 1_700_000_000.0
 def test_amounts_are_typed_in_tokens_and_kept_exact() -> None:
     assert parse_amount("1.5") == 15 * ZG // 10
     assert parse_amount("0.000000000000000001") == 1
-    for bad in ("0", "-1", "abc", "0.0000000000000000001"):
+    assert parse_amount("1e50") == 10**68
+    for bad in ("0", "-1", "abc", "0.0000000000000000001", "nan", "-inf", "sNaN"):
         with pytest.raises(InvalidInput, match=repr(bad)):
             parse_amount(bad)
+
+
+def test_amounts_above_the_largest_are_refused_not_overflowed() -> None:
+    assert parse_amount(as_tokens(AMOUNT_MAX)) == AMOUNT_MAX
+    for bad in ("1e999999", "1e60", as_tokens(AMOUNT_MAX + 1)):
+        with pytest.raises(InvalidInput, match=f"{bad!r} is above the largest amount"):
+            parse_amount(bad)
+    with pytest.raises(InvalidInput, match="at most 18 decimals"):
+        parse_amount("1." + "0" * 150 + "1")  # more digits than 100: not rounded away
+    assert as_tokens(AMOUNT_MAX).endswith(".584007913129639935")  # exact, not 28 digits
 
 
 def test_account_explains_where_the_money_is_and_when_refunds_unlock() -> None:

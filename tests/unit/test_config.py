@@ -47,6 +47,17 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("networks: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("ray:\n  namespace: zg-caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml is not UTF-8 text: byte 0xe9 at offset"):
+        load_config(latin1)
+
+
+def test_nan_is_not_a_number_setting(tmp_path: Path) -> None:
+    nan = tmp_path / "nan.yaml"
+    nan.write_text("da:\n  retention_s: .nan\n")
+    with pytest.raises(ConfigError, match="da.retention_s: must be a number, got nan"):
+        load_config(nan)
 
 
 def test_config_is_frozen_and_replace_checks_keys() -> None:

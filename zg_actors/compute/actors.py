@@ -20,9 +20,9 @@ from zg_actors.compute.accounts import provider_account
 from zg_actors.compute.book import Prices, ProviderBook
 from zg_actors.compute.errors import ComputeInsufficientBalance, InvalidServiceCall
 from zg_actors.compute.ledger import SubAccount
-from zg_actors.compute.model import CONTEXT_TOKENS, TextModel
+from zg_actors.compute.model import CONTEXT_TOKENS, Completion, TextModel
 from zg_actors.compute.params import MS_PER_S, SERVING_NETWORK_ID, TRACES_PER_TX_MAX
-from zg_actors.compute.request import Receipt, Request, fee_for
+from zg_actors.compute.request import Receipt, Request, make_receipt
 from zg_actors.compute.sdk import ChainClient
 from zg_actors.compute.settlement import SettlementStatus
 from zg_actors.config import config_from_dict
@@ -79,7 +79,7 @@ class ComputeProvider:
         self._last_settle = time.time()
         self.stats = {"served": 0, "prompt_tokens": 0, "completion_tokens": 0, "fees": 0,
                       "settled_requests": 0, "paid": 0, "unpaid": 0, "settlement_txs": 0,
-                      "rejected_items": 0, "errors": []}
+                      "rejected_traces": 0, "errors": []}
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> dict:
@@ -183,11 +183,7 @@ class ComputeProvider:
             # The admitted nonce is durable before any work: a restart cannot serve it twice.
             self.store.put("nonces", request.user, encode([request.nonce, request.hash]))
             completion = await asyncio.to_thread(self.model.generate, text, request.max_tokens)
-            fee = fee_for(completion.prompt_tokens, completion.completion_tokens,
-                          self.prices.input_price, self.prices.output_price)
-            receipt = Receipt(request, signature, completion.prompt_tokens,
-                              completion.completion_tokens, fee, completion.text
-                              ).signed_by(self.account)
+            receipt = self._bill(request, signature, completion)
             # Persisted (synced) before we answer: a crash after this loses no payment.
             self.store.put("receipts", _receipt_key(request.user, request.nonce),
                            receipt.encode())
@@ -197,10 +193,17 @@ class ComputeProvider:
         self.stats["served"] += 1
         self.stats["prompt_tokens"] += receipt.prompt_tokens
         self.stats["completion_tokens"] += receipt.completion_tokens
-        self.stats["fees"] += fee
+        self.stats["fees"] += receipt.fee
         if self.book.total_unsettled() >= self.compute.settle_threshold:
             asyncio.get_running_loop().create_task(self._settle_quietly())
         return receipt.encode()
+
+    def _bill(self, request: Request, signature: bytes, completion: Completion) -> Receipt:
+        """The signed receipt of a served request; never one above the user's signed cap."""
+        return make_receipt(request, signature, completion.prompt_tokens,
+                            completion.completion_tokens, completion.text,
+                            self.prices.input_price, self.prices.output_price
+                            ).signed_by(self.account)
 
     async def _settle_quietly(self) -> None:
         try:
@@ -237,12 +240,12 @@ class ComputeProvider:
                                       tx=tx_hash)
                 report["txs"] += 1
                 for item, result in zip(items, results, strict=True):
+                    if result["rejected"]:
+                        await self._reject(item.user, result["rejected"])
                     status = SettlementStatus[result["status"]]
                     if status in (SettlementStatus.SUCCESS, SettlementStatus.PARTIAL):
                         report["requests"] += await self._forget(item.user,
                                                                  result["last_nonce"])
-                    else:
-                        await self._reject(item.user, [t.nonce for t in item.traces], status)
                     report["paid"] += result["paid"]
                     report["unpaid"] += result["unpaid"]
                     report["results"].append(result)
@@ -253,14 +256,15 @@ class ComputeProvider:
             self.stats["settled_requests"] += report["requests"]
             return report
 
-    async def _reject(self, user: bytes, nonces: list[int], status: SettlementStatus) -> None:
+    async def _reject(self, user: bytes, rejected: list[dict]) -> None:
         """Receipts the chain refused: kept aside as evidence, no longer retried."""
-        self.stats["rejected_items"] += 1
-        self._note(f"settlement of {len(nonces)} requests of 0x{user.hex()} refused: "
-                   f"{status.name}")
+        self.stats["rejected_traces"] += len(rejected)
+        reasons = ", ".join(f"nonce {r['nonce']}: {r['status']}" for r in rejected)
+        self._note(f"settlement of {len(rejected)} requests of 0x{user.hex()} refused "
+                   f"({reasons})")
         receipts = self.book.unsettled.get(user, {})
         writes = []
-        for nonce in nonces:
+        for nonce in (r["nonce"] for r in rejected):
             receipt = receipts.pop(nonce, None)
             if receipt is not None:
                 key = _receipt_key(user, nonce)

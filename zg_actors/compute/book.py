@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from zg_actors.compute.errors import ComputeInsufficientBalance, FeeCapTooLow, StaleNonce
 from zg_actors.compute.ledger import SubAccount
 from zg_actors.compute.params import as_tokens
-from zg_actors.compute.request import Receipt, Request, fee_cap
+from zg_actors.compute.request import Receipt, Request, check_max_tokens, fee_cap
 from zg_actors.compute.settlement import Settlement, Trace
 
 
@@ -58,11 +58,12 @@ class ProviderBook:
 
     def admit(self, request: Request, prompt_tokens: int, prices: Prices,
               sub: SubAccount) -> int:
-        """Check nonce, fee cap and funds; reserve the cap and return it.
+        """Check max tokens, nonce, fee cap and funds; reserve the cap and return it.
 
         Fits when input fee + unsettled + reserved output fee <= balance - pending
         refund: everything already owed plus the most this request can cost.
         """
+        check_max_tokens(request.max_tokens)
         self.check_nonce(request)
         cap = fee_cap(prompt_tokens, request.max_tokens, prices.input_price,
                       prices.output_price)

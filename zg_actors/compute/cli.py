@@ -1,28 +1,45 @@
 """`zg compute ...` and `zg bench compute`: thin wrappers over the SDK.
 
-The parsers are in zg_actors/cli.py; output goes through its emit().
+The parsers are in zg_actors/cli.py; output goes through its emit().  Each command
+parses its arguments before it connects to the cluster: bad input fails at once and
+changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
 from rich.table import Table
 
 from zg_actors.cli import _config, _connect, console, emit
+from zg_actors.compute.params import AMOUNT_MAX, as_tokens
 from zg_actors.config import ZG
 from zg_actors.errors import InvalidInput
 
+# Amounts are converted exactly: 100 digits hold any amount up to AMOUNT_MAX (78 digits)
+# with 18 decimals, and a product that would lose a digit is refused, never rounded.
+_EXACT = Context(prec=100, traps=[Inexact])
+_TOKENS_MAX = _EXACT.divide(Decimal(AMOUNT_MAX), ZG)
+
 
 def parse_amount(text: str) -> int:
-    """Tokens as typed by people ("1.5") -> base units (18 decimals)."""
+    """Tokens as typed by people ("1.5") -> base units (18 decimals), exactly."""
     try:
-        value = Decimal(text) * ZG
+        tokens = Decimal(text)
     except InvalidOperation as exc:
         raise InvalidInput(f"amount {text!r} is not a number of tokens", amount=text) from exc
-    if value <= 0 or value != value.to_integral_value():
+    if not tokens.is_finite():
+        raise InvalidInput(f"amount {text!r} is not a number of tokens", amount=text)
+    if tokens > _TOKENS_MAX:
+        raise InvalidInput(f"amount {text!r} is above the largest amount, "
+                           f"{as_tokens(AMOUNT_MAX)} tokens", amount=text, maximum=AMOUNT_MAX)
+    try:
+        value = _EXACT.multiply(tokens, ZG)
+    except Inexact:  # digits beyond the 18th decimal
+        value = None
+    if value is None or value <= 0 or value != value.to_integral_value():
         raise InvalidInput(f"amount {text!r} must be positive with at most 18 decimals",
                            amount=text)
     return int(value)
@@ -92,13 +109,15 @@ def cmd_compute_services(args: argparse.Namespace) -> int:
 
 
 def cmd_compute_deposit(args: argparse.Namespace) -> int:
-    data = _client(args).deposit(parse_amount(args.amount))
+    amount = parse_amount(args.amount)
+    data = _client(args).deposit(amount)
     emit(args, data, lambda: _print_account(data))
     return 0
 
 
 def cmd_compute_fund(args: argparse.Namespace) -> int:
-    data = _client(args).fund(_provider(args), parse_amount(args.amount))
+    provider, amount = _provider(args), parse_amount(args.amount)
+    data = _client(args).fund(provider, amount)
     emit(args, data, lambda: _print_account(data))
     return 0
 
@@ -110,7 +129,8 @@ def cmd_compute_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_compute_refund(args: argparse.Namespace) -> int:
-    data = _client(args).refund(parse_amount(args.amount))
+    amount = parse_amount(args.amount)
+    data = _client(args).refund(amount)
     emit(args, data, lambda: _print_account(data))
     return 0
 
@@ -122,10 +142,12 @@ def cmd_compute_account(args: argparse.Namespace) -> int:
 
 
 def cmd_compute_infer(args: argparse.Namespace) -> int:
+    from zg_actors.compute.request import check_max_tokens
     from zg_actors.compute.sdk import tokens
 
-    client = _client(args)
-    data = client.infer(_provider(args), args.text, args.max_tokens)
+    provider = _provider(args)
+    check_max_tokens(args.max_tokens)
+    data = _client(args).infer(provider, args.text, args.max_tokens)
 
     def human() -> None:
         console.print(data["output"])

@@ -48,6 +48,18 @@ class FeeCapTooLow(InvalidInput):
     code = "FEE_CAP_TOO_LOW"
 
 
+class InvalidMaxTokens(InvalidInput):
+    """A request's max_tokens below 1: the signed fee cap reserves that much output."""
+
+    code = "INVALID_MAX_TOKENS"
+
+
+class FeeAboveCap(InvalidInput):
+    """A receipt bills more than the max fee its user signed."""
+
+    code = "FEE_ABOVE_CAP"
+
+
 class ResponseSignatureInvalid(InvalidSignature):
     code = "INVALID_RESPONSE_SIGNATURE"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zg_actors.compute.errors import FeeAboveCap, InvalidMaxTokens
 from zg_actors.crypto.accounts import ADDRESS_BYTES, Account, recover_address
 from zg_actors.crypto.encoding import Decoded, as_bytes, as_int, as_list, as_str, decode, encode
 from zg_actors.crypto.keccak import keccak256
@@ -31,6 +32,15 @@ def fee_for(prompt_tokens: int, completion_tokens: int, input_price: int,
 def fee_cap(prompt_tokens: int, max_tokens: int, input_price: int, output_price: int) -> int:
     """What a user signs for: the input fee plus the output fee reserved for max_tokens."""
     return fee_for(prompt_tokens, max_tokens, input_price, output_price)
+
+
+def check_max_tokens(max_tokens: int) -> None:
+    """The signed cap reserves max_tokens of output, so a request must bound its completion:
+    a model told 0 generates until its context window fills, far past that cap."""
+    if max_tokens < 1:
+        raise InvalidMaxTokens(f"max_tokens must be at least 1, got {max_tokens}: the fee cap "
+                               f"you sign reserves max_tokens completion tokens",
+                               max_tokens=max_tokens)
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class SignedRequest:
 
 def sign_request(account: Account, network_id: int, provider: bytes, nonce: int, text: str,
                  max_fee: int, max_tokens: int) -> SignedRequest:
+    check_max_tokens(max_tokens)
     request = Request(network_id, account.address, provider, nonce, max_fee,
                       keccak256(text.encode()), max_tokens)
     return SignedRequest(request, account.sign_hash(request.hash), text)
@@ -112,3 +123,26 @@ class Receipt:
         f = as_list(decode(raw), 7)
         return cls(Request.from_list(f[0]), as_bytes(f[1]), as_int(f[2]), as_int(f[3]),
                    as_int(f[4]), as_str(f[5]), as_bytes(f[6]))
+
+
+def check_within_cap(receipt: Receipt) -> None:
+    """The fee billed stays within the max fee the user signed: above it the user's
+    signature authorises nothing, and settlement refuses the trace."""
+    if receipt.fee > receipt.request.max_fee:
+        raise FeeAboveCap(f"receipt for nonce {receipt.request.nonce} bills {receipt.fee} "
+                          f"({receipt.completion_tokens} completion tokens), above the max fee "
+                          f"{receipt.request.max_fee} the user signed for "
+                          f"{receipt.request.max_tokens} tokens", fee=receipt.fee,
+                          max_fee=receipt.request.max_fee, nonce=receipt.request.nonce)
+
+
+def make_receipt(request: Request, user_signature: bytes, prompt_tokens: int,
+                 completion_tokens: int, output: str, input_price: int,
+                 output_price: int) -> Receipt:
+    """The bill of a served request, by tokens; FeeAboveCap rather than a bill the user
+    did not authorise."""
+    receipt = Receipt(request, user_signature, prompt_tokens, completion_tokens,
+                      fee_for(prompt_tokens, completion_tokens, input_price, output_price),
+                      output)
+    check_within_cap(receipt)
+    return receipt

@@ -27,7 +27,13 @@ from zg_actors.compute.errors import (
 )
 from zg_actors.compute.params import MS_PER_S, SERVING_MODULE, SERVING_NETWORK_ID
 from zg_actors.compute.params import as_tokens as tokens
-from zg_actors.compute.request import Receipt, fee_cap, fee_for, sign_request
+from zg_actors.compute.request import (
+    Receipt,
+    check_within_cap,
+    fee_cap,
+    fee_for,
+    sign_request,
+)
 from zg_actors.crypto.accounts import Account, parse_address
 from zg_actors.crypto.encoding import encode
 from zg_actors.errors import InvalidSignature, Unavailable, ZgError
@@ -246,7 +252,8 @@ class ComputeClient:
 
 def verify_receipt(receipt: Receipt, request_hash: bytes, provider: bytes, service: dict,
                    prompt_tokens: int) -> None:
-    """The answer is for our request, signed by the provider, and billed by the rules."""
+    """The answer is for our request, signed by the provider, and billed by the rules,
+    within the cap we signed."""
     try:
         signer = receipt.response_signer()
     except InvalidSignature as exc:
@@ -264,6 +271,7 @@ def verify_receipt(receipt: Receipt, request_hash: bytes, provider: bytes, servi
             f"bill does not add up: {receipt.prompt_tokens} prompt tokens (we count "
             f"{prompt_tokens}), fee {receipt.fee} (prices give {expected})",
             fee=receipt.fee, expected=expected)
+    check_within_cap(receipt)
 
 
 def _when(unlock_at_ms: int, now_s: float) -> str:

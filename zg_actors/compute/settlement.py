@@ -1,15 +1,19 @@
-"""Settlement of request traces (pure): the checks the `serving` module applies per item.
+"""Settlement of request traces (pure): the checks the `serving` module applies.
 
 A settlement transaction carries up to SETTLEMENTS_PER_TX_MAX items, each covering any
-number of one user's requests to the sending provider.  Each item gets one result:
+number of one user's requests to the sending provider.  Each trace is judged on its own,
+so one bad trace cannot void the user's valid ones; a trace is refused as:
 
-- PROVIDER_MISMATCH: a trace names another provider (a provider settles only its own).
-- INVALID_NONCE: nonces must strictly increase and start above the sub-account's last
-  settled nonce, so a request is paid at most once.
+- PROVIDER_MISMATCH: it names another provider (a provider settles only its own).
+- INVALID_NONCE: its nonce is not above the sub-account's last settled nonce and the
+  item's last accepted trace, so a request is paid at most once.
 - INVALID_SIGNATURE: the user's signature does not recover the user, or the fee claimed
   exceeds the max fee the user signed.
-- SUCCESS: paid in full; PARTIAL: the sub-account was short, so what was there is paid.
-Rejected items change nothing; paid items advance the sub-account's nonce.
+
+The item's result pays its accepted traces: SUCCESS in full, PARTIAL when the
+sub-account was short (what was there is paid); it lists each refused trace with its
+reason, and when none was accepted its status is the first refusal's.  Refused traces
+change nothing; accepted ones advance the sub-account's nonce.
 """
 
 from __future__ import annotations
@@ -79,10 +83,6 @@ class Settlement:
         return cls(as_bytes(f[0], ADDRESS_BYTES), tuple(Trace.from_list(t)
                                                         for t in as_list(f[1])))
 
-    @property
-    def total_fee(self) -> int:
-        return sum(t.fee for t in self.traces)
-
 
 @dataclass(frozen=True)
 class SettlementResult:
@@ -91,29 +91,25 @@ class SettlementResult:
     paid: int
     unpaid: int
     last_nonce: int  # the sub-account's settled nonce after this item
+    rejected: tuple[tuple[int, SettlementStatus], ...] = ()  # (nonce, why) per refused trace
 
     def to_list(self) -> list:
-        return [self.user, int(self.status), self.paid, self.unpaid, self.last_nonce]
+        return [self.user, int(self.status), self.paid, self.unpaid, self.last_nonce,
+                [[nonce, int(why)] for nonce, why in self.rejected]]
 
     @classmethod
     def from_list(cls, item: Decoded) -> SettlementResult:
-        f = as_list(item, 5)
+        f = as_list(item, 6)
+        rejected = tuple((as_int(r[0]), SettlementStatus(as_int(r[1])))
+                         for r in (as_list(r, 2) for r in as_list(f[5])))
         return cls(as_bytes(f[0]), SettlementStatus(as_int(f[1])), as_int(f[2]),
-                   as_int(f[3]), as_int(f[4]))
+                   as_int(f[3]), as_int(f[4]), rejected)
 
     def to_dict(self) -> dict:
         return {"user": self.user, "status": self.status.name, "paid": self.paid,
-                "unpaid": self.unpaid, "last_nonce": self.last_nonce}
-
-
-def is_valid_nonce_sequence(traces: tuple[Trace, ...], settled_nonce: int) -> bool:
-    """Strictly increasing and above the last settled nonce: no request paid twice."""
-    previous = settled_nonce
-    for trace in traces:
-        if trace.nonce <= previous:
-            return False
-        previous = trace.nonce
-    return True
+                "unpaid": self.unpaid, "last_nonce": self.last_nonce,
+                "rejected": [{"nonce": nonce, "status": why.name}
+                             for nonce, why in self.rejected]}
 
 
 def is_authorised(trace: Trace, network_id: int, user: bytes) -> bool:
@@ -126,28 +122,39 @@ def is_authorised(trace: Trace, network_id: int, user: bytes) -> bool:
         return False
 
 
-def check_settlement(item: Settlement, provider: bytes, sub: SubAccount,
-                     network_id: int) -> SettlementStatus | None:
-    """The rejection status of an item, or None if it may be paid."""
-    if not item.traces or any(t.provider != provider for t in item.traces):
+def check_trace(trace: Trace, provider: bytes, user: bytes, after_nonce: int,
+                network_id: int) -> SettlementStatus | None:
+    """Why this trace may not be paid, or None if it may; after_nonce is the highest
+    nonce already settled or accepted."""
+    if trace.provider != provider:
         return SettlementStatus.PROVIDER_MISMATCH
-    if not is_valid_nonce_sequence(item.traces, sub.nonce):
+    if trace.nonce <= after_nonce:
         return SettlementStatus.INVALID_NONCE
-    if not all(is_authorised(t, network_id, item.user) for t in item.traces):
+    if not is_authorised(trace, network_id, user):
         return SettlementStatus.INVALID_SIGNATURE
     return None
 
 
 def settle(item: Settlement, provider: bytes, sub: SubAccount,
            network_id: int) -> SettlementResult:
-    """Check one item and charge the sub-account (mutated) if it passes."""
-    rejected = check_settlement(item, provider, sub, network_id)
-    if rejected is not None:
-        return SettlementResult(item.user, rejected, 0, 0, sub.nonce)
-    total = item.total_fee
+    """Judge each trace, and charge the sub-account (mutated) for the accepted ones."""
+    accepted: list[Trace] = []
+    rejected: list[tuple[int, SettlementStatus]] = []
+    last_nonce = sub.nonce
+    for trace in item.traces:
+        why = check_trace(trace, provider, item.user, last_nonce, network_id)
+        if why is None:
+            accepted.append(trace)
+            last_nonce = trace.nonce
+        else:
+            rejected.append((trace.nonce, why))
+    if not accepted:
+        status = rejected[0][1] if rejected else SettlementStatus.PROVIDER_MISMATCH
+        return SettlementResult(item.user, status, 0, 0, sub.nonce, tuple(rejected))
+    total = sum(t.fee for t in accepted)
     paid = charge(sub, total)
-    # The traces are consumed even when short: the provider served them and takes what
-    # is there; a second claim for the same nonces would be a double payment.
-    sub.nonce = item.traces[-1].nonce
+    # The accepted traces are consumed even when short: the provider served them and takes
+    # what is there; a second claim for the same nonces would be a double payment.
+    sub.nonce = last_nonce
     status = SettlementStatus.SUCCESS if paid == total else SettlementStatus.PARTIAL
-    return SettlementResult(item.user, status, paid, total - paid, sub.nonce)
+    return SettlementResult(item.user, status, paid, total - paid, sub.nonce, tuple(rejected))

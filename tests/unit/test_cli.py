@@ -1,0 +1,94 @@
+"""The `zg` command on bad input: a typed error naming the value, exit status 2, strict
+JSON with --json, and nothing changed (no cluster is even contacted)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import ray
+
+from zg_actors.cli import main, print_json
+
+
+def strict_json(text: str) -> object:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    status = main([*argv, "--json"])
+    return status, strict_json(capsys.readouterr().out)
+
+
+def test_json_output_is_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    print_json({"rate": float("nan"), "best_s": [float("inf"), -float("inf"), 1.5],
+                "root": b"\x01"})
+    assert strict_json(capsys.readouterr().out) == {"rate": None, "best_s": [None, None, 1.5],
+                                                    "root": "0x01"}
+
+
+@pytest.mark.parametrize("argv, error, needle", [
+    (["compute", "fund", "0", "1e999999"], "InvalidInput",
+     "amount '1e999999' is above the largest amount"),
+    (["compute", "infer", "0", "hi", "--max-tokens", "-5"], "InvalidMaxTokens",
+     "max_tokens must be at least 1, got -5"),
+    (["compute", "infer", "0", "hi", "--max-tokens", "0"], "InvalidMaxTokens",
+     "max_tokens must be at least 1, got 0"),
+])
+def test_bad_compute_arguments_fail_before_any_cluster_is_contacted(
+        capsys: pytest.CaptureFixture[str], argv: list[str], error: str, needle: str) -> None:
+    status, out = run(capsys, *argv, "--address", "127.0.0.1:1")
+    assert status == 2 and out["error"] == error and needle in out["message"]
+
+
+def test_a_config_file_that_is_not_utf8_or_holds_nan(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"ray:\n  namespace: zg-caf\xe9\n")
+    status, out = run(capsys, "config", "show", "--config", str(latin1))
+    assert status == 2 and out["error"] == "ConfigError" and "not UTF-8" in out["message"]
+    nan = tmp_path / "nan.yaml"
+    nan.write_text("da:\n  retention_s: .nan\n")
+    status, out = run(capsys, "config", "show", "--config", str(nan))
+    assert (status, out["key"], out["value"]) == (2, "da.retention_s", None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_cluster_at_the_address_says_how_to_start_one(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    for argv in (["status"], ["network", "list"], ["compute", "account"]):
+        status, out = run(capsys, *argv, "--address", address)
+        assert (status, out["error"]) == (2, "ClusterUnreachable")
+        assert f"no Ray cluster is reachable at {address}" in out["message"]
+        assert "`zg up`" in out["message"] and "`zg demo`" in out["message"]
+
+
+def test_an_unreachable_ray_address_in_the_environment_is_named(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    status, out = run(capsys, "status")  # --address defaults to auto, which reads it
+    assert (status, out["error"], out["address"]) == (2, "ClusterUnreachable", address)
+
+
+def test_no_local_cluster_found_by_auto(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_ray(**kwargs: object) -> None:  # what ray.init(address="auto") raises then
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "init", no_ray)
+    status, out = run(capsys, "status")
+    assert (status, out["error"]) == (2, "ClusterUnreachable")
+    assert "no Ray cluster is reachable at auto" in out["message"]
