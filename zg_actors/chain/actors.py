@@ -591,16 +591,17 @@ class Validator:
                     try:
                         height = await asyncio.wait_for(ref, timeout=2.0)
                     except Exception:
+                        self._peers.pop(identity, None)  # look the name up again next time
                         continue
                     if height > best_height:
                         best, best_height = identity, height
                 if best is None:
                     return
                 try:
-                    items = await asyncio.wait_for(self._peer(best).get_blocks.remote(
-                        self.node.committed.height + 1, SYNC_BATCH_BLOCKS), PEER_CALL_TIMEOUT_S)
+                    items = await self._peer(best).get_blocks.remote(
+                        self.node.committed.height + 1, SYNC_BATCH_BLOCKS)
                 except Exception:
-                    self._peers.pop(best, None)  # look it up again next time
+                    self._peers.pop(best, None)  # look the name up again next time
                     return
                 if not items:
                     return
