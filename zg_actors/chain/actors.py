@@ -1,7 +1,9 @@
 """Ray actors of the chain: Validator (one per validator x network), NetworkManager, Relayer.
 
-Validators of a network call each other's methods directly (fire-and-forget);
-no central actor decides blocks.  Each Validator wraps a pure ConsensusMachine
+Validators of a network call each other's methods directly; no central actor
+decides blocks.  Each re-sends its proposals and votes to peers that have not
+acknowledged them (chain/gossip.py), so a message a peer missed while it was
+down reaches it once it is back.  Each Validator wraps a pure ConsensusMachine
 (chain/consensus.py) and a ChainNode (chain/node.py, its LMDB store).
 """
 
