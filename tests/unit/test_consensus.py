@@ -413,7 +413,6 @@ class GossipNet:
         self.now = 0.0
         self.events: list = []
         self.seq = 0
-        self.sends = 0
         self.nodes = {i: SimNode(i) for i in range(self.n)}
 
     # ---- plumbing ---------------------------------------------------------------------
@@ -437,7 +436,6 @@ class GossipNet:
             keys = [] if peer in node.in_flight else node.outbox.due(peer, self.now)
             if not keys:
                 continue
-            self.sends += 1
             messages = [node.outbox.messages[k] for k in keys]
             if self.resend:
                 node.in_flight.add(peer)
