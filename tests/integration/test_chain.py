@@ -425,7 +425,8 @@ def test_c0_outage_keeps_the_chain_committing_and_the_set_refreshes_after(deploy
         ticks = boundary_ticks(validators[0], epoch)
         kept = {h: t for h, t in ticks.items() if outage_from < h <= outage_to}
         assert len(kept) >= 2, f"heights {outage_from}..{outage_to}: {len(kept)} boundaries"
-        assert committed >= sent - 30, f"{committed} of {sent} txs committed in the outage"
+        # Most of the load committed in the outage (today: 6 of 582, stuck at height 4).
+        assert committed >= sent // 2, f"{committed} of {sent} txs committed in the outage"
         assert set(kept.values()) == {info["genesis_tick"]}, kept
 
         staking = runtime.deploy(config, detached=False).staking  # back, from its LMDB
