@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -24,6 +24,7 @@ from zg_actors.chain.consensus import (
     Vote,
     VoteType,
 )
+from zg_actors.chain.gossip import MessageKind, Outbox, RetrySchedule
 
 TIMEOUTS = TimeoutConfig(1.0, 0.5, 0.5, 0.25, 0.5, 0.25)
 
@@ -364,3 +365,341 @@ def test_restored_lock_and_round_survive_a_restart() -> None:
         (VoteType.PREVOTE, NIL)]
     feed(m, precommit(3, NIL, 1), precommit(3, NIL, 2))  # skip to round 3: our turn
     assert m.proposals[3].block_hash == b"X" and m.proposals[3].pol_round == 2
+
+
+# ---- eventual delivery: lossy links, partitions that heal, crashes, several heights ----
+CALL_TIMEOUT_S = 1.0  # a call that got no answer is given up after this long
+FUTURE_HEIGHTS_HELD = 3  # as the Validator actor: messages this far ahead are buffered
+
+
+@dataclass
+class SimNode:
+    """One validator of GossipNet: its machine and outbox (lost at a crash) and what it
+    persisted before sending (kept): its signed messages, last round and lock."""
+
+    index: int
+    height: int = 1
+    machine: ConsensusMachine | None = None
+    outbox: Outbox | None = None
+    incarnation: bytes = b""
+    in_flight: set[int] = field(default_factory=set)
+    buffer: dict[int, list] = field(default_factory=dict)
+    decisions: dict[int, Decide] = field(default_factory=dict)
+    signed: dict[tuple, object] = field(default_factory=dict)  # (height, round, kind) -> msg
+    last_round: dict[int, int] = field(default_factory=dict)
+    locks: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    down: bool = False
+
+
+class GossipNet:
+    """Validators that send through the Outbox (chain/gossip.py) over links that lose calls
+    and answers, are cut by a partition until `heal_at`, and whose `crashed` nodes are down
+    from `crash_at` to `heal_at` (losing memory, keeping what they persisted); the heights
+    1..`heights` must each commit at every node, one block per height."""
+
+    def __init__(self, powers: list[int], seed: int, *, heights: int = 3, loss: float = 0.3,
+                 loss_after_heal: float = 0.1, partition: frozenset[int] = frozenset(),
+                 crashed: frozenset[int] = frozenset(), crash_at: float = 2.0,
+                 heal_at: float = 20.0, max_delay: float = 0.3, resend: bool = True) -> None:
+        self.rng = random.Random(seed)
+        self.resend = resend
+        self.powers = powers
+        self.n = len(powers)
+        self.heights = heights
+        self.loss, self.loss_after_heal = loss, loss_after_heal
+        self.partition, self.crashed = partition, crashed
+        self.crash_at, self.heal_at = crash_at, heal_at
+        self.max_delay = max_delay
+        self.now = 0.0
+        self.events: list = []
+        self.seq = 0
+        self.nodes = {i: SimNode(i) for i in range(self.n)}
+
+    # ---- plumbing ---------------------------------------------------------------------
+    def push(self, at: float, item: tuple) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (at, self.seq, item))
+
+    def lost(self, a: int, b: int) -> bool:
+        if self.nodes[a].down or self.nodes[b].down:
+            return True
+        if self.now < self.heal_at:
+            return (a in self.partition) != (b in self.partition) or (
+                self.rng.random() < self.loss)
+        return self.rng.random() < self.loss_after_heal
+
+    def pump(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.down:
+            return
+        for peer in node.outbox.peers:
+            keys = [] if peer in node.in_flight else node.outbox.due(peer, self.now)
+            if not keys:
+                continue
+            messages = [node.outbox.messages[k] for k in keys]
+            if self.resend:
+                node.in_flight.add(peer)
+            else:  # fire and forget: what the first send lost stays lost
+                node.outbox.peers[peer].acknowledged.update(keys)
+            if self.lost(i, peer):
+                self.push(self.now + CALL_TIMEOUT_S, ("failed", i, node.incarnation, peer))
+            else:
+                self.push(self.now + self.rng.uniform(0, self.max_delay),
+                          ("call", peer, i, node.incarnation, keys, messages))
+
+    def wake_later(self, i: int) -> None:
+        node = self.nodes[i]
+        for peer in node.outbox.peers:
+            wait = node.outbox.wait_s(peer, self.now)
+            if wait is not None and peer not in node.in_flight:
+                self.push(self.now + wait, ("wake", i, node.incarnation))
+
+    # ---- a validator ------------------------------------------------------------------
+    def boot(self, i: int) -> None:
+        """Start (or restart after a crash) node i at its height, from what it persisted."""
+        node = self.nodes[i]
+        node.down = False
+        node.incarnation = self.rng.randbytes(8)
+        node.in_flight = set()
+        node.buffer = {}
+        node.outbox = Outbox([j for j in range(self.n) if j != i], RetrySchedule())
+        self.start_height(i)
+
+    def start_height(self, i: int) -> None:
+        node = self.nodes[i]
+        h = node.height
+        node.machine = ConsensusMachine(h, self.powers, i, round_robin(self.n),
+                                        lambda block: block is not None, TIMEOUTS)
+        node.outbox.prune(h - 1)
+        if h in node.locks:
+            lock_round, lock_hash = node.locks[h]
+            node.machine.restore_lock(lock_round, lock_hash, (lock_hash,))
+        self.handle(i, node.machine.start(node.last_round.get(h, 0)))
+        for message in node.buffer.pop(h, []):
+            self.feed(i, message)
+        self.pump(i)
+
+    def sign(self, i: int, key: tuple, message: object) -> object:
+        """Persist-then-send, as the actor: a key signed before a crash keeps its message."""
+        node = self.nodes[i]
+        message = node.signed.setdefault(key, message)
+        node.outbox.add(key, message)
+        return message
+
+    def handle(self, i: int, effects: list) -> None:
+        node = self.nodes[i]
+        machine = node.machine
+        for effect in effects:
+            if isinstance(effect, RequestProposal):
+                earlier = node.signed.get((effect.height, effect.round, MessageKind.PROPOSAL))
+                block = earlier.block if earlier else (
+                    f"block-{effect.height}-{effect.round}-by-{i}".encode(),)
+                self.handle(i, machine.propose(block[0], block))
+            elif isinstance(effect, BroadcastProposal):
+                p = effect.proposal
+                self.sign(i, (p.height, p.round, MessageKind.PROPOSAL), p)
+            elif isinstance(effect, BroadcastVote):
+                v = effect.vote
+                node.last_round[v.height] = v.round
+                signed = self.sign(i, (v.height, v.round, MessageKind(v.vote_type)),
+                                   replace(v, signature=f"sig-{i}".encode()))
+                if signed.vote_type == VoteType.PRECOMMIT and signed.block_hash:
+                    node.locks[v.height] = (v.round, signed.block_hash)
+                self.handle(i, machine.on_vote(signed))
+            elif isinstance(effect, ScheduleTimeout):
+                self.push(self.now + effect.delay, ("timeout", i, node.incarnation, effect))
+            elif isinstance(effect, Decide):
+                self.decide(i, effect)
+                return  # the machine of this height is gone
+        self.pump(i)
+
+    def decide(self, i: int, decision: Decide) -> None:
+        node = self.nodes[i]
+        node.decisions[decision.height] = decision
+        node.height = decision.height + 1
+        if node.height <= self.heights + 1:  # one height past the last, for its precommits
+            self.start_height(i)
+
+    def feed(self, i: int, message: object) -> bool:
+        """Hand a message to node i; whether it holds it (its acknowledgement)."""
+        node = self.nodes[i]
+        if message.height < node.height:
+            return True  # decided there already
+        if message.height > node.height:
+            if message.height > node.height + FUTURE_HEIGHTS_HELD:
+                return False
+            node.buffer.setdefault(message.height, []).append(message)
+            return True
+        if isinstance(message, Proposal):
+            self.handle(i, node.machine.on_proposal(message))
+        else:
+            self.handle(i, node.machine.on_vote(message))
+        return True
+
+    def sync(self, i: int, peer: int, height: int) -> None:
+        """A message of a later height came from `peer`: fetch the decisions it has (with
+        their > 2/3 precommits, as the actor's sync checks a block's certificate)."""
+        node, source = self.nodes[i], self.nodes[peer]
+        while node.height < height and node.height in source.decisions:
+            decision = source.decisions[node.height]
+            assert 3 * sum(self.powers[v.validator] for v in decision.precommits) > \
+                2 * sum(self.powers)
+            self.decide(i, decision)
+
+    # ---- the run ----------------------------------------------------------------------
+    def done(self) -> bool:
+        return all(len(n.decisions) >= self.heights for n in self.nodes.values())
+
+    def run(self, until: float) -> None:
+        for i in self.nodes:
+            self.boot(i)
+        crash_pending = bool(self.crashed)
+        while self.events and not self.done():
+            at, _, event = heapq.heappop(self.events)
+            if at > until:
+                break
+            if crash_pending and at >= self.crash_at:
+                crash_pending = False
+                for i in self.crashed:
+                    self.nodes[i].down = True
+                self.push(self.heal_at, ("restart",))
+            self.now = at
+            self.dispatch(event)
+
+    def dispatch(self, event: tuple) -> None:
+        kind = event[0]
+        if kind == "restart":
+            for i in self.crashed:
+                self.boot(i)
+            return
+        if kind == "call":  # to node i, from sender
+            _, i, sender, incarnation, keys, messages = event
+            node = self.nodes[i]
+            if node.down:
+                self.push(self.now + CALL_TIMEOUT_S, ("failed", sender, incarnation, i))
+                return
+            if node.outbox.seen_incarnation(sender, incarnation):
+                self.pump(i)
+            if max(m.height for m in messages) > node.height:
+                self.sync(i, sender, max(m.height for m in messages))
+            held = [self.feed(i, m) for m in messages]
+            answer = ("answer", sender, incarnation, i, keys, held, node.incarnation)
+            if self.lost(i, sender):  # the answer is lost: the sender gives up later
+                self.push(self.now + CALL_TIMEOUT_S, ("failed", sender, incarnation, i))
+            else:
+                self.push(self.now + self.rng.uniform(0, self.max_delay), answer)
+            return
+        _, i, incarnation = event[:3]
+        node = self.nodes[i]
+        if node.down or node.incarnation != incarnation:
+            return  # for a process that has crashed since
+        if kind == "answer":
+            _, _, _, peer, keys, held, peer_incarnation = event
+            node.in_flight.discard(peer)
+            node.outbox.delivered(peer, keys, held, peer_incarnation, self.now)
+        elif kind == "failed":
+            peer = event[3]
+            node.in_flight.discard(peer)
+            node.outbox.failed(peer, self.now)
+        elif kind == "timeout":
+            timeout = event[3]
+            if node.machine is not None and node.machine.height == timeout.height:
+                self.handle(i, node.machine.on_timeout(timeout.height, timeout.round,
+                                                       timeout.step))
+        self.pump(i)
+        self.wake_later(i)
+
+    def committed(self) -> dict[int, set[bytes]]:
+        out: dict[int, set[bytes]] = {}
+        for node in self.nodes.values():
+            for height, decision in node.decisions.items():
+                out.setdefault(height, set()).add(decision.block_hash)
+        return out
+
+
+def assert_every_height_committed_once(net: GossipNet) -> None:
+    committed = net.committed()
+    assert all(len(hashes) == 1 for hashes in committed.values()), committed
+    for node in net.nodes.values():
+        assert set(range(1, net.heights + 1)) <= set(node.decisions), (
+            node.index, sorted(node.decisions), node.height,
+            node.machine and (node.machine.round, node.machine.step))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lossy_links_every_height_commits(seed: int) -> None:
+    net = GossipNet([1, 1, 1, 1], seed, heights=4, loss=0.4, heal_at=10.0)
+    net.run(until=400.0)
+    assert_every_height_committed_once(net)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_partition_that_heals_every_height_commits(seed: int) -> None:
+    # 2 | 2: no side has > 2/3, nothing commits until the partition heals.
+    net = GossipNet([1, 1, 1, 1], seed, heights=3, loss=0.2, partition=frozenset({0, 1}),
+                    heal_at=30.0)
+    net.run(until=30.0)
+    assert all(not node.decisions for node in net.nodes.values())
+    net = GossipNet([1, 1, 1, 1], seed, heights=3, loss=0.2, partition=frozenset({0, 1}),
+                    heal_at=30.0)
+    net.run(until=400.0)
+    assert_every_height_committed_once(net)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_of_four_crash_together_every_height_commits(seed: int) -> None:
+    # Half the power crashes mid-height (memory lost, signed votes and locks kept) and
+    # restarts at heal_at; the two left re-send what the crashed ones missed.
+    net = GossipNet([1, 1, 1, 1], seed, heights=4, loss=0.2, crashed=frozenset({2, 3}),
+                    crash_at=0.4 + 0.1 * (seed % 10), heal_at=15.0)
+    net.run(until=400.0)
+    assert_every_height_committed_once(net)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_unequal_stakes_partition_heals(seed: int) -> None:
+    # The minority side {0} holds 5 of 9: the others (4/9) cannot commit without it.
+    net = GossipNet([5, 1, 1, 1, 1], seed, heights=3, loss=0.3, partition=frozenset({0}),
+                    heal_at=20.0)
+    net.run(until=400.0)
+    assert_every_height_committed_once(net)
+
+
+def test_without_resending_a_partition_that_heals_stays_stuck() -> None:
+    # The control: messages sent once are lost across the partition and nothing re-sends
+    # them, so after healing the round state cannot move (what the network did before).
+    net = GossipNet([1, 1, 1, 1], 1, heights=1, loss=0.0, loss_after_heal=0.0,
+                    partition=frozenset({0, 1}), heal_at=30.0, resend=False)
+    net.run(until=400.0)
+    assert any(not node.decisions for node in net.nodes.values())
+
+
+def test_retry_schedule_backs_off_to_a_ceiling() -> None:
+    schedule = RetrySchedule(first_s=0.2, factor=2.0, max_s=2.0)
+    assert [schedule.delay(f) for f in range(7)] == [0.0, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    with pytest.raises(ValueError):
+        RetrySchedule(first_s=0.0)
+
+
+def test_outbox_resends_until_held_and_everything_after_a_restart() -> None:
+    box = Outbox([1, 2], RetrySchedule(first_s=1.0, factor=2.0, max_s=4.0))
+    a, b = (5, 0, MessageKind.PROPOSAL), (5, 0, MessageKind.PREVOTE)
+    box.add(a, "proposal")
+    box.add(b, "prevote")
+    box.add(b, "another prevote")  # never a second message for one key
+    assert box.messages[b] == "prevote"
+    assert box.due(1, 0.0) == [a, b]
+    box.failed(1, 0.0)  # peer 1 is down: paused 1 s, then 2 s
+    assert box.due(1, 0.5) == [] and box.wait_s(1, 0.5) == 0.5
+    box.failed(1, 1.0)
+    assert box.due(1, 2.9) == [] and box.due(1, 3.0) == [a, b]
+    box.delivered(1, [a, b], [True, False], b"inc-1", 3.0)  # b not held: paused again
+    assert box.due(1, 3.0) == [] and box.unacknowledged(1) == [b]
+    box.delivered(1, [b], [True], b"inc-1", 20.0)
+    assert box.due(1, 20.0) == [] and box.wait_s(1, 20.0) is None
+    assert box.due(2, 0.0) == [a, b]  # peer 2 has its own state
+    assert box.seen_incarnation(1, b"inc-1") is False
+    assert box.seen_incarnation(1, b"inc-2") is True  # restarted: lost all it had
+    assert box.due(1, 20.0) == [a, b]
+    box.prune(6)
+    assert box.messages == {} and box.due(1, 20.0) == []

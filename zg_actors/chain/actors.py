@@ -1,15 +1,19 @@
 """Ray actors of the chain: Validator (one per validator x network), NetworkManager, Relayer.
 
-Validators of a network call each other's methods directly (fire-and-forget);
-no central actor decides blocks.  Each Validator wraps a pure ConsensusMachine
+Validators of a network call each other's methods directly; no central actor
+decides blocks.  Each re-sends its proposals and votes to peers that have not
+acknowledged them (chain/gossip.py), so a message a peer missed while it was
+down reaches it once it is back.  Each Validator wraps a pure ConsensusMachine
 (chain/consensus.py) and a ChainNode (chain/node.py, its LMDB store).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,10 +42,11 @@ from zg_actors.chain.consensus import (
     Vote,
     VoteType,
 )
+from zg_actors.chain.gossip import MessageKey, MessageKind, Outbox, RetrySchedule
 from zg_actors.chain.network import build_state_machine, timeout_config
 from zg_actors.chain.node import ChainNode, lock_key, round_key, vote_key
 from zg_actors.chain.tx import TxError, make_tx
-from zg_actors.chain.validator_set import ValidatorSet
+from zg_actors.chain.validator_set import ValidatorSet, refresh_tick, set_changes
 from zg_actors.config import config_from_dict
 from zg_actors.crypto import bls
 from zg_actors.crypto.devkeys import validator_identity
@@ -60,6 +65,9 @@ SYNC_MIN_INTERVAL_S = 0.5
 FUTURE_HEIGHTS_BUFFERED = 3
 MAX_WAIT_HEIGHT_S = 10.0  # a long poll holds a call this long at most; callers loop
 VALIDATOR_RESOURCE = "zg_validator"  # custom resource declared by cluster.yaml's CPU workers
+PEER_CALL_TIMEOUT_S = 3.0  # a send to a peer not answered by then is re-sent (gossip.py)
+RESEND_SCHEDULE = RetrySchedule(first_s=0.2, factor=2.0, max_s=2.0)
+C0_READ_TIMEOUT_S = 1.0  # a C0 read not answered by then: C0 counts as unreachable
 
 
 class UnknownNetworkId(NotFound):
@@ -93,6 +101,12 @@ class Validator:
         self.started = False
         self.stopped = False
         self._peers: dict[int, Any] = {}
+        # Drawn anew by every process: peers that see a new one re-send what we lost.
+        self.incarnation = os.urandom(8)
+        self.outbox = Outbox([i for i in members if i != self.identity.index],
+                             RESEND_SCHEDULE)
+        self._outbox_changed = asyncio.Event()  # set, then replaced, at every change
+        self._deliveries: dict[int, asyncio.Task] = {}  # peer -> its sending loop
         self._buffer: dict[int, list[tuple[str, tuple]]] = defaultdict(list)
         self._sets_by_tick: dict[int, ValidatorSet] = {}
         self._blocks: dict[bytes, Block] = {}
@@ -115,17 +129,78 @@ class Validator:
             self.started = True
             await self._sync()
             self._start_height()
+        self._ensure_deliveries()
         return self.status_now()
 
     async def stop(self) -> None:
         """Stop taking part (network retired); the store stays."""
         self.stopped = True
         self.machine = None
+        for task in self._deliveries.values():
+            task.cancel()
 
     def _peer(self, identity: int) -> Any:
         if identity not in self._peers:
             self._peers[identity] = ray.get_actor(validator_name(self.network_id, identity))
         return self._peers[identity]
+
+    # ---- eventual delivery of our proposals and votes (chain/gossip.py) ---------------
+    def _gossip(self, key: MessageKey, args: tuple) -> None:
+        """Send a message we signed to every peer, and again until each holds it."""
+        self.outbox.add(key, (int(key[2]), args))
+        self._outbox_touched()
+
+    def _outbox_touched(self) -> None:
+        self._outbox_changed.set()
+        self._outbox_changed = asyncio.Event()
+        self._ensure_deliveries()
+
+    def _ensure_deliveries(self) -> None:
+        if self.stopped:
+            return
+        for peer in self.outbox.peers:
+            task = self._deliveries.get(peer)
+            if task is None or task.done():
+                self._deliveries[peer] = asyncio.get_running_loop().create_task(
+                    self._deliver_to(peer))
+
+    async def _deliver_to(self, peer: int) -> None:
+        """One call to `peer` at a time, carrying what it has not acknowledged."""
+        while not self.stopped:
+            changed = self._outbox_changed
+            now = time.monotonic()
+            keys = self.outbox.due(peer, now)
+            if not keys:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.outbox.wait_s(peer, now))
+                continue
+            messages = [self.outbox.messages[key] for key in keys]
+            try:
+                incarnation, held = await asyncio.wait_for(
+                    self._peer(peer).on_messages.remote(self.identity.index, self.incarnation,
+                                                        messages), PEER_CALL_TIMEOUT_S)
+            except Exception as exc:  # down, restarting, re-created, or too slow
+                log.debug("network %d: send to validator %d failed: %s", self.network_id,
+                          peer, exc)
+                self._peers.pop(peer, None)  # look the name up again: it may be a new actor
+                self.outbox.failed(peer, time.monotonic())
+                continue
+            self.outbox.delivered(peer, keys, held, incarnation, time.monotonic())
+
+    async def on_messages(self, sender: int, incarnation: bytes,
+                          messages: list[tuple[int, tuple]]) -> tuple[bytes, list[bool]]:
+        """Proposals and votes from `sender`'s outbox.  Answers our incarnation and, per
+        message, whether we hold it (counted, or buffered for a coming height)."""
+        await self._ensure_started()
+        if self.outbox.seen_incarnation(sender, incarnation):
+            self._outbox_touched()  # it restarted: it lost what we had sent it
+        held = []
+        for kind, args in messages:
+            if kind == MessageKind.PROPOSAL:
+                held.append(await self.on_proposal(*args))
+            else:
+                held.append(self._handle_vote(*args))
+        return self.incarnation, held
 
     def _broadcast(self, method: str, *args: Any) -> None:
         for identity in self.members:
@@ -149,6 +224,7 @@ class Validator:
                                         self._is_valid, self.timeouts)
         self._blocks.clear()
         self._round_seen = -1
+        self.outbox.prune(height - 1)  # the last height's precommits: a peer may lack them
         # After a restart mid-height: resume at the last round we voted in, locked on the
         # block we last precommitted (Tendermint's lock must survive crashes).
         last_round = self.node.store.get("signed", round_key(height))
@@ -158,6 +234,8 @@ class Validator:
             block = Block.decode(block_raw)
             self._blocks[block.hash] = block
             self.machine.restore_lock(as_int(lock_round), lock_hash, block)
+            if not self._next_set_known(block):  # a restart forgot C0's set it names
+                asyncio.get_running_loop().create_task(self._fetch_next_set(block))
         start_round = 0 if last_round is None else int.from_bytes(last_round, "big")
         self._process(self.machine.start(start_round))
         for kind, args in self._buffer.pop(height, []):
@@ -169,7 +247,16 @@ class Validator:
             del self._buffer[stale]
 
     def _is_valid(self, block: object) -> bool:
-        return isinstance(block, Block) and self._blocks.get(block.hash) is block
+        return (isinstance(block, Block) and self._blocks.get(block.hash) is block
+                and self._next_set_known(block))
+
+    def _next_set_known(self, block: Block) -> bool:
+        """Whether we can commit `block` as far as the validator set goes: it keeps the set
+        in force, or we hold C0's set at the tick it names (chain/validator_set.py)."""
+        tick = block.header.staking_tick
+        return (not self.node.is_epoch_boundary(block.height)
+                or not set_changes(self.node.committed.staking_tick, tick)
+                or tick in self._sets_by_tick)
 
     def _count_round(self) -> None:
         if self.machine is not None and self.machine.round != self._round_seen:
@@ -201,26 +288,52 @@ class Validator:
             self._process(self.machine.on_timeout(height, round_, step))
 
     async def _set_at_tick(self, tick: int) -> ValidatorSet:
+        """C0's validator set of this network at `tick` (raises when C0 cannot be read)."""
         if tick not in self._sets_by_tick:
             staking = ray.get_actor("staking")
-            raw = await staking.validator_set_at.remote(self.network_id, tick)
+            raw = await asyncio.wait_for(staking.validator_set_at.remote(self.network_id, tick),
+                                         C0_READ_TIMEOUT_S)
             self._sets_by_tick[tick] = ValidatorSet.decode(raw)
         return self._sets_by_tick[tick]
+
+    async def _fetch_next_set(self, block: Block) -> bool:
+        """Make `block`'s next validator set known (see _next_set_known); False while C0
+        cannot be read."""
+        if self._next_set_known(block):
+            return True
+        try:
+            await self._set_at_tick(block.header.staking_tick)
+            return True
+        except Exception as exc:
+            log.warning("network %d: no validator set at C0 tick %d yet: %r", self.network_id,
+                        block.header.staking_tick, exc)
+            return False
+
+    async def _c0_final_tick(self) -> int | None:
+        """C0's latest final tick, its validator set fetched; None when C0 cannot be read."""
+        try:
+            staking = ray.get_actor("staking")
+            tick = await asyncio.wait_for(staking.final_tick.remote(), C0_READ_TIMEOUT_S)
+            await self._set_at_tick(tick)
+            return tick
+        except Exception as exc:
+            log.warning("network %d: C0 unreachable, the validator set stays: %r",
+                        self.network_id, exc)
+            return None
 
     async def _propose(self, height: int, round_: int) -> None:
         tick = self.node.committed.staking_tick
         if self.node.is_epoch_boundary(height):
-            try:
-                tick = await ray.get_actor("staking").final_tick.remote()
-                await self._set_at_tick(tick)
-            except Exception as exc:  # C0 unreachable: keep the current set for now
-                log.warning("network %d: validator-set refresh failed: %s", self.network_id, exc)
-                tick = self.node.committed.staking_tick
+            tick = refresh_tick(tick, await self._c0_final_tick())
         if self.machine is None or (self.machine.height, self.machine.round) != (height, round_):
             return
         earlier = self.node.signed_proposal(height, round_)
         if earlier is not None:  # signed before a restart: propose that block again
             block = earlier.block
+            await self._fetch_next_set(block)
+            if self.machine is None or (self.machine.height, self.machine.round) != (
+                    height, round_):
+                return
         else:
             last_commit = None
             if height > 1:
@@ -238,8 +351,9 @@ class Validator:
             log.info("network %d: re-sending our earlier proposal at height %d round %d",
                      self.network_id, proposal.height, proposal.round)
             self._blocks[signed.block.hash] = signed.block
-        self._broadcast("on_proposal", proposal.height, proposal.round, signed.pol_round,
-                        signed.block.encode(), proposal.proposer, signed.signature)
+        self._gossip((proposal.height, proposal.round, MessageKind.PROPOSAL),
+                     (proposal.height, proposal.round, signed.pol_round, signed.block.encode(),
+                      proposal.proposer, signed.signature))
 
     def _send_vote(self, vote: Vote) -> None:
         key = vote_key(vote.height, vote.round, int(vote.vote_type))
@@ -268,7 +382,7 @@ class Validator:
             self.node.store.write(writes)
         args = (vote.height, vote.round, int(vote.vote_type), block_hash, vote.validator,
                 signature)
-        self._broadcast("on_vote", *args)
+        self._gossip((vote.height, vote.round, MessageKind(vote.vote_type)), args)
         self._handle_vote(*args, verified=True)
 
     # ---- incoming messages ------------------------------------------------------------
@@ -277,41 +391,47 @@ class Validator:
                 height == self.node.committed.height + 2):
             asyncio.get_running_loop().create_task(self._sync_and_restart())
 
-    async def on_proposal(self, height: int, round_: int, pol_round: int, block_raw: bytes,
-                          proposer: int, signature: bytes) -> None:
-        await self._ensure_started()
+    def _not_at_height(self, height: int, kind: str, args: tuple) -> bool | None:
+        """A message for a height other than the one we vote on: whether we hold it
+        (passed, or buffered for a coming height); None when it is for our height."""
         current = self.node.committed.height + 1
-        if height > current or self.machine is None:
-            if height <= current + FUTURE_HEIGHTS_BUFFERED:
-                self._buffer[height].append(("proposal", (height, round_, pol_round, block_raw,
-                                                          proposer, signature)))
-            if height == current:
-                self._wake()  # a peer started this height: it is not idle
-            self._maybe_sync(height)
-            return
         if height < current:
-            return
+            return True  # committed here already: nothing to do with it
+        if height == current and self.machine is not None:
+            return None
+        held = height <= current + FUTURE_HEIGHTS_BUFFERED
+        if held:
+            self._buffer[height].append((kind, args))
+        if height == current:
+            self._wake()  # a peer started this height: it is not idle
+        self._maybe_sync(height)
+        return held
+
+    async def on_proposal(self, height: int, round_: int, pol_round: int, block_raw: bytes,
+                          proposer: int, signature: bytes) -> bool:
+        """A peer's proposal; whether we hold it (False: send it again later)."""
+        await self._ensure_started()
+        held = self._not_at_height(height, "proposal", (height, round_, pol_round, block_raw,
+                                                        proposer, signature))
+        if held is not None:
+            return held
         vset = self.node.validator_set
-        if proposer != vset.proposer(height, round_) or proposer >= len(vset):
-            return
+        if (proposer != vset.proposer(height, round_) or proposer >= len(vset)
+                or round_ in self.machine.proposals):
+            return True  # not its turn, or a copy of one we have
         try:
             block = Block.decode(block_raw)  # once: it parses every tx
         except ZgError as exc:
             log.warning("network %d: malformed proposal dropped: %s", self.network_id, exc)
-            return
+            return True
         message = proposal_sign_bytes(self.network_id, height, round_, pol_round, block.hash)
         if not bls.verify(vset.validators[proposer].bls_pubkey, message, signature):
             log.warning("network %d: proposal with a bad signature dropped", self.network_id)
-            return
-        if self.node.is_epoch_boundary(height):
-            try:
-                await self._set_at_tick(block.header.staking_tick)
-            except Exception as exc:
-                log.warning("network %d: no validator set at tick %d: %s", self.network_id,
-                            block.header.staking_tick, exc)
-                return
+            return True
+        if not await self._fetch_next_set(block):
+            return False  # C0 could not be read: the proposer sends it again
         if self.machine is None or self.machine.height != height:
-            return
+            return True
         header_proposer = vset.validators[vset.proposer(height, block.header.round)].address
         try:
             self.node.validate_block(block, header_proposer)
@@ -320,36 +440,34 @@ class Validator:
             log.warning("network %d height %d: invalid block: %s", self.network_id, height, exc)
         self._process(self.machine.on_proposal(
             Proposal(height, round_, block.hash, pol_round, block, proposer, signature)))
+        return True
 
     async def on_vote(self, height: int, round_: int, vote_type: int, block_hash: bytes,
-                      validator: int, signature: bytes) -> None:
+                      validator: int, signature: bytes) -> bool:
+        """A peer's vote; whether we hold it (False: send it again later)."""
         await self._ensure_started()
-        self._handle_vote(height, round_, vote_type, block_hash, validator, signature)
+        return self._handle_vote(height, round_, vote_type, block_hash, validator, signature)
 
     def _handle_vote(self, height: int, round_: int, vote_type: int, block_hash: bytes,
-                     validator: int, signature: bytes, verified: bool = False) -> None:
-        current = self.node.committed.height + 1
-        if height > current or self.machine is None:
-            if height <= current + FUTURE_HEIGHTS_BUFFERED:
-                self._buffer[height].append(("vote", (height, round_, vote_type, block_hash,
-                                                      validator, signature)))
-            if height == current:
-                self._wake()
-            self._maybe_sync(height)
-            return
-        if height < current or vote_type not in (1, 2):
-            return
+                     validator: int, signature: bytes, verified: bool = False) -> bool:
+        args = (height, round_, vote_type, block_hash, validator, signature)
+        held = self._not_at_height(height, "vote", args)
+        if held is not None:
+            return held
         vset = self.node.validator_set
-        if not 0 <= validator < len(vset):
-            return
+        if vote_type not in (1, 2) or not 0 <= validator < len(vset):
+            return True
+        vote = Vote(height, round_, VoteType(vote_type), block_hash, validator, signature)
+        if self.machine.has_vote(vote):
+            return True  # a copy: no second signature check
         if not verified:
             message = vote_sign_bytes(self.network_id, height, round_, vote_type, block_hash)
             if not bls.verify(vset.validators[validator].bls_pubkey, message, signature):
                 log.warning("network %d: vote with a bad signature from %d dropped",
                             self.network_id, validator)
-                return
-        self._process(self.machine.on_vote(
-            Vote(height, round_, VoteType(vote_type), block_hash, validator, signature)))
+                return True
+        self._process(self.machine.on_vote(vote))
+        return True
 
     async def _ensure_started(self) -> None:
         if not self.started and not self.stopped:
@@ -475,19 +593,28 @@ class Validator:
                     try:
                         height = await asyncio.wait_for(ref, timeout=2.0)
                     except Exception:
+                        self._peers.pop(identity, None)  # look the name up again next time
                         continue
                     if height > best_height:
                         best, best_height = identity, height
                 if best is None:
                     return
-                items = await self._peer(best).get_blocks.remote(
-                    self.node.committed.height + 1, SYNC_BATCH_BLOCKS)
+                try:
+                    items = await self._peer(best).get_blocks.remote(
+                        self.node.committed.height + 1, SYNC_BATCH_BLOCKS)
+                except Exception:
+                    self._peers.pop(best, None)  # look the name up again next time
+                    return
                 if not items:
                     return
                 for block_raw, cert_raw in items:
                     block = Block.decode(block_raw)
                     if self.node.is_epoch_boundary(block.height):
-                        self.node.next_set = await self._set_at_tick(block.header.staking_tick)
+                        # Raises while C0 cannot be read and the block switches sets.
+                        self.node.next_set = (await self._set_at_tick(block.header.staking_tick)
+                                              if set_changes(self.node.committed.staking_tick,
+                                                             block.header.staking_tick)
+                                              else None)
                     self.node.apply_synced(block_raw, cert_raw)
                     self._after_commit(block, [])
                     self.machine = None
@@ -676,7 +803,9 @@ class NetworkManager:
                                         lifetime="detached" if self.detached else None)
             await group.ready()
             self.groups[network_id] = group
-        self.handles.pop(network_id, None)
+        # Handles of running validators stay held: a non-detached actor dies with the last
+        # handle its owner holds, so dropping them here would kill the survivors.
+        handles = self.handles.setdefault(network_id, {})
         started = []
         refs = []
         for bundle, identity in enumerate(members):
@@ -697,7 +826,7 @@ class NetworkManager:
                 self.config_dict, network_id, identity, members,
                 bytes.fromhex(info["genesis_set"]), info["genesis_tick"], self.data_dir)
             # Keep the handle: a non-detached actor dies when its last handle goes away.
-            self.handles.setdefault(network_id, {})[identity] = handle
+            handles[identity] = handle
             refs.append(handle.start.remote())
             started.append(identity)
         await asyncio.gather(*refs)

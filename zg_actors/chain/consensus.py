@@ -179,6 +179,13 @@ class ConsensusMachine:
     def _tally(self, round_: int, vote_type: VoteType) -> _RoundVotes:
         return self.votes.setdefault((round_, vote_type), _RoundVotes())
 
+    def has_vote(self, vote: Vote) -> bool:
+        """Whether this very vote (same validator, round, type and value) is counted: a
+        re-sent copy needs no second signature check."""
+        first = self.votes.get((vote.round, vote.vote_type), _RoundVotes()).by_validator.get(
+            vote.validator)
+        return first is not None and first.block_hash == vote.block_hash
+
     # ---- inputs ---------------------------------------------------------------------
     def restore_lock(self, round_: int, block_hash: bytes, block: object) -> None:
         """After a restart: we precommitted `block_hash` in `round_` of this height before,

@@ -33,7 +33,7 @@ from zg_actors.chain.execution import (
 from zg_actors.chain.modules import token
 from zg_actors.chain.modules.base import BlockInfo
 from zg_actors.chain.tx import Transaction, TxError, check_nonce, decode_tx
-from zg_actors.chain.validator_set import ValidatorSet
+from zg_actors.chain.validator_set import ValidatorSet, set_changes
 from zg_actors.crypto import bls
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
@@ -335,7 +335,12 @@ class ChainNode:
                    ("meta", b"time_ms", u64(header.time_ms)),
                    ("meta", b"staking_tick", u64(header.staking_tick)),
                    ("meta", b"prev_vset", self.validator_set.encode())]
-        switch = self.is_epoch_boundary(header.height) and self.next_set is not None
+        switch = self.is_epoch_boundary(header.height) and set_changes(
+            self.committed.staking_tick, header.staking_tick)
+        if switch and self.next_set is None:
+            raise Unavailable(f"the validator set at C0 tick {header.staking_tick}, which "
+                              f"block {header.height} switches to, is not known here",
+                              height=header.height, tick=header.staking_tick)
         if switch:
             writes += [("meta", b"vset", self.next_set.encode()),
                        ("vsets", self.next_set.hash, self.next_set.encode())]
@@ -346,7 +351,9 @@ class ChainNode:
         self.committed = Committed(header.height, block.hash, header.state_root,
                                    header.time_ms, header.staking_tick)
         if switch:
-            self.validator_set, self.next_set = self.next_set, None
+            self.validator_set = self.next_set
+        if self.is_epoch_boundary(header.height):
+            self.next_set = None
         self._results.clear()
         now = time.time()
         latencies = [now - self.arrival[tx.hash] for tx in block.txs if tx.hash in self.arrival]

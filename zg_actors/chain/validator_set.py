@@ -103,3 +103,21 @@ class ValidatorSet:
         """Index of the proposer of (height, round): rotates with both."""
         schedule = self._schedule
         return schedule[(height + round_) % len(schedule)]
+
+
+def refresh_tick(tick_in_force: int, c0_final_tick: int | None) -> int:
+    """The C0 tick an epoch-boundary block names as the source of the next epoch's set:
+    C0's latest final tick, or, while C0 cannot be read (None), the tick in force, so the
+    set in force stays and the network keeps committing.  A proposer may pick either;
+    every validator then applies `set_changes` to the committed header alike."""
+    return tick_in_force if c0_final_tick is None else max(tick_in_force, c0_final_tick)
+
+
+def set_changes(tick_in_force: int, block_tick: int) -> bool:
+    """Whether an epoch-boundary block naming `block_tick` switches the validator set.
+
+    Only a tick other than the one in force does, to C0's set at that (final, so
+    immutable) tick.  What set rules a height is then fixed by the committed headers,
+    never by whether some validator could reach C0 at some moment: a block that keeps
+    the tick keeps the set, and needs no C0 read to be checked or committed."""
+    return block_tick != tick_in_force
