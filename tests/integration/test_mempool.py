@@ -52,8 +52,8 @@ def test_honest_txs_commit_within_3_blocks_while_one_account_floods(ray_session)
         def flood(part: int) -> list:
             """Submit the attack's and the flooders' part-th share, spread over the
             validators, without waiting."""
-            batches = [attack[j:j + BATCH] for j in range(part * 2_050, (part + 1) * 2_050,
-                                                          BATCH)]
+            end = (part + 1) * 2_050
+            batches = [attack[j:min(j + BATCH, end)] for j in range(part * 2_050, end, BATCH)]
             batches += [txs[part * 15:(part + 1) * 15] for txs in valid]
             return [validators[i % 4].submit_txs.remote(batch)
                     for i, batch in enumerate(batches)]
@@ -66,8 +66,9 @@ def test_honest_txs_commit_within_3_blocks_while_one_account_floods(ray_session)
         refused = {r.split(":")[0] for r in attack_results if r is not None}
         assert refused <= {"NonceTooHigh", "AccountLimitExceeded"}, refused
         assert any("max_nonce_gap" in r for r in attack_results if r), attack_results[-1]
-        start = max(ray.get([v.committed_height.remote() for v in validators], timeout=30))
         assert ray.get(validators[1].submit_txs.remote(honest), timeout=60) == [None] * 3
+        # Acknowledged by now: the highest height any validator committed is the start.
+        start = max(ray.get([v.committed_height.remote() for v in validators], timeout=30))
         more = flood(1)  # the flood goes on while the honest txs wait
         watched = validators[0]
         assert runtime.wait_for(lambda: ray.get(watched.committed_height.remote())
