@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from zg_actors.chain.node import ChainNode
 from zg_actors.chain.tx import MalformedTxBatch, NonceError, Transaction, make_tx
 from zg_actors.chain.txpool import (
     AccountLimitExceeded,
@@ -17,7 +18,7 @@ from zg_actors.chain.txpool import (
     TxPool,
 )
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
-from zg_actors.config import TxPoolConfig
+from zg_actors.config import Config, TxPoolConfig
 from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.devkeys import load_account, validator_identity
 
@@ -177,24 +178,19 @@ def genesis_set() -> ValidatorSet:
                                    for i in range(4)])
 
 
-def node_config(**changes: object):
+def node_config(**changes: object) -> Config:
     return small_config(**{"networks.load_accounts": 12, "networks.max_block_txs": 40,
                            **changes})
 
 
-def commit_next(node, config, vset) -> list[Transaction]:
-    height = node.committed.height + 1
-    proposer = vset.validators[vset.proposer(height, 0)].address
-    block = node.build_block(0, proposer, None if height == 1 else _last_commit(node), 1)
+def commit_first_block(node: ChainNode, config: Config, vset: ValidatorSet,
+                       ) -> list[Transaction]:
+    """Build, check and commit height 1 from the node's pool; returns the block's txs."""
+    proposer = vset.validators[vset.proposer(1, 0)].address
+    block = node.build_block(0, proposer, None, 1)
     node.validate_block(block, proposer)
-    node.commit(block, sign_commit(node, config, block.hash, height, [0, 1, 2, 3]))
+    node.commit(block, sign_commit(node, config, block.hash, 1, [0, 1, 2, 3]))
     return list(block.txs)
-
-
-def _last_commit(node):
-    from zg_actors.chain.block import CommitCertificate
-
-    return CommitCertificate.decode(node.block_at(node.committed.height)[1])
 
 
 def test_one_account_flooding_future_nonces_cannot_stop_honest_txs(tmp_path: Path) -> None:
@@ -214,7 +210,7 @@ def test_one_account_flooding_future_nonces_cannot_stop_honest_txs(tmp_path: Pat
     assert results[-1].startswith("NonceTooHigh") and "max_nonce_gap" in results[-1]
     mine = [make_tx(honest, 0, n, "token", "transfer", [bytes(20), 1]) for n in range(3)]
     assert node.add_txs([t.encoded for t in mine]) == [None] * 3
-    assert commit_next(node, config, vset) == mine
+    assert commit_first_block(node, config, vset) == mine
     node.close()
 
 
@@ -230,7 +226,7 @@ def test_honest_senders_share_blocks_with_flooders(tmp_path: Path) -> None:
         assert node.add_txs([t.encoded for t in batch]) == [None] * 200
     late = make_tx(load_account(SEED, 11), 0, 0, "token", "transfer", [bytes(20), 1])
     assert node.add_txs([late.encoded]) == [None]
-    block = commit_next(node, config, vset)
+    block = commit_first_block(node, config, vset)
     assert len(block) == 40 and late in block
     assert len(node.mempool) == 2_000 + 1 - 40
     node.close()
