@@ -155,7 +155,8 @@ class TxPool:
     # ---- changing -----------------------------------------------------------------------
     def add(self, tx: Transaction, account_nonce: int, now: float) -> list[Transaction]:
         """Admit `tx` (its sender's committed nonce is `account_nonce`); returns the txs it
-        displaced (the one it replaced, or one evicted to make room). Refusals change
+        displaced (the one it replaced, one evicted to make room, or pending txs that a
+        filled gap pushed past account_slots). Refusals change
         nothing: DuplicateTx, NonceError (nonce too low), NonceTooHigh,
         AccountLimitExceeded, MempoolFull, ReplacementUnderpriced."""
         limits = self.limits
