@@ -111,6 +111,34 @@ class TimeoutsConfig:
 
 
 @dataclass(frozen=True)
+class TxPoolConfig:
+    """Each validator's mempool limits, as Geth's txpool (chain/txpool.py, README "Faults
+    and limits"). Pending txs run on from their sender's committed nonce without a gap
+    (the next block may take them); queued txs have future nonces."""
+
+    account_slots: int = 1_024  # pending txs per sender
+    account_queue: int = 64  # queued txs per sender (Geth: 64)
+    global_slots: int = 100_000  # txs in the pool in all, pending and queued; full: evict
+    global_queue: int = 4_096  # queued txs in the pool in all
+    max_nonce_gap: int = 64  # nonces a queued tx may run past its sender's next pending one
+    lifetime_s: float = 10_800.0  # a queued tx is dropped this long after arrival (Geth: 3 h)
+    price_bump_percent: int = 10  # fee raise a same-nonce replacement needs (Geth: 10%)
+
+    def validate(self, path: str) -> None:
+        for name in ("account_slots", "account_queue", "global_slots", "global_queue"):
+            value = getattr(self, name)
+            _check(f"{path}.{name}", value >= 1, "must be >= 1", value)
+        _check(f"{path}.global_queue", self.global_queue <= self.global_slots,
+               "must be <= global_slots", self.global_queue)
+        _check(f"{path}.max_nonce_gap", self.max_nonce_gap >= 1, "must be >= 1",
+               self.max_nonce_gap)
+        _check(f"{path}.lifetime_s", self.lifetime_s > 0, "must be > 0 seconds",
+               self.lifetime_s)
+        _check(f"{path}.price_bump_percent", self.price_bump_percent >= 0, "must be >= 0",
+               self.price_bump_percent)
+
+
+@dataclass(frozen=True)
 class NetworksConfig:
     initial: int = 1  # networks launched by `zg up` / `zg demo`
     validators_per_network: int = 4
@@ -121,7 +149,6 @@ class NetworksConfig:
     max_block_txs: int = 2_000
     max_block_bytes: int = 1_048_576
     max_tx_bytes: int = 65_536
-    mempool_max_txs: int = 100_000
     epoch_blocks: int = 20  # validator-set refresh from the staking actor
     block_reward: int = 10 * ZG  # local reward token per block, to the proposer
     min_tx_fee: int = 0
@@ -130,6 +157,7 @@ class NetworksConfig:
     load_account_balance: int = 1_000_000 * ZG
     validator_num_cpus: float = 0.1
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
 
     def validate(self, path: str) -> None:
         _check(f"{path}.initial", self.initial >= 0, "must be >= 0", self.initial)
@@ -147,11 +175,12 @@ class NetworksConfig:
                self.max_tx_bytes)
         _check(f"{path}.epoch_blocks", self.epoch_blocks >= 1, "must be >= 1",
                self.epoch_blocks)
-        _check(f"{path}.mempool_max_txs", self.mempool_max_txs >= self.max_block_txs,
-               "must be >= max_block_txs", self.mempool_max_txs)
+        _check(f"{path}.txpool.global_slots", self.txpool.global_slots >= self.max_block_txs,
+               "must be >= max_block_txs", self.txpool.global_slots)
         _check(f"{path}.load_accounts", self.load_accounts >= 1, "must be >= 1",
                self.load_accounts)
         self.timeouts.validate(f"{path}.timeouts")
+        self.txpool.validate(f"{path}.txpool")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def make_node(tmp_path: Path, config: Config, network_id: int, vset: ValidatorSe
               tick: int, name: str = "v0") -> ChainNode:
     machine = build_state_machine(config, network_id)
     return ChainNode(tmp_path / name, machine.params, machine, vset, tick,
-                     config.networks.epoch_blocks, 64, config.networks.mempool_max_txs)
+                     config.networks.epoch_blocks, 64, config.networks.txpool)
 
 
 def sign_commit(node: ChainNode, config: Config, block_hash: bytes, height: int,

@@ -7,7 +7,6 @@ from zg_actors.chain.execution import FeeUnpayable
 from zg_actors.chain.modules.base import BlockInfo
 from zg_actors.chain.network import build_state_machine
 from zg_actors.chain.node import (
-    DuplicateTx,
     lock_key,
     proposal_key,
     round_key,
@@ -23,6 +22,7 @@ from zg_actors.chain.tx import (
     decode_tx,
     make_tx,
 )
+from zg_actors.chain.txpool import DuplicateTx
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
 from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
@@ -224,6 +224,6 @@ def test_preparing_txs_off_the_event_loop_admits_nothing(tmp_path: Path) -> None
     alice, bob = load_account(SEED, 0), load_account(SEED, 1)
     tx = make_tx(alice, 0, 0, "token", "transfer", [bob.address, 5], fee=2)
     node.prepare_txs([b"\x01junk", tx.encoded])
-    assert node.mempool == {} and node.store.keys("mempool") == []
+    assert len(node.mempool) == 0 and node.store.keys("mempool") == []
     assert node.add_txs([tx.encoded]) == [None] and list(node.mempool) == [tx.hash]
     node.close()

@@ -94,7 +94,7 @@ class Validator:
         self.node = ChainNode(Path(data_dir) / f"network-{network_id}" / f"validator-{identity}",
                               machine.params, machine, ValidatorSet.decode(genesis_set),
                               genesis_tick, self.config.networks.epoch_blocks,
-                              self.config.lmdb_map_mb, self.config.networks.mempool_max_txs)
+                              self.config.lmdb_map_mb, self.config.networks.txpool)
         self.metrics = ChainMetrics(network_id)
         self.timeouts = timeout_config(self.config)
         self.machine: ConsensusMachine | None = None

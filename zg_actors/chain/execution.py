@@ -19,6 +19,7 @@ from zg_actors.chain.modules.base import BlockInfo, Context, Module, ModuleError
 from zg_actors.chain.tx import (
     Transaction,
     TxError,
+    UnknownTxMethod,
     check_nonce,
     check_transaction,
 )
@@ -95,6 +96,13 @@ class StateMachine:
                             fee=tx.fee, minimum=self.params.min_tx_fee)
         if tx.module not in self.modules:
             raise TxError(f"unknown module {tx.module!r}", module=tx.module)
+
+    def check_method(self, tx: Transaction) -> None:
+        """At mempool entry only: a call to a method its module lacks is refused there.
+        In a block such a tx stays valid (it fails its receipt and pays), as before."""
+        if not self.modules[tx.module].has_method(tx.method):
+            raise UnknownTxMethod(f"module {tx.module!r} has no method {tx.method!r}",
+                                  module=tx.module, method=tx.method)
 
     def account_nonce(self, get: Callable[[bytes], bytes | None], address: bytes) -> int:
         raw = get(nonce_key(address))

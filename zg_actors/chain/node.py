@@ -8,8 +8,8 @@ that acknowledges it returns.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,26 +32,22 @@ from zg_actors.chain.execution import (
 )
 from zg_actors.chain.modules import token
 from zg_actors.chain.modules.base import BlockInfo
-from zg_actors.chain.tx import Transaction, TxError, check_nonce, decode_tx
+from zg_actors.chain.tx import Transaction, TxError, check_tx_batch, decode_tx
+from zg_actors.chain.txpool import TxPool
 from zg_actors.chain.validator_set import ValidatorSet, set_changes
+from zg_actors.config import TxPoolConfig
 from zg_actors.crypto import bls
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
-from zg_actors.errors import InvalidInput, Unavailable
+from zg_actors.errors import Unavailable
 from zg_actors.staking.ledger import BurnProof
 from zg_actors.store import Store, from_u64, u64
 
 DBS = ("meta", "blocks", "certs", "receipts", "state", "mempool", "signed", "vsets")
 MAX_FUTURE_DRIFT_MS = 10_000  # a proposal's time may run ahead of ours by this much
 
-
-class MempoolFull(TxError, Unavailable):
-    code = "RESOURCE_EXHAUSTED"
-
-
-class DuplicateTx(TxError, InvalidInput):
-    code = "DUPLICATE_TX"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,27 +107,32 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def encode_pooled(tx: Transaction, arrival: float) -> bytes:
+    """A "mempool" record: arrival (ms) travels with the tx, so expiry survives restarts."""
+    return encode([int(arrival * 1000), tx.encoded])
+
+
+def decode_pooled(raw: bytes) -> tuple[Transaction, float]:
+    arrival_ms, tx_raw = as_list(decode(raw), 2)
+    return decode_tx(as_bytes(tx_raw)), as_int(arrival_ms) / 1000
+
+
 class ChainNode:
     def __init__(self, data_dir: str | Path, params: ChainParams, machine: StateMachine,
                  genesis_set: ValidatorSet, genesis_tick: int, epoch_blocks: int,
-                 map_mb: int = 1024, mempool_max_txs: int = 100_000) -> None:
+                 map_mb: int, txpool: TxPoolConfig) -> None:
         self.params = params
         self.machine = machine
         self.epoch_blocks = epoch_blocks
-        self.mempool_max_txs = mempool_max_txs
         self.store = Store(data_dir, DBS, map_mb)
-        self.mempool: OrderedDict[bytes, Transaction] = OrderedDict()
-        self.arrival: dict[bytes, float] = {}
+        self.mempool = TxPool(txpool)
         self._results: dict[bytes, ExecutionResult] = {}  # block hash -> execution
         if self.store.get("meta", b"height") is None:
             self._write_genesis(genesis_set, genesis_tick)
         self.committed = self._load_committed()
         self.validator_set = ValidatorSet.decode(self.store.get("meta", b"vset"))
         self.next_set: ValidatorSet | None = None  # prefetched set of the next epoch
-        for key, raw in self.store.items("mempool"):
-            tx = decode_tx(raw)
-            self.mempool[key] = tx
-            self.arrival[key] = time.time()
+        self._reload_mempool()
 
     # ---- persistence --------------------------------------------------------------
     def _write_genesis(self, genesis_set: ValidatorSet, genesis_tick: int) -> None:
@@ -160,7 +161,9 @@ class ChainNode:
         """The modules' preparation of txs about to enter the mempool (Module.prepare:
         e.g. a DA certificate's BLS check, whose result is kept), ahead of add_txs. Safe
         in a worker thread beside the event loop: it reads only committed state, changes
-        nothing else, and decides nothing (add_txs checks everything)."""
+        nothing else, and decides nothing (add_txs checks everything). A batch that is
+        not a list of bytes is refused here already (MalformedTxBatch)."""
+        check_tx_batch(raw_txs)
         for raw in raw_txs:
             try:
                 tx = decode_tx(raw)
@@ -169,37 +172,66 @@ class ChainNode:
             self.machine.prepare(self.state_get, tx)
 
     def add_txs(self, raw_txs: list[bytes]) -> list[str | None]:
-        """Check and persist txs; returns per tx None (accepted) or the error message."""
+        """Check and persist txs; returns per tx None (accepted) or the error message.
+        A batch that is not a list of bytes is refused whole (MalformedTxBatch)."""
+        check_tx_batch(raw_txs)
         results: list[str | None] = []
         accepted: list[Transaction] = []
+        displaced: list[Transaction] = []
+        now = time.time()
         for raw in raw_txs:
             try:
                 tx = decode_tx(raw)
-                self.check_entry(tx)
+                displaced += self._admit(tx, now)
             except TxError as exc:
                 results.append(f"{type(exc).__name__}: {exc}")
                 continue
             accepted.append(tx)
-            self.mempool[tx.hash] = tx  # so a duplicate inside one batch is caught
             results.append(None)
-        if accepted:
-            self.store.write([("mempool", tx.hash, tx.encoded) for tx in accepted])
-            stamp = time.time()
-            for tx in accepted:
-                self.arrival[tx.hash] = stamp
+        writes = [("mempool", tx.hash, encode_pooled(tx, now)) for tx in accepted
+                  if tx.hash in self.mempool]
+        writes += [("mempool", tx.hash, None) for tx in displaced]
+        if writes:
+            self.store.write(writes)
         return results
 
+    def _admit(self, tx: Transaction, arrival: float) -> list[Transaction]:
+        """Entry checks, then the txpool's limits; returns the txs the pool let go for it."""
+        self.check_entry(tx)
+        return self.mempool.add(tx, self.machine.account_nonce(self.state_get, tx.sender),
+                                arrival)
+
     def check_entry(self, tx: Transaction) -> None:
-        if tx.hash in self.mempool:
-            raise DuplicateTx(f"tx 0x{tx.hash.hex()} is already in the mempool", tx=tx.hash)
-        if len(self.mempool) >= self.mempool_max_txs:
-            raise MempoolFull(f"mempool holds {len(self.mempool)} txs, its limit",
-                              limit=self.mempool_max_txs)
+        """What a tx must pass before the txpool weighs it: the stateless checks, and a
+        method its module has (else it would only burn the sender's nonce)."""
         self.machine.check_stateless(tx)
-        account_nonce = self.machine.account_nonce(self.state_get, tx.sender)
-        if tx.nonce < account_nonce:
-            check_nonce(tx, account_nonce)
+        self.machine.check_method(tx)
         self.machine.prepare(self.state_get, tx)
+
+    def _reload_mempool(self) -> None:
+        """Re-admit the persisted txs, oldest first, through today's entry checks and
+        limits (the config may have changed, blocks committed them, queued ones expired);
+        what fails is deleted from the store."""
+        records: list[tuple[float, int, bytes, Transaction]] = []
+        dropped: list[bytes] = []
+        for key, raw in self.store.items("mempool"):
+            try:
+                tx, arrival = decode_pooled(raw)
+            except (EncodingError, TxError):
+                dropped.append(key)
+                continue
+            records.append((arrival, tx.nonce, key, tx))
+        # Oldest first; a sender's txs of one batch share an arrival: lower nonces first.
+        for arrival, _, _, tx in sorted(records, key=lambda r: r[:3]):
+            try:
+                dropped += [t.hash for t in self._admit(tx, arrival)]
+            except TxError:
+                dropped.append(tx.hash)
+        dropped += [tx.hash for tx in self.mempool.expire(time.time())]
+        if dropped:
+            self.store.write([("mempool", key, None) for key in dropped])
+            log.info("mempool reload: kept %d stored txs, dropped %d (entry checks, txpool "
+                     "limits, expiry)", len(self.mempool), len(dropped))
 
     # ---- blocks ---------------------------------------------------------------------
     def set_for_height(self, height: int) -> ValidatorSet:
@@ -212,11 +244,9 @@ class ChainNode:
                     staking_tick: int) -> Block:
         height = self.committed.height + 1
         time_ms = max(now_ms(), self.committed.time_ms + 1)
-        candidates = sorted(list(self.mempool.values())[: self.params.max_block_txs * 2],
-                            key=lambda tx: tx.nonce)
         included, rejected, result = self.machine.build_block(
             self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer),
-            candidates, self.committed.state_root)
+            self.mempool.executable(), self.committed.state_root)
         self._drop([tx.hash for tx, _ in rejected])
         header = Header(self.params.network_id, height, round_, time_ms,
                         self.committed.block_hash, proposer, tx_root(included),
@@ -356,17 +386,23 @@ class ChainNode:
             self.next_set = None
         self._results.clear()
         now = time.time()
-        latencies = [now - self.arrival[tx.hash] for tx in block.txs if tx.hash in self.arrival]
-        self._drop([tx.hash for tx in block.txs], persist=False)
+        latencies = [now - self.mempool.arrival(tx.hash) for tx in block.txs
+                     if tx.hash in self.mempool]
+        self.mempool.remove([tx.hash for tx in block.txs])
+        # The block moved its senders' nonces: their txs below are stale, later ones may be
+        # pending now. Deleted in a second write: a crash before it leaves txs that the
+        # reload's nonce check drops.
+        stale = [tx.hash for sender in {tx.sender for tx in block.txs}
+                 for tx in self.mempool.set_account_nonce(
+                     sender, self.machine.account_nonce(self.state_get, sender))]
+        self._drop(stale + [tx.hash for tx in self.mempool.expire(now)])
         return latencies
 
-    def _drop(self, hashes: list[bytes], persist: bool = True) -> None:
-        present = [h for h in hashes if h in self.mempool]
-        for h in present:
-            del self.mempool[h]
-            self.arrival.pop(h, None)
-        if persist and present:
-            self.store.write([("mempool", h, None) for h in present])
+    def _drop(self, hashes: list[bytes]) -> None:
+        """Take txs out of the pool and the store."""
+        self.mempool.remove(hashes)
+        if hashes:
+            self.store.write([("mempool", h, None) for h in hashes])
 
     # ---- history, sync, proofs ------------------------------------------------------
     def block_at(self, height: int) -> tuple[bytes, bytes] | None:

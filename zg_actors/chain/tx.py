@@ -52,6 +52,16 @@ class TxTooLarge(TxError, InvalidInput):
     code = "TX_TOO_LARGE"
 
 
+class MalformedTxBatch(InvalidInput):
+    """A batch of txs that is not a list of bytes: refused whole, nothing admitted."""
+
+    code = "MALFORMED_TX_BATCH"
+
+
+class UnknownTxMethod(TxError, InvalidInput):
+    code = "UNKNOWN_METHOD"
+
+
 @dataclass(frozen=True)
 class Transaction:
     network_id: int
@@ -112,6 +122,24 @@ def decode_tx(data: bytes) -> Transaction:
     return _finish(tx)
 
 
+def check_tx_batch(raw_txs: object) -> None:
+    """A batch of raw txs must be a list of bytes; MalformedTxBatch names what is not."""
+    if not isinstance(raw_txs, list):
+        raise MalformedTxBatch(f"txs must be a list of tx bytes, got {type(raw_txs).__name__}"
+                               f" {_preview(raw_txs)}", type=type(raw_txs).__name__)
+    for index, raw in enumerate(raw_txs):
+        if not isinstance(raw, bytes):
+            raise MalformedTxBatch(f"tx {index} of {len(raw_txs)} is {type(raw).__name__} "
+                                   f"{_preview(raw)}, not bytes; no tx of the batch was "
+                                   f"admitted", index=index, type=type(raw).__name__)
+
+
+def _preview(value: object) -> str:
+    """A short repr: an error echoes what it refused, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
 def check_transaction(tx: Transaction, network_id: int, max_tx_bytes: int) -> None:
     """Stateless checks, applied on mempool entry and again at execution.
 
@@ -136,8 +164,8 @@ def check_transaction(tx: Transaction, network_id: int, max_tx_bytes: int) -> No
 def check_nonce(tx: Transaction, account_nonce: int) -> None:
     """At execution a tx must carry exactly the sender's next nonce."""
     if tx.nonce < account_nonce:
-        raise NonceError(f"nonce {tx.nonce} already used by 0x{tx.sender.hex()} "
-                         f"(next is {account_nonce}): replay", nonce=tx.nonce,
+        raise NonceError(f"nonce too low: nonce {tx.nonce} already used by "
+                         f"0x{tx.sender.hex()} (next is {account_nonce}): replay", nonce=tx.nonce,
                          expected=account_nonce)
     if tx.nonce > account_nonce:
         raise NonceError(f"nonce {tx.nonce} is ahead of 0x{tx.sender.hex()}'s next nonce "

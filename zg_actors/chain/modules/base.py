@@ -126,6 +126,10 @@ class Module:
     def begin_block(self, ctx: Context) -> None:
         """Runs before the block's txs (rewards, epoch work)."""
 
+    def has_method(self, method: str) -> bool:
+        """Whether txs may call `method` (a `tx_<method>` handler)."""
+        return callable(getattr(self, f"tx_{method}", None))
+
     def apply(self, ctx: Context, method: str, args: tuple[Decoded, ...]) -> Encodable:
         handler: Callable | None = getattr(self, f"tx_{method}", None)
         if handler is None:
