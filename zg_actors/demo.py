@@ -92,7 +92,8 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
                    total=None)
         reports = {}
         handles0 = list(runtime.call(deployment.manager.validator_handles.remote(net0)).values())
-        runtime.wait_for(lambda: runtime.call(handles0[0].status.remote())["mempool"] == 0, 20)
+        runtime.wait_for(
+            lambda: runtime.call(handles0[0].status.remote())["mempool_pending"] == 0, 20)
         reports[net0] = runtime.network_report(handles0, *windows[net0])
         if retire_ref is not None:
             retired = runtime.call(retire_ref, 120)

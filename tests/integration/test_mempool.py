@@ -97,3 +97,27 @@ def test_submit_txs_refuses_a_batch_that_is_not_a_list_of_bytes(deployment) -> N
     assert status["mempool"] == 0
     assert ray.get(validator.account.remote(load_account(config.devnet.key_seed, 0).address),
                    timeout=30)["nonce"] == 0
+
+
+def test_queued_txs_neither_hurry_blocks_nor_hold_up_retirement(deployment) -> None:
+    """A future-nonce tx cannot go in a block: heights stay at the idle pace, and retiring
+    the network does not wait for it to drain."""
+    d, config = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    validator = list(ray.get(d.manager.validator_handles.remote(net)).values())[0]
+    queued = make_tx(load_account(config.devnet.key_seed, 0), net, 5, "token", "transfer",
+                     [bytes(20), 1]).encoded
+    assert ray.get(validator.submit_txs.remote([queued], False), timeout=30) == [None]
+    status = ray.get(validator.status.remote(), timeout=30)
+    assert (status["mempool"], status["mempool_pending"]) == (1, 0)
+    window_s = 3.0
+    start = ray.get(validator.committed_height.remote(), timeout=30)
+    time.sleep(window_s)
+    heights = ray.get(validator.committed_height.remote(), timeout=30) - start
+    idle_pace = window_s / config.networks.empty_block_interval_s
+    busy_pace = window_s / config.networks.block_interval_s
+    assert heights <= idle_pace + 2 < busy_pace, (heights, idle_pace, busy_pace)
+    drain_timeout_s = 30.0
+    started = time.monotonic()
+    ray.get(d.manager.retire_network.remote(net, drain_timeout_s), timeout=120)
+    assert time.monotonic() - started < drain_timeout_s / 2

@@ -492,7 +492,7 @@ class Validator:
         asyncio.get_running_loop().call_later(delay, self._next_height)
 
     def _next_height(self) -> None:
-        """Start the next height now if the mempool holds txs, else wait for txs.
+        """Start the next height now if the mempool holds executable txs, else wait for txs.
 
         As CometBFT with create_empty_blocks_interval: with an empty mempool the height
         starts when a tx or a peer's message for it arrives, or empty_block_interval_s
@@ -505,7 +505,8 @@ class Validator:
             return
         idle_for = self.config.networks.empty_block_interval_s - (
             time.time() - self._committed_at)
-        if self.node.mempool or idle_for <= 0:
+        # Queued (future-nonce) txs cannot go in a block: they do not hurry the next one.
+        if self.node.mempool.pending_count or idle_for <= 0:
             self._start_height()
             return
         self._idle = asyncio.get_running_loop().call_later(idle_for, self._wake)
@@ -686,6 +687,7 @@ class Validator:
         return {"network_id": self.network_id, "identity": self.identity.index,
                 "address": "0x" + self.identity.address.hex(),
                 "height": self.node.committed.height, "mempool": len(self.node.mempool),
+                "mempool_pending": self.node.mempool.pending_count,
                 "rounds": self._rounds, "committed_txs": self._committed_txs,
                 "consensus": None if self.machine is None else {
                     "height": self.machine.height, "round": self.machine.round,
@@ -866,7 +868,7 @@ class NetworkManager:
                 status = await handles[0].status.remote()
             except Exception:
                 break
-            if status["mempool"] == 0:
+            if status["mempool_pending"] == 0:  # queued txs never drain: nothing to wait for
                 break
             await asyncio.sleep(0.25)
         final = await self._network_status(network_id)
