@@ -31,7 +31,7 @@ from zg_actors.da.keys import da_signer_identity, disperser_account
 from zg_actors.da.params import BlobStatus
 from zg_actors.da.quorum import EpochRegistry, Quorum
 from zg_actors.rpc.client import DisperserClient
-from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound
+from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound, RpcUnavailable
 from zg_actors.rpc.gateway import deploy_gateway
 from zg_actors.store import Store
 
@@ -52,6 +52,30 @@ def wait_status(disperser, request_id: bytes, wanted: set[BlobStatus],
 
     assert runtime.wait_for(done, timeout, 0.3), f"blob stuck at {BlobStatus(seen['status'])}"
     return seen["status"]
+
+
+def wait_client_status(client: DisperserClient, request_id: bytes, timeout: float = 120) -> str:
+    """The blob's final status through the gateway (errors while a disperser restarts are
+    retried)."""
+    seen = {}
+
+    def final() -> bool:
+        try:
+            seen["status"] = client.get_blob_status(request_id)["status"]
+        except RpcError:
+            return False
+        return seen["status"] in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES")
+
+    assert runtime.wait_for(final, timeout, 0.3), f"blob stuck at {seen.get('status')}"
+    return seen["status"]
+
+
+def disperse_together(client: DisperserClient, blobs: list[np.ndarray]) -> list[bytes]:
+    """DisperseBlob for each blob at once (8 calls open); their request ids, in order."""
+    with ThreadPoolExecutor(8) as senders:
+        answers = list(senders.map(client.disperse_blob, [b.tobytes() for b in blobs]))
+    assert {status for status, _ in answers} == {BlobStatus.PROCESSING}
+    return [request_id for _, request_id in answers]
 
 
 def corrupt_slices(node, blob_key: bytes) -> int:
@@ -159,6 +183,11 @@ def test_da_end_to_end(deployment) -> None:
             assert too_big.value.details["size"] == config.da.max_blob_bytes + 1
             with pytest.raises(RpcNotFound):
                 client.get_blob_status(b"\x01" * 32)
+            # Ids that cannot name a blob are refused before any lookup, quoting a prefix.
+            for bad_id in (b"", b"\x07" * (1 << 20)):
+                with pytest.raises(RpcInvalidArgument) as bad:
+                    client.get_blob_status(bad_id)
+                assert bad.value.details["length"] == len(bad_id)
             with pytest.raises(RpcNotFound):
                 client.retrieve_blob(b"\x02" * 32, 0, 0)
 
@@ -255,46 +284,58 @@ def test_da_end_to_end(deployment) -> None:
 
         assert runtime.wait_for(lambda: sampling_rewards() > 0, 60, 1.0)
 
-        # One of four DA nodes down (<= 1/3 of the slots): still FINALIZED.
-        ray.kill(nodes[3], no_restart=True)
-        one_down = ray.get(disperser.disperse.remote(blob(30_000, 20)))["request_id"]
-        wait_status(disperser, one_down, {BlobStatus.FINALIZED})
-        # Two down (> 1/3 of the slots): INSUFFICIENT_SIGNATURES.
-        ray.kill(nodes[2], no_restart=True)
-        two_down = ray.get(disperser.disperse.remote(blob(30_000, 21)))["request_id"]
-        assert wait_status(disperser, two_down, {BlobStatus.INSUFFICIENT_SIGNATURES,
-                                                 BlobStatus.FINALIZED}) == \
-            BlobStatus.INSUFFICIENT_SIGNATURES
-        # Status counts are kept as statuses change; a restarted disperser recounts its
-        # LMDB records and must find the same.
-        counted = ray.get(disperser.stats.remote())["statuses"]
-        assert counted.get("INSUFFICIENT_SIGNATURES", 0) >= 1, counted
-        assert counted.get("FINALIZED", 0) >= 5 and "PROCESSING" not in counted, counted
-        # A blob still PROCESSING when its disperser restarts is FAILED by the new process;
-        # the gateway, whose status cache saw it PROCESSING, must answer the new status.
         with DisperserClient(f"127.0.0.1:{where['port']}") as client:
-            cut_off = client.disperse_blob(blob(30_000, 22).tobytes())[1]
-            assert client.get_blob_status(cut_off)["status"] == "PROCESSING"
+            # One of four DA nodes down (<= 1/3 of the slots): the other three certify
+            # every batch, including those sent while its calls were failing.
+            ray.kill(nodes[3], no_restart=True)
+            one_down = disperse_together(client, [blob(30_000, 100 + i) for i in range(24)])
+            for request_id in one_down:
+                assert wait_client_status(client, request_id) == "FINALIZED"
+            # Status counts are kept as statuses change; a restarted disperser recounts its
+            # LMDB records and must find the same.
+            counted = ray.get(disperser.stats.remote())["statuses"]
+            assert counted.get("FINALIZED", 0) >= 30 and "PROCESSING" not in counted, counted
+            # Blobs still PROCESSING when their disperser restarts were persisted before
+            # DisperseBlob answered: the new process resumes them to FINALIZED, and the
+            # gateway, whose cache saw them PROCESSING, answers the new status.
+            cut_off = disperse_together(client, [blob(30_000, 200 + i) for i in range(8)])
+            assert "PROCESSING" in {client.get_blob_status(r)["status"] for r in cut_off}
             runtime.kill_actor(disperser, restart=True)
+            for request_id in cut_off:
+                assert wait_client_status(client, request_id) == "FINALIZED"
+            counted["FINALIZED"] += len(cut_off)
 
-            def seen_by_client() -> str | None:
+            def recounted() -> dict | None:
                 try:
-                    return client.get_blob_status(cut_off)["status"]
-                except RpcError:
-                    return None  # the disperser is still restarting
+                    return ray.get(disperser.stats.remote(), timeout=10)["statuses"]
+                except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError,
+                        ray.exceptions.GetTimeoutError):
+                    return None  # still restarting
 
-            assert runtime.wait_for(lambda: seen_by_client() == "FAILED", 60, 1.0), \
-                seen_by_client()
-        counted["FAILED"] = counted.get("FAILED", 0) + 1
+            assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
 
-        def recounted() -> dict | None:
-            try:
-                return ray.get(disperser.stats.remote(), timeout=10)["statuses"]
-            except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError,
-                    ray.exceptions.GetTimeoutError):
-                return None  # still restarting
+            # Two of four down (> 1/3 of the slots): no certificate is possible, so
+            # DisperseBlob refuses new blobs (UNAVAILABLE, with the reason) instead of
+            # acknowledging them; nothing is recorded for them.
+            ray.kill(nodes[2], no_restart=True)
 
-        assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
+            def refusal() -> RpcUnavailable | None:
+                try:
+                    request_id = client.disperse_blob(blob(30_000, 300).tobytes())[1]
+                except RpcUnavailable as exc:
+                    return exc
+                wait_client_status(client, request_id)  # accepted before the probe saw it
+                return None
+
+            assert runtime.wait_for(lambda: refusal() is not None, 30, 0.5)
+            refused = refusal()
+            assert refused is not None and refused.details["code"] == "QUORUM_UNAVAILABLE"
+            assert refused.details["live_slots"] < refused.details["needed"]
+            assert "slots" in str(refused) and refused.details["missing_slots"]
+            before = ray.get(disperser.stats.remote())["statuses"]
+            with pytest.raises(RpcUnavailable):
+                client.disperse_blob(blob(30_000, 301).tobytes())
+            assert ray.get(disperser.stats.remote())["statuses"] == before
     finally:
         ray.kill(gateway, no_restart=True)
         teardown_da(config)
