@@ -447,6 +447,7 @@ class Disperser:
         self._start_lock = asyncio.Lock()
         self._inflight: set[asyncio.Task] = set()
         self._tx_lock = asyncio.Lock()
+        self._deposit_nonce: dict[int, int] = {}  # {network id: nonce of the last top-up}
         self.epoch_interval_s = self.config.da.epoch_interval_s
         self._rotator: asyncio.Task | None = None
         self.rotations = 0
@@ -600,6 +601,9 @@ class Disperser:
             if network_id not in active:
                 self.ready.pop(network_id)
                 self.chain.forget(network_id)
+            else:
+                with contextlib.suppress(Unavailable):  # validators busy: next refresh
+                    await self._keep_deposit(network_id)
         for network_id in active:
             if network_id not in self.ready:
                 try:
@@ -653,18 +657,7 @@ class Disperser:
         for network_id in list(self.ready):
             if await self.chain.query(network_id, "epoch", epoch) is not None:
                 continue
-            async with self._tx_lock:  # the certificate txs share this nonce sequence
-                nonce = self.ready[network_id]
-                try:
-                    await self.chain.submit(network_id, make_tx(
-                        self.account, network_id, nonce, "da", "register_epoch",
-                        posting).encoded)
-                except Unavailable:
-                    nonce = await self.chain.nonce(network_id, self.account.address)
-                    await self.chain.submit(network_id, make_tx(
-                        self.account, network_id, nonce, "da", "register_epoch",
-                        posting).encoded)
-                self.ready[network_id] = nonce + 1
+            await self._send_tx(network_id, "register_epoch", posting)
         deadline = time.time() + self.config.da.confirm_timeout_s
         for network_id in list(self.ready):
             while await self.chain.query(network_id, "epoch", epoch) is None:
@@ -914,22 +907,43 @@ class Disperser:
         aggregate = await asyncio.get_running_loop().run_in_executor(
             None, bls.aggregate, [signatures[s] for s in signers])
         cert = DACertificate(batch, member_bitmap(quorum, signers), aggregate)
-        async with self._tx_lock:  # one nonce sequence per network
+        await self._send_tx(network_id, "certify", [cert.encode()])
+        self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
+        return BlobStatus.CONFIRMED, ""
+
+    async def _send_tx(self, network_id: int, method: str, args: list) -> int:
+        """Send a `da` tx from this disperser's account on the network's nonce sequence
+        (certificates, epochs and deposits share it); returns the nonce used."""
+        async with self._tx_lock:
             nonce = self.ready.get(network_id)
             if nonce is None:
                 raise Unavailable(f"network {network_id} was retired", network_id=network_id)
-            tx = make_tx(self.account, network_id, nonce, "da", "certify", [cert.encode()])
             try:
-                await self.chain.submit(network_id, tx.encoded)
+                await self.chain.submit(network_id, make_tx(
+                    self.account, network_id, nonce, "da", method, args).encoded)
             except Unavailable:
                 # Our nonce may be stale (the account also sent txs elsewhere): resync, retry.
                 nonce = await self.chain.nonce(network_id, self.account.address)
-                tx = make_tx(self.account, network_id, nonce, "da", "certify",
-                             [cert.encode()])
-                await self.chain.submit(network_id, tx.encoded)
+                await self.chain.submit(network_id, make_tx(
+                    self.account, network_id, nonce, "da", method, args).encoded)
             self.ready[network_id] = nonce + 1
-        self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
-        return BlobStatus.CONFIRMED, ""
+            return nonce
+
+    async def _keep_deposit(self, network_id: int) -> None:
+        """Top the deposit up when a bad-encoding proof slashed it below the minimum: the
+        network would refuse every later certificate (on the same nonce sequence, the
+        top-up comes before them), and the blobs they carry would time out."""
+        topped_up = self._deposit_nonce.get(network_id)
+        if topped_up is not None and await self.chain.nonce(
+                network_id, self.account.address) <= topped_up:
+            return  # the last top-up is not committed yet
+        deposit = await self.chain.query(network_id, "deposit", self.account.address)
+        missing = self.config.da.disperser_deposit - deposit
+        if missing > 0:
+            log.warning("disperser %d: deposit on network %d is %d, topping it up",
+                        self.index, network_id, deposit)
+            self._deposit_nonce[network_id] = await self._send_tx(network_id, "deposit",
+                                                                  [missing])
 
     def _node(self, index: int) -> Any:
         """A DA node's handle, looked up once (a blocking GCS call) and kept: Ray restarts
