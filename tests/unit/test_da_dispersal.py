@@ -258,8 +258,27 @@ def test_a_batch_certifies_with_the_signers_that_answered_once_they_reach_the_th
     late = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2})
     late.answered(0, b"s0")
     late.answered(1, b"s1")
-    late.past_deadline()
-    assert late.outcome() == Collected.CERTIFY and late.missed[2].startswith("no signature")
+    assert late.outcome(past_deadline=True) == Collected.CERTIFY
+    late.leave_out_waiting("no signature within 10 s")
+    assert late.outcome() == Collected.CERTIFY and late.missed == {
+        2: "no signature within 10 s", 3: "not asked"}
+
+
+def test_past_the_deadline_a_batch_short_of_the_threshold_waits_for_late_signers() -> None:
+    """One node down leaves no slack: a live node that is merely slow must not fail the
+    batch at the deadline (the batch certifies when it answers)."""
+    tally = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 3 down"})
+    tally.answered(0, b"s0")
+    tally.answered(2, b"s2")  # 7 of 12 slots: short of 8
+    assert tally.outcome(past_deadline=True) == Collected.WAIT
+    tally.answered(1, b"s1")
+    assert tally.outcome(past_deadline=True) == Collected.CERTIFY
+    # The same late signer found down: out of reach at once.
+    gone = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 3 down"})
+    gone.answered(0, b"s0")
+    gone.answered(2, b"s2")
+    gone.failed(1, "DA node 1 not running")
+    assert gone.outcome(past_deadline=True) == Collected.INSUFFICIENT
 
 
 def test_insufficient_signatures_says_which_slots_are_missing_and_why() -> None:

@@ -962,15 +962,20 @@ class Disperser:
             self._node_handles.pop(node, None)
 
     async def _collect(self, calls: dict[int, tuple[int, Any]], tally: SignatureTally) -> None:
-        """Tally the signatures as they arrive, until every asked node answered, the
-        threshold is out of reach, or the signature deadline; a node whose call fails is
-        down from now on (it is not asked again until a probe finds it back)."""
+        """Tally the signatures as they arrive (SignatureTally decides when to stop). A node
+        whose call fails is down from now on: it is not asked again until a probe finds it
+        back. Past the signature deadline, a batch short of the threshold waits for its
+        late signers while probes find them up, at most signature_wait_max_s."""
         waiting = {asyncio.ensure_future(asyncio.wrap_future(ref.future())): (signer, node)
                    for signer, (node, ref) in calls.items()}
-        deadline = time.time() + self.config.da.signature_deadline_s
+        start = time.time()
+        deadline = start + self.config.da.signature_deadline_s
+        give_up = start + self.config.da.signature_wait_max_s
         pending = set(waiting)
-        while pending and tally.outcome() == Collected.WAIT and time.time() < deadline:
-            done, pending = await asyncio.wait(pending, timeout=deadline - time.time(),
+        while pending and time.time() < give_up and \
+                tally.outcome(past_deadline=time.time() >= deadline) == Collected.WAIT:
+            wake = deadline if time.time() < deadline else time.time() + PROBE_INTERVAL_S
+            done, pending = await asyncio.wait(pending, timeout=min(wake, give_up) - time.time(),
                                                return_when=asyncio.FIRST_COMPLETED)
             for future in done:
                 signer, node = waiting[future]
@@ -987,9 +992,15 @@ class Disperser:
                 self._forget_node(node, exc)
                 self.liveness.failed(node, f"failed a batch ({type(exc).__name__})")
                 tally.failed(signer, f"DA node {node} failed ({type(exc).__name__})")
+            for future in list(pending):  # late signers a probe has since found down
+                signer, node = waiting[future]
+                if not self.liveness.is_live(node):
+                    pending.discard(future)
+                    future.cancel()
+                    tally.failed(signer, f"DA node {node} {self.liveness.down[node]}")
         for future in pending:
             future.cancel()
-        tally.past_deadline()
+        tally.leave_out_waiting(f"no signature within {time.time() - start:.0f} s")
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
         """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""

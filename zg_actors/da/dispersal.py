@@ -184,11 +184,12 @@ class Collected(Enum):
 class SignatureTally:
     """A batch's signatures as they arrive: which signers count toward the certificate.
 
-    Only a signer that answered with a signature counts; one that is down, refused, did
-    not answer before the deadline or signed wrongly is left out with its reason. The
-    batch certifies once the counted signers hold the signing threshold (every asked
-    signer has answered, or the deadline passed), and is INSUFFICIENT_SIGNATURES as soon
-    as the threshold is out of reach."""
+    Only a signer that answered with a signature counts; one that is down, refused, or
+    signed wrongly is left out with its reason. The batch certifies once the counted
+    signers hold the signing threshold and every asked signer has answered, or the
+    deadline passed (late signers are left out then). It is INSUFFICIENT_SIGNATURES as
+    soon as the threshold is out of reach; short of it past the deadline, it waits for
+    the late signers that are still up (the caller drops those found down)."""
 
     quorum: Quorum
     waiting: set[int] = field(default_factory=set)  # asked, no answer yet
@@ -214,20 +215,20 @@ class SignatureTally:
         self.signed.pop(signer, None)
         self.missed[signer] = why
 
-    def past_deadline(self) -> None:
+    def leave_out_waiting(self, why: str) -> None:
         for signer in list(self.waiting):
-            self.failed(signer, "no signature before the deadline")
+            self.failed(signer, why)
 
     @property
     def signed_slots(self) -> int:
         return signed_slots(self.quorum, list(self.signed))
 
-    def outcome(self) -> Collected:
+    def outcome(self, past_deadline: bool = False) -> Collected:
         if self.signed_slots + signed_slots(self.quorum, list(self.waiting)) < self.needed:
             return Collected.INSUFFICIENT
-        if self.waiting:
-            return Collected.WAIT
-        return Collected.CERTIFY
+        if not self.waiting or (past_deadline and self.signed_slots >= self.needed):
+            return Collected.CERTIFY
+        return Collected.WAIT
 
     def missing_reason(self) -> str:
         """Which slots did not sign, and why (the INSUFFICIENT_SIGNATURES error)."""
