@@ -3,10 +3,13 @@
 A DANode accepts a batch's slices only from a disperser with a deposit on the
 batch's network, checks that they are exactly its slots of the quorum and
 that every slice proves into its blob's data root, persists them in LMDB,
-and only then signs the batch root (once per batch). A Disperser encodes
-blobs on the encoder pool, batches them per (network, epoch, quorum), gathers
-signatures until a deadline, aggregates them into a certificate tx on the
-least loaded network, and tracks each blob to FINALIZED.
+and only then signs the batch root (once per batch). A Disperser refuses a blob
+its quorum's reachable DA nodes could not certify, persists each blob it accepts
+(payload included) before answering, encodes blobs on the encoder pool, batches
+them per (network, epoch, quorum), gathers the signatures that count
+(dispersal.SignatureTally), aggregates them into a certificate tx on the least
+loaded network, and tracks each blob to FINALIZED; restarted, it resumes the
+blobs it had not finished.
 """
 
 from __future__ import annotations

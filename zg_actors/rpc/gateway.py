@@ -1,9 +1,11 @@
 """Gateway: a Ray actor serving the DA `Disperser` gRPC service on a configurable port.
 
 DisperseBlob and RetrieveBlob go to a disperser actor; typed product errors become
-gRPC status codes (rpc/errors.py). GetBlobStatus is answered from a cache that follows
-each disperser's status feed (da/status.py): polls cost no Ray call while the feeds are
-live; ids the cache does not know go to the dispersers.
+gRPC status codes (rpc/errors.py); request bytes that are not the method's message, and
+ids that are not 32 bytes, are INVALID_ARGUMENT before anything reaches a disperser.
+GetBlobStatus is answered from a cache that follows each disperser's status feed
+(da/status.py): polls cost no Ray call while the feeds are live; ids the cache does not
+know go to the dispersers.
 """
 
 from __future__ import annotations
@@ -201,6 +203,7 @@ def _parse_or_refuse(message: Any) -> Any:
 
 
 def _refusing_malformed(method: Any) -> Any:
+    """`method`, answering a MalformedMessage request with its error (INVALID_ARGUMENT)."""
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, MalformedMessage):
             await context.abort(status_code(request), error_details(request))
@@ -221,6 +224,7 @@ def add_disperser_service(service: DisperserService, server: grpc.aio.Server) ->
         for method in descriptor.methods}
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),))
+    server.add_registered_method_handlers(descriptor.full_name, handlers)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
