@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import numpy as np
 import ray
 
@@ -788,7 +789,15 @@ class Disperser:
         if writes:
             # Persisted (synced) with the payload before any request id is answered: a
             # restarted disperser resumes these blobs (_resume).
-            self.store.write(writes)
+            try:
+                self.store.write(writes)
+            except lmdb.MapFullError as exc:  # payloads of blobs in flight fill the map
+                for pending in accepted:
+                    self.load[pending.header.network_id] -= 1
+                raise Overloaded(f"disperser {self.index}'s store is full "
+                                 f"(lmdb_map_mb = {self.config.lmdb_map_mb}): it keeps each "
+                                 "blob's payload until the blob is final; retry later",
+                                 lmdb_map_mb=self.config.lmdb_map_mb) from exc
             self._count(BlobStatus.PROCESSING, len(accepted))
             self._publish([a for a in answers if isinstance(a, dict)])
         for pending in accepted:
