@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from zg_actors.chain.tx import make_tx
 from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.encoding import decode, encode
-from zg_actors.da.actors import advance_epoch, deploy_da, teardown_da
+from zg_actors.da.actors import advance_epoch, da_node_name, deploy_da, teardown_da
 from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
 from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
 from zg_actors.da.demo import run_da_demo
@@ -34,6 +35,8 @@ from zg_actors.rpc.client import DisperserClient
 from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound, RpcUnavailable
 from zg_actors.rpc.gateway import deploy_gateway
 from zg_actors.store import Store
+
+from .misbehaving import SlowDANode
 
 pytestmark = pytest.mark.integration
 
@@ -296,6 +299,16 @@ def test_da_end_to_end(deployment) -> None:
             one_down = disperse_together(client, [blob(30_000, 100 + i) for i in range(24)])
             for request_id in one_down:
                 assert wait_client_status(client, request_id) == "FINALIZED"
+            # One down leaves no slack (72 of 96 slots, 64 needed): a live node slower than
+            # the signature deadline must not fail the batch; it certifies once it signs.
+            ray.kill(nodes[2], no_restart=True)
+            nodes[2] = SlowDANode.options(name=da_node_name(2), num_cpus=0.05).remote(
+                config.to_dict(), 2, str(Path(config.data_dir).resolve()),
+                config.da.signature_deadline_s + 2)
+            assert runtime.wait_for(lambda: 2 not in ray.get(disperser.stats.remote())[
+                "nodes_down"], 30, 0.5)  # a probe found it
+            [late] = disperse_together(client, [blob(30_000, 150)])
+            assert wait_client_status(client, late) == "FINALIZED"
             # Status counts are kept as statuses change; a restarted disperser recounts its
             # LMDB records and must find the same.
             counted = ray.get(disperser.stats.remote())["statuses"]

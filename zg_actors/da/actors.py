@@ -1135,6 +1135,7 @@ class Disperser:
                 "load": dict(self.load), "certificates": dict(self.certificates),
                 "statuses": {BlobStatus(s).name: c for s, c in counts.items()},
                 "latencies": list(self.latencies), "queued": len(self.queue),
+                "nodes_down": dict(self.liveness.down),
                 "epoch_rotations": self.rotations,
                 "rotating": self._rotator is not None and not self._rotator.done()}
 
