@@ -4,6 +4,7 @@ scaling to a new network, and DA nodes going down."""
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ from zg_actors.da.dispersal import (
 )
 from zg_actors.da.errors import InvalidBlob
 from zg_actors.da.keys import da_signer_identity, disperser_account
-from zg_actors.da.params import BlobStatus
+from zg_actors.da.params import BlobStatus, signing_threshold
 from zg_actors.da.quorum import EpochRegistry, Quorum
 from zg_actors.rpc.client import DisperserClient
 from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound, RpcUnavailable
@@ -302,11 +303,15 @@ def test_da_end_to_end(deployment) -> None:
             # One down leaves no slack (72 of 96 slots, 64 needed): a live node slower than
             # the signature deadline must not fail the batch; it certifies once it signs.
             ray.kill(nodes[2], no_restart=True)
+
+            def nodes_down() -> dict:
+                return ray.get(disperser.stats.remote())["nodes_down"]
+
+            assert runtime.wait_for(lambda: 2 in nodes_down(), 30, 0.5)  # a probe saw it
             nodes[2] = SlowDANode.options(name=da_node_name(2), num_cpus=0.05).remote(
                 config.to_dict(), 2, str(Path(config.data_dir).resolve()),
                 config.da.signature_deadline_s + 2)
-            assert runtime.wait_for(lambda: 2 not in ray.get(disperser.stats.remote())[
-                "nodes_down"], 30, 0.5)  # a probe found it
+            assert runtime.wait_for(lambda: 2 not in nodes_down(), 30, 0.5)  # found back
             [late] = disperse_together(client, [blob(30_000, 150)])
             assert wait_client_status(client, late) == "FINALIZED"
             # Status counts are kept as statuses change; a restarted disperser recounts its
@@ -332,10 +337,19 @@ def test_da_end_to_end(deployment) -> None:
 
             assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
 
-            # Two of four down (> 1/3 of the slots): no certificate is possible, so
-            # DisperseBlob refuses new blobs (UNAVAILABLE, with the reason) instead of
-            # acknowledging them; nothing is recorded for them.
+            # Two of four down (> 1/3 of the slots). A blob accepted while node 2 was up
+            # ends INSUFFICIENT_SIGNATURES when node 2 dies before signing, and says which
+            # slots are missing and why.
+            [orphan] = disperse_together(client, [blob(30_000, 299)])
             ray.kill(nodes[2], no_restart=True)
+            reason = wait_client_status(client, orphan)
+            n, need = config.da.n, signing_threshold(config.da.n)
+            assert re.match(rf"INSUFFICIENT_SIGNATURES: \d+ of {n} slots signed, need {need}; "
+                            r"missing slots \d", reason), reason
+            assert "DA node 2" in reason and "DA node 3" in reason, reason
+            # No certificate is possible now, so DisperseBlob refuses new blobs
+            # (UNAVAILABLE, with the reason) instead of acknowledging them; nothing is
+            # recorded for them.
 
             def refusal() -> RpcUnavailable | None:
                 try:

@@ -1012,7 +1012,10 @@ class Disperser:
                     tally.failed(signer, f"DA node {node} {self.liveness.down[node]}")
         for future in pending:
             future.cancel()
-        tally.leave_out_waiting(f"no signature within {time.time() - start:.0f} s")
+        tally.leave_out_waiting(
+            "not waited for: the others could not reach the threshold"
+            if tally.outcome() == Collected.INSUFFICIENT
+            else f"no signature within {time.time() - start:.0f} s")
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
         """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""
