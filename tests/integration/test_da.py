@@ -1,6 +1,7 @@
 """0G DA on a real local Ray cluster, in one deployment (PoP registration is slow):
 gRPC dispersal to FINALIZED and retrieval, error codes, a corrupted slice, live
-scaling to a new network, and DA nodes going down."""
+scaling to a new network, DA nodes going down or slow (blobs refused once too few are
+up), and a disperser restart that resumes its unfinished blobs."""
 
 from __future__ import annotations
 
