@@ -363,7 +363,11 @@ class DAConfig:
     # one is not sealed by the interval and keeps filling (group commit: under load,
     # batches grow with the signing time instead of queueing up behind it).
     batches_signing: int = 2
-    signature_deadline_s: float = 10.0  # DA nodes that have not signed by then are left out
+    # DA nodes that have not signed a batch by this deadline are left out when the others
+    # hold the signing threshold; otherwise the batch keeps waiting for those still up (a
+    # probe answers) until signature_wait_max_s, then is INSUFFICIENT_SIGNATURES.
+    signature_deadline_s: float = 10.0
+    signature_wait_max_s: float = 60.0
     confirm_timeout_s: float = 60.0  # a certified batch not on chain by then is FAILED
     finality_depth: int = 1  # blocks after the certificate's block until FINALIZED
     dispersers: int = 1
@@ -403,6 +407,9 @@ class DAConfig:
                self.batches_signing)
         _check(f"{path}.signature_deadline_s", self.signature_deadline_s > 0, "must be > 0",
                self.signature_deadline_s)
+        _check(f"{path}.signature_wait_max_s",
+               self.signature_wait_max_s >= self.signature_deadline_s,
+               "must be >= signature_deadline_s", self.signature_wait_max_s)
         _check(f"{path}.finality_depth", self.finality_depth >= 0, "must be >= 0",
                self.finality_depth)
         _check(f"{path}.dispersers", self.dispersers >= 1, "must be >= 1", self.dispersers)

@@ -1,10 +1,13 @@
 """Nodes that misbehave, for test use only; the product has no such switches.
 
 EquivocatingValidator double-signs prevotes; OverchargingProvider signs a receipt above
-the fee cap its user signed.
+the fee cap its user signed; SlowDANode signs batches later than the signature deadline.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import ray
 
@@ -16,6 +19,7 @@ from zg_actors.compute.model import CONTEXT_TOKENS, Completion
 from zg_actors.compute.request import Receipt, Request, fee_for
 from zg_actors.crypto import bls
 from zg_actors.crypto.keccak import keccak256
+from zg_actors.da.actors import DANode
 
 
 @ray.remote(max_restarts=0)
@@ -54,3 +58,17 @@ class OverchargingProvider(ComputeProvider.__ray_actor_class__):  # type: ignore
                       self.prices.output_price)
         return Receipt(request, signature, completion.prompt_tokens, claimed, fee,
                        completion.text).signed_by(self.account)
+
+
+@ray.remote(max_restarts=0)
+class SlowDANode(DANode.__ray_actor_class__):  # type: ignore[name-defined]
+    """Stores and signs every batch honestly, but only after `delay_s`: a live node slower
+    than the disperser's signature deadline."""
+
+    def __init__(self, config_dict: dict, index: int, data_dir: str, delay_s: float) -> None:
+        super().__init__(config_dict, index, data_dir)
+        self.delay_s = delay_s
+
+    async def store_batch(self, *args: Any) -> bytes:
+        await asyncio.sleep(self.delay_s)
+        return await super().store_batch(*args)

@@ -1,11 +1,14 @@
 """0G DA on a real local Ray cluster, in one deployment (PoP registration is slow):
 gRPC dispersal to FINALIZED and retrieval, error codes, a corrupted slice, live
-scaling to a new network, and DA nodes going down."""
+scaling to a new network, DA nodes going down or slow (blobs refused once too few are
+up), and a disperser restart that resumes its unfinished blobs."""
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ from zg_actors.chain.tx import make_tx
 from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.encoding import decode, encode
-from zg_actors.da.actors import advance_epoch, deploy_da, teardown_da
+from zg_actors.da.actors import advance_epoch, da_node_name, deploy_da, teardown_da
 from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
 from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
 from zg_actors.da.demo import run_da_demo
@@ -28,12 +31,14 @@ from zg_actors.da.dispersal import (
 )
 from zg_actors.da.errors import InvalidBlob
 from zg_actors.da.keys import da_signer_identity, disperser_account
-from zg_actors.da.params import BlobStatus
+from zg_actors.da.params import BlobStatus, signing_threshold
 from zg_actors.da.quorum import EpochRegistry, Quorum
 from zg_actors.rpc.client import DisperserClient
-from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound
+from zg_actors.rpc.errors import RpcError, RpcInvalidArgument, RpcNotFound, RpcUnavailable
 from zg_actors.rpc.gateway import deploy_gateway
 from zg_actors.store import Store
+
+from .misbehaving import SlowDANode
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +57,30 @@ def wait_status(disperser, request_id: bytes, wanted: set[BlobStatus],
 
     assert runtime.wait_for(done, timeout, 0.3), f"blob stuck at {BlobStatus(seen['status'])}"
     return seen["status"]
+
+
+def wait_client_status(client: DisperserClient, request_id: bytes, timeout: float = 120) -> str:
+    """The blob's final status through the gateway, with its error if it has one ("FAILED:
+    why"); errors while a disperser restarts are retried."""
+    seen: dict = {}
+
+    def final() -> bool:
+        try:
+            seen.update(client.get_blob_status(request_id))
+        except RpcError:
+            return False
+        return seen["status"] in ("FINALIZED", "FAILED", "INSUFFICIENT_SIGNATURES")
+
+    assert runtime.wait_for(final, timeout, 0.3), f"blob stuck at {seen.get('status')}"
+    return f"{seen['status']}: {seen['error']}" if seen["error"] else seen["status"]
+
+
+def disperse_together(client: DisperserClient, blobs: list[np.ndarray]) -> list[bytes]:
+    """DisperseBlob for each blob at once (8 calls open); their request ids, in order."""
+    with ThreadPoolExecutor(8) as senders:
+        answers = list(senders.map(client.disperse_blob, [b.tobytes() for b in blobs]))
+    assert {status for status, _ in answers} == {BlobStatus.PROCESSING}
+    return [request_id for _, request_id in answers]
 
 
 def corrupt_slices(node, blob_key: bytes) -> int:
@@ -159,6 +188,11 @@ def test_da_end_to_end(deployment) -> None:
             assert too_big.value.details["size"] == config.da.max_blob_bytes + 1
             with pytest.raises(RpcNotFound):
                 client.get_blob_status(b"\x01" * 32)
+            # Ids that cannot name a blob are refused before any lookup, quoting a prefix.
+            for bad_id in (b"", b"\x07" * (1 << 20)):
+                with pytest.raises(RpcInvalidArgument) as bad:
+                    client.get_blob_status(bad_id)
+                assert bad.value.details["length"] == len(bad_id)
             with pytest.raises(RpcNotFound):
                 client.retrieve_blob(b"\x02" * 32, 0, 0)
 
@@ -231,8 +265,11 @@ def test_da_end_to_end(deployment) -> None:
 
         # A wrong encoding is caught: k slices re-encode to another data root, the blob
         # becomes FAILED and the disperser's deposit is slashed to the prover.
-        deposit = ray.get(validator.query.remote("da", "deposit", (
-            disperser_account(config.devnet.key_seed, 0).address,)))
+        def deposit_now() -> int:
+            return ray.get(validator.query.remote("da", "deposit", (
+                disperser_account(config.devnet.key_seed, 0).address,)))
+
+        deposit = deposit_now()
         cheat = certify_wrong_encoding(config, validator, nodes)
         assert runtime.wait_for(lambda: blob_status(validator, cheat.key) in (
             BlobStatus.CONFIRMED, BlobStatus.FINALIZED), 60)
@@ -245,8 +282,10 @@ def test_da_end_to_end(deployment) -> None:
         assert runtime.wait_for(lambda: blob_status(validator, cheat.key)
                                 == BlobStatus.FAILED, 60)
         slashed = deposit * config.da.slash_fraction_bps // 10_000
-        assert ray.get(validator.query.remote("da", "deposit", (
-            disperser_account(config.devnet.key_seed, 0).address,))) == deposit - slashed
+        assert ray.get(validator.account.remote(prover.address))["balance"] == slashed
+        # The disperser tops its deposit up: below the minimum, the network would refuse
+        # its certificates and the blobs it acknowledged there would time out.
+        assert runtime.wait_for(lambda: deposit_now() >= config.da.disperser_deposit, 30)
 
         # DA nodes answer sampling rounds for what they hold and get paid on the network.
         def sampling_rewards() -> int:
@@ -255,46 +294,81 @@ def test_da_end_to_end(deployment) -> None:
 
         assert runtime.wait_for(lambda: sampling_rewards() > 0, 60, 1.0)
 
-        # One of four DA nodes down (<= 1/3 of the slots): still FINALIZED.
-        ray.kill(nodes[3], no_restart=True)
-        one_down = ray.get(disperser.disperse.remote(blob(30_000, 20)))["request_id"]
-        wait_status(disperser, one_down, {BlobStatus.FINALIZED})
-        # Two down (> 1/3 of the slots): INSUFFICIENT_SIGNATURES.
-        ray.kill(nodes[2], no_restart=True)
-        two_down = ray.get(disperser.disperse.remote(blob(30_000, 21)))["request_id"]
-        assert wait_status(disperser, two_down, {BlobStatus.INSUFFICIENT_SIGNATURES,
-                                                 BlobStatus.FINALIZED}) == \
-            BlobStatus.INSUFFICIENT_SIGNATURES
-        # Status counts are kept as statuses change; a restarted disperser recounts its
-        # LMDB records and must find the same.
-        counted = ray.get(disperser.stats.remote())["statuses"]
-        assert counted.get("INSUFFICIENT_SIGNATURES", 0) >= 1, counted
-        assert counted.get("FINALIZED", 0) >= 5 and "PROCESSING" not in counted, counted
-        # A blob still PROCESSING when its disperser restarts is FAILED by the new process;
-        # the gateway, whose status cache saw it PROCESSING, must answer the new status.
         with DisperserClient(f"127.0.0.1:{where['port']}") as client:
-            cut_off = client.disperse_blob(blob(30_000, 22).tobytes())[1]
-            assert client.get_blob_status(cut_off)["status"] == "PROCESSING"
+            # One of four DA nodes down (<= 1/3 of the slots): the other three certify
+            # every batch, including those sent while its calls were failing.
+            ray.kill(nodes[3], no_restart=True)
+            one_down = disperse_together(client, [blob(30_000, 100 + i) for i in range(24)])
+            for request_id in one_down:
+                assert wait_client_status(client, request_id) == "FINALIZED"
+            # One down leaves no slack (72 of 96 slots, 64 needed): a live node slower than
+            # the signature deadline must not fail the batch; it certifies once it signs.
+            ray.kill(nodes[2], no_restart=True)
+
+            def nodes_down() -> dict:
+                return ray.get(disperser.stats.remote())["nodes_down"]
+
+            assert runtime.wait_for(lambda: 2 in nodes_down(), 30, 0.5)  # a probe saw it
+            nodes[2] = SlowDANode.options(name=da_node_name(2), num_cpus=0.05).remote(
+                config.to_dict(), 2, str(Path(config.data_dir).resolve()),
+                config.da.signature_deadline_s + 2)
+            assert runtime.wait_for(lambda: 2 not in nodes_down(), 30, 0.5)  # found back
+            [late] = disperse_together(client, [blob(30_000, 150)])
+            assert wait_client_status(client, late) == "FINALIZED"
+            # Status counts are kept as statuses change; a restarted disperser recounts its
+            # LMDB records and must find the same.
+            counted = ray.get(disperser.stats.remote())["statuses"]
+            assert counted.get("FINALIZED", 0) >= 30 and "PROCESSING" not in counted, counted
+            # Blobs still PROCESSING when their disperser restarts were persisted before
+            # DisperseBlob answered: the new process resumes them to FINALIZED, and the
+            # gateway, whose cache saw them PROCESSING, answers the new status.
+            cut_off = disperse_together(client, [blob(30_000, 200 + i) for i in range(8)])
+            assert "PROCESSING" in {client.get_blob_status(r)["status"] for r in cut_off}
             runtime.kill_actor(disperser, restart=True)
+            for request_id in cut_off:
+                assert wait_client_status(client, request_id) == "FINALIZED"
+            counted["FINALIZED"] += len(cut_off)
 
-            def seen_by_client() -> str | None:
+            def recounted() -> dict | None:
                 try:
-                    return client.get_blob_status(cut_off)["status"]
-                except RpcError:
-                    return None  # the disperser is still restarting
+                    return ray.get(disperser.stats.remote(), timeout=10)["statuses"]
+                except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError,
+                        ray.exceptions.GetTimeoutError):
+                    return None  # still restarting
 
-            assert runtime.wait_for(lambda: seen_by_client() == "FAILED", 60, 1.0), \
-                seen_by_client()
-        counted["FAILED"] = counted.get("FAILED", 0) + 1
+            assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
 
-        def recounted() -> dict | None:
-            try:
-                return ray.get(disperser.stats.remote(), timeout=10)["statuses"]
-            except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError,
-                    ray.exceptions.GetTimeoutError):
-                return None  # still restarting
+            # Two of four down (> 1/3 of the slots). A blob accepted while node 2 was up
+            # ends INSUFFICIENT_SIGNATURES when node 2 dies before signing, and says which
+            # slots are missing and why.
+            [orphan] = disperse_together(client, [blob(30_000, 299)])
+            ray.kill(nodes[2], no_restart=True)
+            reason = wait_client_status(client, orphan)
+            n, need = config.da.n, signing_threshold(config.da.n)
+            assert re.match(rf"INSUFFICIENT_SIGNATURES: \d+ of {n} slots signed, need {need}; "
+                            r"missing slots \d", reason), reason
+            assert "DA node 2" in reason and "DA node 3" in reason, reason
+            # No certificate is possible now, so DisperseBlob refuses new blobs
+            # (UNAVAILABLE, with the reason) instead of acknowledging them; nothing is
+            # recorded for them.
 
-        assert runtime.wait_for(lambda: recounted() == counted, 60, 1.0), recounted()
+            def refusal() -> RpcUnavailable | None:
+                try:
+                    request_id = client.disperse_blob(blob(30_000, 300).tobytes())[1]
+                except RpcUnavailable as exc:
+                    return exc
+                wait_client_status(client, request_id)  # accepted before the probe saw it
+                return None
+
+            assert runtime.wait_for(lambda: refusal() is not None, 30, 0.5)
+            refused = refusal()
+            assert refused is not None and refused.details["error"] == "QuorumUnavailable"
+            assert refused.details["live_slots"] < refused.details["needed"]
+            assert "slots" in str(refused) and refused.details["missing_slots"]
+            before = ray.get(disperser.stats.remote())["statuses"]
+            with pytest.raises(RpcUnavailable):
+                client.disperse_blob(blob(30_000, 301).tobytes())
+            assert ray.get(disperser.stats.remote())["statuses"] == before
     finally:
         ray.kill(gateway, no_restart=True)
         teardown_da(config)

@@ -10,13 +10,21 @@ from zg_actors.config import load_config
 from zg_actors.da.blob import BlobHeader, encode_blob
 from zg_actors.da.dispersal import (
     BatchQueue,
+    Collected,
+    NodeLiveness,
     PendingBlob,
+    Resume,
+    SignatureTally,
+    check_quorum_live,
     choose_network,
+    format_slots,
+    resume_action,
     slices_for,
     slots_by_signer,
     verified_slices,
 )
-from zg_actors.da.errors import BlobTooLarge, Overloaded, UnknownBlob
+from zg_actors.da.errors import BlobTooLarge, Overloaded, QuorumUnavailable, UnknownBlob
+from zg_actors.da.params import BlobStatus
 from zg_actors.da.quorum import Quorum
 from zg_actors.errors import Unavailable
 from zg_actors.rpc.errors import (
@@ -210,3 +218,84 @@ def test_median_timing_is_the_true_median() -> None:
     even = median_timing([{"mb_per_s": v, "seconds": s}
                           for v, s in ((25.0, 4.0), (16.0, 6.0), (15.0, 7.0), (26.0, 3.0))])
     assert even["mb_per_s"] == 20.5 and even["seconds"] == 5.0
+
+
+# A quorum of 12 slots (threshold 8) held by signers 0..3 with 4, 4, 3, 1 slots.
+FOUR_SIGNERS = Quorum(0, (0, 1, 0, 2, 1, 0, 2, 3, 1, 0, 2, 1))
+
+
+def test_blobs_are_refused_when_live_nodes_hold_fewer_slots_than_a_certificate_needs() -> None:
+    check_quorum_live(FOUR_SIGNERS, {0, 1}, {}, "quorum 0")  # 8 of 12: enough
+    with pytest.raises(QuorumUnavailable) as refused:
+        check_quorum_live(FOUR_SIGNERS, {0, 2}, {1: "DA node 1 not running"}, "quorum 0")
+    error = refused.value
+    assert isinstance(error, Unavailable)
+    assert status_code(error) == grpc.StatusCode.UNAVAILABLE
+    assert error.details == {"live_slots": 7, "slots": 12, "needed": 8,
+                             "missing_slots": "1, 4, 7-8, 11"}
+    assert "signer 1: DA node 1 not running; signer 3: down" in str(error)
+
+
+def test_node_liveness_follows_the_last_call() -> None:
+    liveness = NodeLiveness()
+    assert liveness.is_live(2) and not liveness.is_live(None)
+    liveness.failed(2, "not running")
+    assert not liveness.is_live(2) and liveness.down == {2: "not running"}
+    liveness.answered(2)
+    assert liveness.is_live(2)
+
+
+def test_a_batch_certifies_with_the_signers_that_answered_once_they_reach_the_threshold() -> None:
+    """With one node down, the other three hold 11 of 12 slots: the batch certifies."""
+    tally = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 3 down"})
+    tally.answered(0, b"s0")
+    assert tally.outcome() == Collected.WAIT
+    tally.answered(1, b"s1")
+    assert tally.outcome() == Collected.WAIT  # 8 of 12 signed: waits for the last one
+    tally.answered(2, b"s2")
+    assert tally.outcome() == Collected.CERTIFY and tally.signed_slots == 11
+    # A slow node at the deadline is left out when the rest reach the threshold.
+    late = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2})
+    late.answered(0, b"s0")
+    late.answered(1, b"s1")
+    assert late.outcome(past_deadline=True) == Collected.CERTIFY
+    late.leave_out_waiting("no signature within 10 s")
+    assert late.outcome() == Collected.CERTIFY and late.missed == {
+        2: "no signature within 10 s", 3: "not asked"}
+
+
+def test_past_the_deadline_a_batch_short_of_the_threshold_waits_for_late_signers() -> None:
+    """One node down leaves no slack: a live node that is merely slow must not fail the
+    batch at the deadline (the batch certifies when it answers)."""
+    tally = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 3 down"})
+    tally.answered(0, b"s0")
+    tally.answered(2, b"s2")  # 7 of 12 slots: short of 8
+    assert tally.outcome(past_deadline=True) == Collected.WAIT
+    tally.answered(1, b"s1")
+    assert tally.outcome(past_deadline=True) == Collected.CERTIFY
+    # The same late signer found down: out of reach at once.
+    gone = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 3 down"})
+    gone.answered(0, b"s0")
+    gone.answered(2, b"s2")
+    gone.failed(1, "DA node 1 not running")
+    assert gone.outcome(past_deadline=True) == Collected.INSUFFICIENT
+
+
+def test_insufficient_signatures_says_which_slots_are_missing_and_why() -> None:
+    tally = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 3 down"})
+    tally.answered(0, b"s0")
+    tally.failed(1, "DA node 1 failed (RayActorError)")
+    # 4 signed + 3 waiting < 8: out of reach at once, no wait for node 2.
+    assert tally.outcome() == Collected.INSUFFICIENT
+    assert tally.missing_reason() == (
+        "4 of 12 slots signed, need 8; missing slots 1, 3-4, 6-8, 10-11 (signer 1: DA node 1 "
+        "failed (RayActorError); signer 2: no answer yet; signer 3: DA node 3 down)")
+    assert format_slots([5, 0, 1, 2, 9, 10]) == "0-2, 5, 9-10"
+
+
+def test_a_restarted_disperser_resumes_what_it_acknowledged() -> None:
+    assert resume_action(BlobStatus.UNKNOWN, has_payload=True) == (Resume.REDISPERSE, "")
+    for on_chain in (BlobStatus.CONFIRMED, BlobStatus.FINALIZED, BlobStatus.FAILED):
+        assert resume_action(on_chain, has_payload=False) == (Resume.TRACK, "")
+    action, why = resume_action(BlobStatus.UNKNOWN, has_payload=False)
+    assert action == Resume.FAIL and "no payload" in why

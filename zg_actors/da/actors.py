@@ -3,10 +3,13 @@
 A DANode accepts a batch's slices only from a disperser with a deposit on the
 batch's network, checks that they are exactly its slots of the quorum and
 that every slice proves into its blob's data root, persists them in LMDB,
-and only then signs the batch root (once per batch). A Disperser encodes
-blobs on the encoder pool, batches them per (network, epoch, quorum), gathers
-signatures until a deadline, aggregates them into a certificate tx on the
-least loaded network, and tracks each blob to FINALIZED.
+and only then signs the batch root (once per batch). A Disperser refuses a blob
+its quorum's reachable DA nodes could not certify, persists each blob it accepts
+(payload included) before answering, encodes blobs on the encoder pool, batches
+them per (network, epoch, quorum), gathers the signatures that count
+(dispersal.SignatureTally), aggregates them into a certificate tx on the least
+loaded network, and tracks each blob to FINALIZED; restarted, it resumes the
+blobs it had not finished.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import numpy as np
 import ray
 
@@ -35,6 +39,7 @@ from zg_actors.crypto.keccak import HASH_BYTES
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
 from zg_actors.da.blob import (
     BlobHeader,
+    check_blob_id,
     check_size,
     commit_slices,
     slice_length,
@@ -45,14 +50,19 @@ from zg_actors.da.certificate import (
     Batch,
     DACertificate,
     member_bitmap,
-    signed_slots,
     verified_signatures,
 )
 from zg_actors.da.dispersal import (
     BatchKey,
     BatchQueue,
+    Collected,
+    NodeLiveness,
     PendingBlob,
+    Resume,
+    SignatureTally,
+    check_quorum_live,
     choose_network,
+    resume_action,
     slices_for,
     slots_by_signer,
     verified_slices,
@@ -67,7 +77,6 @@ from zg_actors.da.keys import da_signer_identity, disperser_account
 from zg_actors.da.params import (
     SECTOR_BYTES,
     BlobStatus,
-    signing_threshold,
 )
 from zg_actors.da.quorum import EpochRegistry, Quorum, epoch_message
 from zg_actors.da.sampling import find_answers
@@ -82,6 +91,7 @@ log = logging.getLogger(__name__)
 DA_NODE_PREFIX = "zg-da-node-"
 DISPERSER_PREFIX = "zg-da-disperser-"
 CALL_TIMEOUT_S = 10.0  # a validator or staking call slower than this counts as failed
+PROBE_INTERVAL_S = 1.0  # how often a disperser asks each DA node whether it is up
 POLL_INTERVAL_S = 0.25  # status polling of certified batches
 NETWORKS_REFRESH_S = 1.0  # how often a disperser looks for launched or retired networks
 PRUNE_INTERVAL_S = 10.0
@@ -417,8 +427,10 @@ class Disperser:
         bls.use(self.config.da.bls_backend)  # a DA process does DA work only
         self.index = index
         self.account = disperser_account(self.config.devnet.key_seed, index)
-        self.store = Store(Path(data_dir) / f"da-disperser-{index}", ["blobs", "roots"],
-                           self.config.lmdb_map_mb)
+        # "payloads": the bytes of each blob not yet final, so that a restarted disperser
+        # can encode and batch it again (removed once the blob is final).
+        self.store = Store(Path(data_dir) / f"da-disperser-{index}",
+                           ["blobs", "roots", "payloads"], self.config.lmdb_map_mb)
         self.chain = ChainView(prefer=index)
         da = self.config.da
         self.queue = BatchQueue(da.batch_interval_s, da.batch_max_blobs, da.batch_max_bytes,
@@ -432,34 +444,52 @@ class Disperser:
         self.latencies: list[float] = []
         self._epochs: dict = {}
         self._node_handles: dict[int, Any] = {}
+        self.liveness = NodeLiveness()  # which DA nodes count, for admission and batches
         self._quorum_turn = 0
         self._tasks: list[asyncio.Task] = []
+        self._starting: asyncio.Task | None = None
+        self._start_lock = asyncio.Lock()
         self._inflight: set[asyncio.Task] = set()
         self._tx_lock = asyncio.Lock()
+        self._deposit_nonce: dict[int, int] = {}  # {network id: nonce of the last top-up}
         self.epoch_interval_s = self.config.da.epoch_interval_s
         self._rotator: asyncio.Task | None = None
         self.rotations = 0
         node_seed = self.config.devnet.key_seed
         self.node_of = {da_signer_identity(node_seed, i).address: i for i in range(da.nodes)}
-        # Blobs still PROCESSING lost their slices with the previous process. The one scan
-        # of the records at start also counts statuses; stats() reads the counts.
+        # The one scan of the records at start counts statuses (stats() reads the counts)
+        # and finds the blobs a previous process acknowledged and did not finish: start()
+        # resumes them.
         self.status_counts: dict[int, int] = {}
+        self._unfinished: list[bytes] = []
         # Status changes for the gateway's cache (da/status.py); new process, new feed.
         self.feed = StatusFeed()
         self._feed_changed = asyncio.Event()
         for key, raw in self.store.items("blobs"):
             record = json.loads(raw)
-            if record["status"] == BlobStatus.PROCESSING:
-                record["status"], record["error"] = int(BlobStatus.FAILED), "disperser restarted"
-                self.store.put("blobs", key, json.dumps(record).encode())
+            if record["status"] in (BlobStatus.PROCESSING, BlobStatus.CONFIRMED):
+                self._unfinished.append(key)
             self._count(record["status"], +1)
 
     def _count(self, status: int, change: int) -> None:
         self.status_counts[status] = self.status_counts.get(status, 0) + change
 
     # ---- lifecycle -----------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        """Start from the first call after a (re)start, so that a restarted disperser
+        resumes its unfinished blobs without waiting for a new blob (an async actor's loop
+        runs only from its first call; the gateway's status feed calls every few
+        seconds)."""
+        if not self._tasks and (self._starting is None or self._starting.done()):
+            self._starting = asyncio.get_running_loop().create_task(self.start())
+
     async def start(self) -> dict:
-        """Create the encoder pool, find the current epoch and the networks; idempotent."""
+        """Create the encoder pool, find the current epoch and the networks, resume the
+        blobs a previous process left unfinished; idempotent."""
+        async with self._start_lock:
+            return await self._start()
+
+    async def _start(self) -> dict:
         if self.pool is None:
             from zg_actors.erasure.actors import EncoderPool
 
@@ -472,12 +502,92 @@ class Disperser:
             self.epoch = current
         await self._refresh_networks()
         if not self._tasks:
+            await self._probe_nodes()  # admission needs to know which nodes are up
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._networks_forever()),
-                           loop.create_task(self._batches_forever())]
+                           loop.create_task(self._batches_forever()),
+                           loop.create_task(self._probe_forever()),
+                           loop.create_task(self._resume())]
             if self.index == 0 and self.epoch_interval_s > 0:
                 await self.set_epoch_interval(self.epoch_interval_s)
         return {"epoch": self.epoch, "networks": sorted(self.ready)}
+
+    async def _probe_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            await self._probe_nodes()
+
+    async def _probe_nodes(self) -> None:
+        """Ask every DA node for its status: one that is not running, or whose call fails
+        or is not answered within CALL_TIMEOUT_S, is down until it answers again."""
+        async def probe(node: int) -> None:
+            handle = self._node(node)
+            if handle is None:
+                self.liveness.failed(node, "not running")
+                return
+            try:
+                await asyncio.wait_for(handle.status.remote(), CALL_TIMEOUT_S)
+            except Exception as exc:  # dead, restarting, or hung
+                self._forget_node(node, exc)
+                self.liveness.failed(node, f"not answering ({type(exc).__name__})")
+                return
+            self.liveness.answered(node)
+
+        await asyncio.gather(*[probe(i) for i in range(self.config.da.nodes)])
+
+    async def _resume(self) -> None:
+        """Take up the blobs a previous process acknowledged and did not finish: follow
+        a certificate already on chain, or encode the persisted payload and batch it
+        again in its own (network, epoch, quorum)."""
+        unfinished, self._unfinished = self._unfinished, []
+        deadline = time.time() + self.config.da.confirm_timeout_s
+        while unfinished:
+            key = unfinished.pop()
+            record = self._record(key)
+            header = BlobHeader.decode(bytes.fromhex(record["header"]))
+            pending = PendingBlob(header, None, record["created"], record["status"])
+            if header.network_id not in self.ready:
+                self._finish([pending], BlobStatus.FAILED, f"network {header.network_id} "
+                             "was retired before the blob was certified")
+                continue
+            try:
+                on_chain = BlobStatus((await self.chain.query(header.network_id, "blob",
+                                                              key))["status"])
+            except Unavailable as exc:  # its validators busy or restarting: again later
+                if time.time() > deadline:
+                    self._finish([pending], BlobStatus.FAILED, str(exc)[:300])
+                else:
+                    unfinished.insert(0, key)
+                    await asyncio.sleep(POLL_INTERVAL_S)
+                continue
+            payload = self.store.get("payloads", key)
+            action, why = resume_action(on_chain, payload is not None)
+            if action == Resume.FAIL:
+                self._finish([pending], BlobStatus.FAILED, why)
+                continue
+            if action == Resume.REDISPERSE:
+                assert payload is not None
+                da = self.config.da
+                [(shards, roots, root)] = await self.pool.encode_many_with_roots_async(
+                    [np.frombuffer(payload, dtype=np.uint8)], da.k, da.n - da.k, SECTOR_BYTES)
+                pending.blob = commit_slices(shards, da.k, header.size, roots, root)
+                if pending.blob.data_root != header.data_root:  # a damaged payload record
+                    self._finish([pending], BlobStatus.FAILED, "the persisted payload no "
+                                 "longer encodes to the blob's data root")
+                    continue
+            self.load[header.network_id] = self.load.get(header.network_id, 0) + 1
+            if action == Resume.TRACK:
+                self._spawn(self._track(header.network_id, [pending]))
+            else:
+                self.queue.add((header.network_id, header.epoch, header.quorum_id), pending,
+                               time.time())
+            log.info("disperser %d: resumed blob 0x%s (%s)", self.index, key.hex()[:12],
+                     action.value)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def _networks_forever(self) -> None:
         while True:
@@ -495,6 +605,9 @@ class Disperser:
             if network_id not in active:
                 self.ready.pop(network_id)
                 self.chain.forget(network_id)
+            else:
+                with contextlib.suppress(Unavailable):  # validators busy: next refresh
+                    await self._keep_deposit(network_id)
         for network_id in active:
             if network_id not in self.ready:
                 try:
@@ -548,18 +661,7 @@ class Disperser:
         for network_id in list(self.ready):
             if await self.chain.query(network_id, "epoch", epoch) is not None:
                 continue
-            async with self._tx_lock:  # the certificate txs share this nonce sequence
-                nonce = self.ready[network_id]
-                try:
-                    await self.chain.submit(network_id, make_tx(
-                        self.account, network_id, nonce, "da", "register_epoch",
-                        posting).encoded)
-                except Unavailable:
-                    nonce = await self.chain.nonce(network_id, self.account.address)
-                    await self.chain.submit(network_id, make_tx(
-                        self.account, network_id, nonce, "da", "register_epoch",
-                        posting).encoded)
-                self.ready[network_id] = nonce + 1
+            await self._send_tx(network_id, "register_epoch", posting)
         deadline = time.time() + self.config.da.confirm_timeout_s
         for network_id in list(self.ready):
             while await self.chain.query(network_id, "epoch", epoch) is None:
@@ -621,6 +723,7 @@ class Disperser:
 
     # ---- dispersal -------------------------------------------------------------------
     def _record(self, key: bytes) -> dict:
+        check_blob_id("request_id", key)
         raw = self.store.get("blobs", key)
         if raw is None:
             raise UnknownBlob(f"unknown blob request 0x{key.hex()}", request_id=key)
@@ -680,10 +783,21 @@ class Disperser:
             accepted.append(PendingBlob(header, blob, now))
             writes += [
                 ("blobs", header.key, _blob_record(header, now, BlobStatus.PROCESSING)),
+                ("payloads", header.key, blobs[i].tobytes()),
                 ("roots", encode([header.data_root, header.epoch, quorum_id]), header.key)]
             answers.append(_status_of(header, BlobStatus.PROCESSING, ""))
         if writes:
-            self.store.write(writes)  # persisted (synced) before any request id is answered
+            # Persisted (synced) with the payload before any request id is answered: a
+            # restarted disperser resumes these blobs (_resume).
+            try:
+                self.store.write(writes)
+            except lmdb.MapFullError as exc:  # payloads of blobs in flight fill the map
+                for pending in accepted:
+                    self.load[pending.header.network_id] -= 1
+                raise Overloaded(f"disperser {self.index}'s store is full "
+                                 f"(lmdb_map_mb = {self.config.lmdb_map_mb}): it keeps each "
+                                 "blob's payload until the blob is final; retry later",
+                                 lmdb_map_mb=self.config.lmdb_map_mb) from exc
             self._count(BlobStatus.PROCESSING, len(accepted))
             self._publish([a for a in answers if isinstance(a, dict)])
         for pending in accepted:
@@ -706,13 +820,29 @@ class Disperser:
         self.load[network_id] = self.load.get(network_id, 0) + 1
         self.routed[network_id] = self.routed.get(network_id, 0) + 1
         try:
-            _, quorums = await self._quorums(network_id)
+            registry, quorums = await self._quorums(network_id)
+            quorum_id = self._quorum_turn % len(quorums)
+            self._quorum_turn += 1
+            live = {s for s in quorums[quorum_id].members
+                    if self.liveness.is_live(self.node_of.get(registry.signers[s].address))}
+            check_quorum_live(quorums[quorum_id], live, self._why_down(registry),
+                              f"quorum {quorum_id} of DA epoch {self.epoch} on network "
+                              f"{network_id}")
         except BaseException:
             self.load[network_id] -= 1
             raise
-        quorum_id = self._quorum_turn % len(quorums)
-        self._quorum_turn += 1
         return network_id, quorum_id
+
+    def _why_down(self, registry: EpochRegistry) -> dict[int, str]:
+        """{registry signer: why its DA node is believed down}, for error messages."""
+        why = {}
+        for signer, entry in enumerate(registry.signers):
+            node = self.node_of.get(entry.address)
+            if node is None:
+                why[signer] = "not a DA node of this deployment"
+            elif not self.liveness.is_live(node):
+                why[signer] = f"DA node {node} {self.liveness.down[node]}"
+        return why
 
     async def _quorums(self, network_id: int) -> tuple[EpochRegistry, list[Quorum]]:
         assert self.epoch is not None
@@ -731,13 +861,11 @@ class Disperser:
     async def _certify(self, key: BatchKey, blobs: list[PendingBlob]) -> None:
         network_id, epoch, quorum_id = key
         try:
-            status = await self._gather_and_submit(key, blobs)
+            status, error = await self._gather_and_submit(key, blobs)
         except Exception as exc:
             log.warning("disperser %d: batch on network %d failed: %s", self.index,
                         network_id, exc)
             status, error = BlobStatus.FAILED, str(exc)[:300]
-        else:
-            error = ""
         finally:
             self.queue.signed(key)  # the next batch of this quorum may seal
         if status != BlobStatus.CONFIRMED:
@@ -746,7 +874,11 @@ class Disperser:
             return
         await self._track(network_id, blobs)
 
-    async def _gather_and_submit(self, key: BatchKey, blobs: list[PendingBlob]) -> BlobStatus:
+    async def _gather_and_submit(self, key: BatchKey,
+                                 blobs: list[PendingBlob]) -> tuple[BlobStatus, str]:
+        """Send the batch's slices to the quorum's DA nodes, certify with the signatures
+        that count; (CONFIRMED, "") once the certificate tx is in, else
+        (INSUFFICIENT_SIGNATURES, which slots are missing and why)."""
         network_id, epoch, quorum_id = key
         registry, quorum = await _epoch_quorum(self.chain, self._epochs, network_id, epoch,
                                                quorum_id)
@@ -757,46 +889,73 @@ class Disperser:
         if len(encoded) != len(blobs):
             raise InvalidInput("a batch's slices were already sent", blobs=len(blobs))
         roots = [b.roots_bytes for b in encoded]  # the same n roots go to every node
-        calls = {}
+        calls: dict[int, tuple[int, Any]] = {}  # {signer: (node index, store_batch ref)}
+        why_down = self._why_down(registry)
         for signer, slots in slots_by_signer(quorum).items():
             node = self.node_of.get(registry.signers[signer].address)
-            if node is None:
-                continue
-            handle = self._node(node)
-            if handle is None:
-                continue
-            calls[signer] = handle.store_batch.remote(
+            handle = self._node(node) if self.liveness.is_live(node) else None
+            if node is None or handle is None:
+                continue  # down: not asked, not counted (its reason is in why_down)
+            calls[signer] = (node, handle.store_batch.remote(
                 network_id, epoch, quorum_id, headers, slots,
-                [slices_for(b, slots) for b in encoded], roots, my_signature)
+                [slices_for(b, slots) for b in encoded], roots, my_signature))
         del encoded
         for pending in blobs:  # the calls hold copies: free the slices (3x the blob) now
             pending.blob = None
-        signatures = await self._collect(calls, registry, batch)
-        slots = signed_slots(quorum, list(signatures))
-        if slots < signing_threshold(len(quorum.holders)):
-            log.warning("disperser %d: batch 0x%s got %d of %d slots signed", self.index,
-                        batch.root.hex()[:12], slots, len(quorum.holders))
-            return BlobStatus.INSUFFICIENT_SIGNATURES
+        tally = SignatureTally(quorum, waiting=set(calls),
+                               missed={s: why_down.get(s, "not reachable")
+                                       for s in quorum.members if s not in calls})
+        await self._collect(calls, tally)
+        signatures = await asyncio.get_running_loop().run_in_executor(
+            None, verified_signatures, dict(tally.signed), registry, batch.sign_bytes)
+        for signer in set(tally.signed) - set(signatures):
+            tally.failed(signer, "its signature does not verify")
+        if tally.outcome() != Collected.CERTIFY:
+            reason = tally.missing_reason()
+            log.warning("disperser %d: batch 0x%s: %s", self.index, batch.root.hex()[:12],
+                        reason)
+            return BlobStatus.INSUFFICIENT_SIGNATURES, reason
         signers = sorted(signatures)
         aggregate = await asyncio.get_running_loop().run_in_executor(
             None, bls.aggregate, [signatures[s] for s in signers])
         cert = DACertificate(batch, member_bitmap(quorum, signers), aggregate)
-        async with self._tx_lock:  # one nonce sequence per network
+        await self._send_tx(network_id, "certify", [cert.encode()])
+        self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
+        return BlobStatus.CONFIRMED, ""
+
+    async def _send_tx(self, network_id: int, method: str, args: list) -> int:
+        """Send a `da` tx from this disperser's account on the network's nonce sequence
+        (certificates, epochs and deposits share it); returns the nonce used."""
+        async with self._tx_lock:
             nonce = self.ready.get(network_id)
             if nonce is None:
                 raise Unavailable(f"network {network_id} was retired", network_id=network_id)
-            tx = make_tx(self.account, network_id, nonce, "da", "certify", [cert.encode()])
             try:
-                await self.chain.submit(network_id, tx.encoded)
+                await self.chain.submit(network_id, make_tx(
+                    self.account, network_id, nonce, "da", method, args).encoded)
             except Unavailable:
                 # Our nonce may be stale (the account also sent txs elsewhere): resync, retry.
                 nonce = await self.chain.nonce(network_id, self.account.address)
-                tx = make_tx(self.account, network_id, nonce, "da", "certify",
-                             [cert.encode()])
-                await self.chain.submit(network_id, tx.encoded)
+                await self.chain.submit(network_id, make_tx(
+                    self.account, network_id, nonce, "da", method, args).encoded)
             self.ready[network_id] = nonce + 1
-        self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
-        return BlobStatus.CONFIRMED
+            return nonce
+
+    async def _keep_deposit(self, network_id: int) -> None:
+        """Top the deposit up when a bad-encoding proof slashed it below the minimum: the
+        network would refuse every later certificate (on the same nonce sequence, the
+        top-up comes before them), and the blobs they carry would time out."""
+        topped_up = self._deposit_nonce.get(network_id)
+        if topped_up is not None and await self.chain.nonce(
+                network_id, self.account.address) <= topped_up:
+            return  # the last top-up is not committed yet
+        deposit = await self.chain.query(network_id, "deposit", self.account.address)
+        missing = self.config.da.disperser_deposit - deposit
+        if missing > 0:
+            log.warning("disperser %d: deposit on network %d is %d, topping it up",
+                        self.index, network_id, deposit)
+            self._deposit_nonce[network_id] = await self._send_tx(network_id, "deposit",
+                                                                  [missing])
 
     def _node(self, index: int) -> Any:
         """A DA node's handle, looked up once (a blocking GCS call) and kept: Ray restarts
@@ -808,30 +967,55 @@ class Disperser:
                 return None
         return self._node_handles[index]
 
-    async def _collect(self, calls: dict[int, Any], registry: EpochRegistry,
-                       batch: Batch) -> dict[int, bytes]:
-        """Signatures that arrived before the deadline and verify; the rest are left out."""
-        if not calls:
-            return {}
-        waiting = {asyncio.ensure_future(asyncio.wrap_future(ref.future())): signer
-                   for signer, ref in calls.items()}
-        done, pending = await asyncio.wait(waiting, timeout=self.config.da.signature_deadline_s)
+    def _forget_node(self, node: int, exc: BaseException) -> None:
+        """After a failed call: a node gone for good is looked up by name again (Ray
+        restarts a crashed one behind the same handle)."""
+        if isinstance(exc, ray.exceptions.RayActorError):
+            self._node_handles.pop(node, None)
+
+    async def _collect(self, calls: dict[int, tuple[int, Any]], tally: SignatureTally) -> None:
+        """Tally the signatures as they arrive (SignatureTally decides when to stop). A node
+        whose call fails is down from now on: it is not asked again until a probe finds it
+        back. Past the signature deadline, a batch short of the threshold waits for its
+        late signers while probes find them up, at most signature_wait_max_s."""
+        waiting = {asyncio.ensure_future(asyncio.wrap_future(ref.future())): (signer, node)
+                   for signer, (node, ref) in calls.items()}
+        start = time.time()
+        deadline = start + self.config.da.signature_deadline_s
+        give_up = start + self.config.da.signature_wait_max_s
+        pending = set(waiting)
+        while pending and time.time() < give_up and \
+                tally.outcome(past_deadline=time.time() >= deadline) == Collected.WAIT:
+            wake = deadline if time.time() < deadline else time.time() + PROBE_INTERVAL_S
+            done, pending = await asyncio.wait(pending, timeout=min(wake, give_up) - time.time(),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                signer, node = waiting[future]
+                exc = future.exception()
+                if exc is None:
+                    tally.answered(signer, future.result())
+                    self.liveness.answered(node)
+                    continue
+                log.info("DA signer %d (node %d) refused the batch: %s", signer, node,
+                         str(exc)[:200])
+                if isinstance(exc, ZgError):  # it answered: up, but it refused
+                    tally.failed(signer, f"refused: {str(exc)[:120]}")
+                    continue
+                self._forget_node(node, exc)
+                self.liveness.failed(node, f"failed a batch ({type(exc).__name__})")
+                tally.failed(signer, f"DA node {node} failed ({type(exc).__name__})")
+            for future in list(pending):  # late signers a probe has since found down
+                signer, node = waiting[future]
+                if not self.liveness.is_live(node):
+                    pending.discard(future)
+                    future.cancel()
+                    tally.failed(signer, f"DA node {node} {self.liveness.down[node]}")
         for future in pending:
             future.cancel()
-        answered = {}
-        for future in done:
-            signer = waiting[future]
-            if future.exception() is not None:
-                log.info("DA signer %d refused the batch: %s", signer,
-                         str(future.exception())[:200])
-                if isinstance(future.exception(), ray.exceptions.RayActorError):
-                    self._node_handles.clear()  # a node gone for good: look names up again
-                continue
-            answered[signer] = future.result()
-        # In a thread: a py_ecc check takes ~0.8 s, during which this event loop would
-        # take no blob, status call or other batch's signatures.
-        return await asyncio.get_running_loop().run_in_executor(
-            None, verified_signatures, answered, registry, batch.sign_bytes)
+        tally.leave_out_waiting(
+            "not waited for: the others could not reach the threshold"
+            if tally.outcome() == Collected.INSUFFICIENT
+            else f"no signature within {time.time() - start:.0f} s")
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
         """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""
@@ -870,6 +1054,8 @@ class Disperser:
                 self.latencies.append(now - pending.created)
             writes.append(("blobs", pending.header.key, _blob_record(
                 pending.header, pending.created, status, error, now if final else None)))
+            if status != BlobStatus.CONFIRMED:  # final: nothing left to resume
+                writes.append(("payloads", pending.header.key, None))
             changes.append(pending.status)
         self.store.write(writes)
         for pending, before in zip(blobs, changes, strict=True):
@@ -888,6 +1074,7 @@ class Disperser:
     async def status_changes(self, since: int, wait_s: float = 0.0) -> dict:
         """Status changes after `since` (StatusFeed.since; -1: where the feed is now),
         waiting up to `wait_s` for one when there is none yet (a long poll)."""
+        self._ensure_started()
         if 0 <= since == self.feed.seq and wait_s > 0:
             with contextlib.suppress(TimeoutError):  # no change in time: answer empty
                 await asyncio.wait_for(self._feed_changed.wait(), min(wait_s, CALL_TIMEOUT_S))
@@ -895,11 +1082,13 @@ class Disperser:
 
     # ---- queries and retrieval -------------------------------------------------------
     async def status(self, request_id: bytes) -> Status:
+        self._ensure_started()
         record = self._record(request_id)
         header = BlobHeader.decode(bytes.fromhex(record["header"]))
         return _status_of(header, record["status"], record.get("error", ""))
 
     async def find(self, data_root: bytes, epoch: int, quorum_id: int) -> bytes:
+        check_blob_id("storage_root", data_root)
         key = self.store.get("roots", encode([data_root, epoch, quorum_id]))
         if key is None:
             raise UnknownBlob(f"no blob with data root 0x{data_root.hex()} in epoch {epoch} "
@@ -943,11 +1132,13 @@ class Disperser:
         return np.frombuffer(payload, dtype=np.uint8)
 
     async def stats(self) -> dict:
+        self._ensure_started()
         counts = {s: c for s, c in self.status_counts.items() if c}
         return {"index": self.index, "epoch": self.epoch, "networks": sorted(self.ready),
                 "load": dict(self.load), "certificates": dict(self.certificates),
                 "statuses": {BlobStatus(s).name: c for s, c in counts.items()},
                 "latencies": list(self.latencies), "queued": len(self.queue),
+                "nodes_down": dict(self.liveness.down),
                 "epoch_rotations": self.rotations,
                 "rotating": self._rotator is not None and not self._rotator.done()}
 

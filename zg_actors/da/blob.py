@@ -26,9 +26,11 @@ from zg_actors.crypto.merkle import (
     sector_tree_root,
     verify_proof,
 )
-from zg_actors.da.errors import BlobTooLarge, InvalidBlob, InvalidSlice
+from zg_actors.da.errors import BlobTooLarge, InvalidBlob, InvalidBlobId, InvalidSlice
 from zg_actors.da.params import MAX_BLOB_BYTES, MAX_SLICES, SECTOR_BYTES
 from zg_actors.errors import InvalidProof
+
+QUOTED_PREFIX_BYTES = 8  # of a malformed id, what an error message quotes
 
 
 def check_code(k: int, n: int) -> None:
@@ -44,6 +46,18 @@ def check_size(size: int, max_blob_bytes: int = MAX_BLOB_BYTES) -> None:
     if size > max_blob_bytes:
         raise BlobTooLarge(f"blob is {size} bytes, the maximum is {max_blob_bytes}",
                            size=size, maximum=max_blob_bytes)
+
+
+def check_blob_id(field: str, value: bytes) -> None:
+    """A request id (keccak of a blob header) or a data root is HASH_BYTES long; anything
+    else names no blob and is refused before it becomes a store key or enters an error
+    message (which quotes only a prefix: a long id must not travel back whole)."""
+    if len(value) == HASH_BYTES:
+        return
+    prefix = value[:QUOTED_PREFIX_BYTES]
+    quoted = f" starting 0x{prefix.hex()}" if prefix else ""
+    raise InvalidBlobId(f"{field} must be {HASH_BYTES} bytes, got {len(value)} bytes{quoted}",
+                        field=field, length=len(value), prefix=prefix)
 
 
 def slice_length(size: int, k: int) -> int:

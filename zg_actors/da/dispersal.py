@@ -5,15 +5,17 @@ The Disperser and DANode actors (da/actors.py) wrap these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
 from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.da.blob import BlobHeader, EncodedBlob, verify_slice
-from zg_actors.da.errors import InvalidSlice
-from zg_actors.da.params import BlobStatus
+from zg_actors.da.certificate import signed_slots
+from zg_actors.da.errors import InvalidSlice, QuorumUnavailable
+from zg_actors.da.params import BlobStatus, signing_threshold
 from zg_actors.da.quorum import Quorum
 
 BatchKey = tuple[int, int, int]  # (network id, epoch, quorum id)
@@ -118,3 +120,138 @@ def bad_encoding_proof(good: Mapping[int, tuple[np.ndarray, list]], k: int) -> l
     """Args of da.prove_bad_encoding: k verified slices with their proofs (index order)."""
     chosen = sorted(good.items())[:k]
     return [[slot, np.asarray(data).tobytes(), proof] for slot, (data, proof) in chosen]
+
+
+# ---- which DA nodes count --------------------------------------------------------------
+class NodeLiveness:
+    """What a disperser believes about each DA node (by node index): live until a call to
+    it fails (a batch or a probe), down until it answers one. A slow answer is not a
+    failure: under load a live node may take long, and refusing blobs for that would be
+    wrong."""
+
+    def __init__(self) -> None:
+        self.down: dict[int, str] = {}  # {node index: why it is believed down}
+
+    def answered(self, node: int) -> None:
+        self.down.pop(node, None)
+
+    def failed(self, node: int, why: str) -> None:
+        self.down[node] = why
+
+    def is_live(self, node: int | None) -> bool:
+        return node is not None and node not in self.down
+
+
+def format_slots(slots: Sequence[int]) -> str:
+    """Slot numbers as ranges ("0-3, 7, 9-10"): a reason that names 48 slots stays short."""
+    ranges: list[list[int]] = []
+    for slot in sorted(slots):
+        if ranges and slot == ranges[-1][1] + 1:
+            ranges[-1][1] = slot
+        else:
+            ranges.append([slot, slot])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def check_quorum_live(quorum: Quorum, live: Collection[int], why_down: Mapping[int, str],
+                      where: str) -> None:
+    """Raise QuorumUnavailable unless the live signers (registry indexes) hold at least
+    the signing threshold of the quorum's slots: a blob accepted now could not be
+    certified, so it is refused with the reason instead of acknowledged. `why_down`
+    names the other members' state ({signer: reason})."""
+    n = len(quorum.holders)
+    held = signed_slots(quorum, list(live))
+    need = signing_threshold(n)
+    if held >= need:
+        return
+    missing = [s for s, holder in enumerate(quorum.holders) if holder not in live]
+    down = "; ".join(f"signer {s}: {why_down.get(s, 'down')}"
+                     for s in quorum.members if s not in live)
+    raise QuorumUnavailable(f"{where}: DA nodes holding {held} of {n} slots are reachable, "
+                            f"a certificate needs {need} (slots {format_slots(missing)} "
+                            f"are down: {down}); retry when they are back",
+                            live_slots=held, slots=n, needed=need,
+                            missing_slots=format_slots(missing))
+
+
+class Collected(Enum):
+    WAIT = "wait"
+    CERTIFY = "certify"
+    INSUFFICIENT = "insufficient"
+
+
+@dataclass
+class SignatureTally:
+    """A batch's signatures as they arrive: which signers count toward the certificate.
+
+    Only a signer that answered with a signature counts; one that is down, refused, or
+    signed wrongly is left out with its reason. The batch certifies once the counted
+    signers hold the signing threshold and every asked signer has answered, or the
+    deadline passed (late signers are left out then). It is INSUFFICIENT_SIGNATURES as
+    soon as the threshold is out of reach; short of it past the deadline, it waits for
+    the late signers that are still up (the caller drops those found down)."""
+
+    quorum: Quorum
+    waiting: set[int] = field(default_factory=set)  # asked, no answer yet
+    signed: dict[int, bytes] = field(default_factory=dict)
+    missed: dict[int, str] = field(default_factory=dict)  # {signer: why it is left out}
+
+    def __post_init__(self) -> None:
+        for signer in self.quorum.members:  # not asked: left out until asked
+            if signer not in self.waiting:
+                self.missed.setdefault(signer, "not asked")
+
+    @property
+    def needed(self) -> int:
+        return signing_threshold(len(self.quorum.holders))
+
+    def answered(self, signer: int, signature: bytes) -> None:
+        self.waiting.discard(signer)
+        self.missed.pop(signer, None)
+        self.signed[signer] = signature
+
+    def failed(self, signer: int, why: str) -> None:
+        self.waiting.discard(signer)
+        self.signed.pop(signer, None)
+        self.missed[signer] = why
+
+    def leave_out_waiting(self, why: str) -> None:
+        for signer in list(self.waiting):
+            self.failed(signer, why)
+
+    @property
+    def signed_slots(self) -> int:
+        return signed_slots(self.quorum, list(self.signed))
+
+    def outcome(self, past_deadline: bool = False) -> Collected:
+        if self.signed_slots + signed_slots(self.quorum, list(self.waiting)) < self.needed:
+            return Collected.INSUFFICIENT
+        if not self.waiting or (past_deadline and self.signed_slots >= self.needed):
+            return Collected.CERTIFY
+        return Collected.WAIT
+
+    def missing_reason(self) -> str:
+        """Which slots did not sign, and why (the INSUFFICIENT_SIGNATURES error)."""
+        missing = [s for s, holder in enumerate(self.quorum.holders)
+                   if holder not in self.signed]
+        why = "; ".join(f"signer {s}: {self.missed.get(s, 'no answer yet')}"
+                        for s in self.quorum.members if s not in self.signed)
+        return (f"{self.signed_slots} of {len(self.quorum.holders)} slots signed, need "
+                f"{self.needed}; missing slots {format_slots(missing)} ({why})")
+
+
+# ---- a restarted disperser -----------------------------------------------------------
+class Resume(Enum):
+    TRACK = "track"  # its certificate is on chain: follow it to FINALIZED
+    REDISPERSE = "redisperse"  # not on chain: encode the persisted payload and batch again
+    FAIL = "fail"  # nothing to resume from
+
+
+def resume_action(on_chain: BlobStatus, has_payload: bool) -> tuple[Resume, str]:
+    """What a restarted disperser does with a blob it acknowledged and had not finished
+    (PROCESSING or CONFIRMED in its store), given the blob's status on its network."""
+    if on_chain != BlobStatus.UNKNOWN:
+        return Resume.TRACK, ""
+    if has_payload:
+        return Resume.REDISPERSE, ""
+    return Resume.FAIL, "disperser restarted and holds no payload of the blob to resume it"

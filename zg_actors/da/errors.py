@@ -17,6 +17,12 @@ class InvalidBlob(DAError, InvalidInput):
     code = "INVALID_BLOB"
 
 
+class InvalidBlobId(DAError, InvalidInput):
+    """A request id or data root that cannot name a blob (not a 32-byte hash)."""
+
+    code = "INVALID_BLOB_ID"
+
+
 class InvalidSlice(DAError, InvalidProof):
     """A slice that does not hash to the root its proof commits it to."""
 
@@ -51,6 +57,13 @@ class NotADisperser(DAError, InvalidInput):
 
 class InsufficientSignatures(DAError, Unavailable):
     code = "INSUFFICIENT_SIGNATURES"
+
+
+class QuorumUnavailable(DAError, Unavailable):
+    """Too few of a quorum's slots are held by reachable DA nodes to certify a blob now:
+    DisperseBlob refuses it (gRPC UNAVAILABLE) instead of acknowledging what it cannot keep."""
+
+    code = "QUORUM_UNAVAILABLE"
 
 
 class Overloaded(DAError, Unavailable):

@@ -32,6 +32,12 @@ def error_details(exc: BaseException) -> str:
     return json.dumps({"error": type(exc).__name__, "code": "INTERNAL", "message": str(exc)})
 
 
+class MalformedMessage(InvalidInput):
+    """Request bytes that do not parse as the method's protobuf message."""
+
+    code = "MALFORMED_MESSAGE"
+
+
 class RpcError(ZgError):
     """A gRPC call failed; `code` is the gRPC status code name."""
 

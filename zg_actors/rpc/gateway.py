@@ -1,9 +1,11 @@
 """Gateway: a Ray actor serving the DA `Disperser` gRPC service on a configurable port.
 
 DisperseBlob and RetrieveBlob go to a disperser actor; typed product errors become
-gRPC status codes (rpc/errors.py). GetBlobStatus is answered from a cache that follows
-each disperser's status feed (da/status.py): polls cost no Ray call while the feeds are
-live; ids the cache does not know go to the dispersers.
+gRPC status codes (rpc/errors.py); request bytes that are not the method's message, and
+ids that are not 32 bytes, are INVALID_ARGUMENT before anything reaches a disperser.
+GetBlobStatus is answered from a cache that follows each disperser's status feed
+(da/status.py): polls cost no Ray call while the feeds are live; ids the cache does not
+know go to the dispersers.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from typing import Any
 import grpc
 import numpy as np
 import ray
+from google.protobuf.message import DecodeError
 
 from zg_actors.config import Config, config_from_dict
 from zg_actors.da.actors import disperser_name
-from zg_actors.da.blob import check_size
+from zg_actors.da.blob import check_blob_id, check_size
 from zg_actors.da.status import StatusCache
 from zg_actors.errors import Unavailable
 from zg_actors.rpc import disperser_pb2 as pb
 from zg_actors.rpc import disperser_pb2_grpc as pb_grpc
 from zg_actors.rpc.client import OPTIONS
-from zg_actors.rpc.errors import error_details, status_code
+from zg_actors.rpc.errors import MalformedMessage, error_details, status_code
 from zg_actors.runtime import unwrap
 
 GATEWAY_NAME = "gateway"
@@ -156,6 +159,10 @@ class DisperserService(pb_grpc.DisperserServicer):
 
     async def GetBlobStatus(self, request: pb.BlobStatusRequest,
                             context: grpc.aio.ServicerContext) -> pb.BlobStatusReply:
+        try:
+            check_blob_id("request_id", request.request_id)  # before a cache or store lookup
+        except Exception as exc:
+            await self._fail(context, exc)
         status = self.cache.get(request.request_id)
         if status is None:
             try:
@@ -172,12 +179,52 @@ class DisperserService(pb_grpc.DisperserServicer):
     async def RetrieveBlob(self, request: pb.RetrieveBlobRequest,
                            context: grpc.aio.ServicerContext) -> pb.RetrieveBlobReply:
         try:
+            check_blob_id("storage_root", request.storage_root)
             key = await self._first_that_knows("find", request.storage_root, request.epoch,
                                                request.quorum_id)
             data = await self._first_that_knows("retrieve", key)
         except Exception as exc:
             await self._fail(context, exc)
         return pb.RetrieveBlobReply(data=data.tobytes())
+
+
+def _parse_or_refuse(message: Any) -> Any:
+    """The method's request deserializer: bytes that are not a `message` become a
+    MalformedMessage instead of an exception, which gRPC would answer as UNKNOWN with
+    the parser's internals."""
+    def parse(raw: bytes) -> Any:
+        try:
+            return message.FromString(raw)
+        except DecodeError as exc:
+            return MalformedMessage(f"request is not a valid {message.DESCRIPTOR.full_name} "
+                                    f"({len(raw)} bytes): {str(exc)[:80]}",
+                                    message_type=message.DESCRIPTOR.full_name, length=len(raw))
+    return parse
+
+
+def _refusing_malformed(method: Any) -> Any:
+    """`method`, answering a MalformedMessage request with its error (INVALID_ARGUMENT)."""
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, MalformedMessage):
+            await context.abort(status_code(request), error_details(request))
+        return await method(request, context)
+    return handle
+
+
+def add_disperser_service(service: DisperserService, server: grpc.aio.Server) -> None:
+    """Serve `service` as the `Disperser` of disperser.proto, with malformed requests
+    answered INVALID_ARGUMENT (the generated add_DisperserServicer_to_server parses with
+    FromString, whose DecodeError reaches the client as UNKNOWN)."""
+    descriptor = pb.DESCRIPTOR.services_by_name["Disperser"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            _refusing_malformed(getattr(service, method.name)),
+            request_deserializer=_parse_or_refuse(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+        for method in descriptor.methods}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),))
+    server.add_registered_method_handlers(descriptor.full_name, handlers)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
@@ -196,7 +243,7 @@ class Gateway:
             self.service = DisperserService(self.config.da.dispersers,
                                             self.config.da.max_blob_bytes)
             self.service.follow_feeds()
-            pb_grpc.add_DisperserServicer_to_server(self.service, self.server)
+            add_disperser_service(self.service, self.server)
             self.port = self.server.add_insecure_port(f"[::]:{self.config.da.gateway_port}")
             await self.server.start()
             log.info("gateway serving the DA Disperser service on port %d", self.port)
