@@ -20,6 +20,14 @@ def strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.fixture(autouse=True)
+def _no_ray_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about a process with no Ray connection; in a full run the
+    integration session's Ray is still connected here (pytest ends session fixtures
+    last), and connect() would reuse it."""
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
     status = main([*argv, "--json"])
     return status, strict_json(capsys.readouterr().out)
