@@ -44,6 +44,7 @@ from zg_actors.storage.errors import (
 )
 from zg_actors.storage.file import (
     FileTree,
+    RowHasher,
     data_shard_height,
     file_tree,
     pad,
@@ -100,6 +101,9 @@ class StorageClient:
     def __init__(self, config: Config, start: bool = True, detached: bool = False) -> None:
         self.config = config
         self.redundancy = redundancy_of(config)
+        # Height of the subtrees a data miner checks its row against (None: rows are not
+        # subtrees, data miners get whole segments); a property of the config, not the file.
+        self._keep_height = data_shard_height(SEGMENT_BYTES, self.redundancy.data_shards)
         self.account = client_account(config.devnet.key_seed)
         try:
             self.manager = ray.get_actor(NETWORK_MANAGER_NAME)
@@ -269,8 +273,7 @@ class StorageClient:
                                f"{self.config.storage.max_entry_bytes}", size=len(data))
         started = time.time()
         deadline = time.monotonic() + self.config.storage.upload_deadline_s
-        tree = file_tree(data, data_shard_height(SEGMENT_BYTES, self.redundancy.data_shards),
-                         self._hash_rows)
+        tree = file_tree(data, self._keep_height, self._row_hasher(len(data)))
         padded = pad(data)
         info = self._query(net, "file_info", tree.root)
         acks, missing = 0, set()
@@ -364,19 +367,22 @@ class StorageClient:
         uploads hash their trees in this process alone)."""
         _call(self._warm, timeout=timeout_s)
 
-    def _hash_rows(self, rows: np.ndarray) -> list[bytes]:
-        """file.sector_roots of a file tree's rows. On a GPU, in this process in one pass;
-        on a CPU, in pieces: this process hashes one, Ray workers the others (one per
-        cluster CPU), once a worker is up."""
-        pieces = min(self._tree_pieces,
-                     max(1, rows.nbytes // (MIN_SEGMENTS_PER_PIECE * SEGMENT_BYTES)))
+    def _row_hasher(self, size: int) -> RowHasher:
+        """How file_tree hashes the rows of a `size`-byte file: in this process (in one
+        pass on a GPU), or, on a CPU, in pieces: this process hashes one, Ray workers the
+        others (one per cluster CPU), once a worker is up."""
+        pieces = min(self._tree_pieces, max(1, size // (MIN_SEGMENTS_PER_PIECE * SEGMENT_BYTES)))
         if pieces == 1 or sector_tree.resolve().name != "cpu" \
                 or not ray.wait([self._warm], timeout=0)[0]:
-            return sector_roots(rows)
-        bounds = [len(rows) * i // pieces for i in range(pieces + 1)]
-        refs = [hash_rows.remote(rows[bounds[i]:bounds[i + 1]]) for i in range(1, pieces)]
-        own = sector_roots(rows[bounds[0]:bounds[1]])
-        return own + [root for piece in _call(refs) for root in piece]
+            return sector_roots
+
+        def in_pieces(rows: np.ndarray) -> list[bytes]:
+            bounds = [len(rows) * i // pieces for i in range(pieces + 1)]
+            refs = [hash_rows.remote(rows[bounds[i]:bounds[i + 1]]) for i in range(1, pieces)]
+            own = sector_roots(rows[bounds[0]:bounds[1]])
+            return own + [root for piece in _call(refs) for root in piece]
+
+        return in_pieces
 
     def _send_segments(self, network_id: int, tx_seq: int, tree: FileTree, padded: bytes,
                        on_progress: Progress | None,
@@ -395,7 +401,7 @@ class StorageClient:
         """
         miners = find_miners(self.config)
         k = self.redundancy.data_shards
-        alone = data_shard_height(SEGMENT_BYTES, k) is not None
+        alone = self._keep_height is not None
         array = np.frombuffer(padded, dtype=np.uint8)
         indexes = sorted({i for _, i in wanted}) if wanted is not None else range(tree.segments)
         acks = 0
