@@ -31,14 +31,13 @@ from typing import Any
 import numpy as np
 
 from zg_actors.crypto.keccak import KECCAK_BACKEND
-from zg_actors.crypto.merkle import sector_tree_root, sector_tree_roots
+from zg_actors.crypto.merkle import SECTOR_BYTES, sector_tree_root, sector_tree_roots
 from zg_actors.erasure import backends, code
 from zg_actors.erasure.field import parity_matrix
 
 MIB = 1024 * 1024
 GB = 10**9  # figures are in GB/s (10^9 bytes per second)
 CODES = ((10, 4), (32, 64), (64, 128))
-SECTOR_BYTES = 256
 TREE_SECTOR_COUNTS = (1, 2, 3, 5, 7, 17, 255, 1023, 4097)  # odd leaf counts around powers of 2
 TREE_MIB = (1, 16, 64)
 TIMED_RUNS = 20

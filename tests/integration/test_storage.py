@@ -13,11 +13,12 @@ import ray
 
 from zg_actors import runtime
 from zg_actors.cli import main
+from zg_actors.crypto import sector_tree
 from zg_actors.errors import ZgError
 from zg_actors.storage.actors import StorageMiner, find_miners, miner_name, stop_miners
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.errors import UploadIncomplete, WrongEntry
-from zg_actors.storage.file import file_tree, pad, split_fragments
+from zg_actors.storage.file import file_tree, pad, sector_roots, split_fragments
 from zg_actors.storage.sdk import StorageClient
 
 pytestmark = pytest.mark.integration
@@ -206,3 +207,16 @@ def test_download_of_an_unknown_root_starts_no_miners(deployment, tmp_path, caps
     assert error["code"] == "UNKNOWN_FILE" and error["root"] == unknown
     assert find_miners(deployment[1]) == {}
     assert not (tmp_path / "out.bin").exists()
+
+
+def test_a_big_file_tree_is_hashed_in_pieces_by_ray_tasks(deployment) -> None:
+    """On a CPU, the client hands file_tree a row hasher that spreads the rows over Ray
+    tasks (one per cluster CPU); the tree is the one this process alone computes."""
+    if sector_tree.resolve().name != "cpu":
+        pytest.skip("this process hashes on a GPU: in one pass, not in pieces")
+    client = StorageClient(deployment[1], start=False)
+    client.warm_up()
+    data = os.urandom(40 * SEGMENT_BYTES + 999)  # 41 segments: 2 pieces on 2 CPUs
+    hasher = client._row_hasher(len(data))
+    assert hasher is not sector_roots
+    assert file_tree(data, client._keep_height, hasher) == file_tree(data, client._keep_height)

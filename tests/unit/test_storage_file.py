@@ -6,24 +6,23 @@ from __future__ import annotations
 import os
 import random
 
+import numpy as np
 import pytest
 
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import MerkleProof
 from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import SEGMENT_BYTES
-from zg_actors.storage.errors import SegmentRejected
+from zg_actors.storage.errors import DataUnavailable, SegmentRejected
 from zg_actors.storage.file import (
-    assemble_tree,
     chunk_count,
     file_root,
     file_tree,
-    last_segment_leaves,
-    pad,
     padded_chunks,
+    sector_roots,
     segment_count,
-    segment_trees,
     submission_root,
+    verify_file,
     verify_segment,
 )
 
@@ -120,14 +119,51 @@ def test_negative_size_is_rejected() -> None:
 @pytest.mark.parametrize("size", [1, 300, SEGMENT_BYTES, 5 * SEGMENT_BYTES + 777,
                                   17 * SEGMENT_BYTES])
 def test_a_tree_hashed_in_pieces_is_the_same_tree(size: int) -> None:
+    """A client may spread file_tree's rows over workers (hash_rows): same tree."""
     data = os.urandom(size)
     whole = file_tree(data, keep_height=9)
-    padded = pad(data)
-    count = segment_count(size)
+
+    def in_pieces(rows: np.ndarray, pieces: int) -> list[bytes]:
+        bounds = [len(rows) * i // pieces for i in range(pieces + 1)]
+        return [root for i in range(pieces)
+                for root in sector_roots(rows[bounds[i]:bounds[i + 1]])]
+
     for pieces in (1, 2, 3):
-        bounds = [count * i // pieces for i in range(pieces + 1)]
-        parts = [segment_trees(padded, bounds[i], bounds[i + 1], 9) for i in range(pieces)]
-        assert assemble_tree(size, parts[::-1], last_segment_leaves(padded)) == whole
-    if count > 1:
-        with pytest.raises(InvalidInput, match="segment pieces cover"):
-            assemble_tree(size, [segment_trees(padded, 1, count)], last_segment_leaves(padded))
+        assert file_tree(data, 9, lambda rows, p=pieces: in_pieces(rows, p)) == whole
+
+
+@pytest.mark.parametrize("size, keep_height, rows", [
+    (3 * SEGMENT_BYTES, None, (3, SEGMENT_BYTES)),  # whole segments are the rows
+    (3 * SEGMENT_BYTES + 1000, 9, (6, SEGMENT_BYTES // 2)),  # 2 subtrees per whole segment
+    (2 * SEGMENT_BYTES, 0, (2048, 256)),  # one row per sector
+    (1000, None, None)])  # a single short segment is hashed apart, sector by sector
+def test_file_tree_hashes_all_whole_segments_in_one_call(size: int, keep_height: int | None,
+                                                         rows: tuple[int, int] | None) -> None:
+    """The segments' rows reach hash_rows as one array: one pass on a GPU."""
+    calls: list[tuple[int, ...]] = []
+
+    def recording(array: np.ndarray) -> list[bytes]:
+        calls.append(array.shape)
+        return sector_roots(array)
+
+    data = random.Random(size).randbytes(size)
+    tree = file_tree(data, keep_height, recording)
+    assert calls == ([rows] if rows else [])
+    assert tree == file_tree(data, keep_height) and tree.root == spec_root(data)
+
+
+def test_file_tree_rejects_a_bad_keep_height_and_a_short_row_hasher() -> None:
+    with pytest.raises(InvalidInput, match="keep_height must be >= 0, got -1"):
+        file_tree(b"x", keep_height=-1)
+    with pytest.raises(InvalidInput, match="hash_rows gave 1 roots for 2 rows"):
+        file_tree(bytes(2 * SEGMENT_BYTES), None, lambda rows: sector_roots(rows[:1]))
+
+
+def test_verify_file_checks_the_segment_roots_against_the_root() -> None:
+    data = os.urandom(3 * SEGMENT_BYTES + 5)
+    tree = file_tree(data)
+    verify_file(tree.root, len(data), tree.segment_roots)
+    with pytest.raises(DataUnavailable, match="3 segment roots do not build"):
+        verify_file(tree.root, len(data), tree.segment_roots[:3])
+    with pytest.raises(DataUnavailable, match=f"0x{tree.root.hex()}"):
+        verify_file(tree.root, len(data), (keccak256(b"x"), *tree.segment_roots[1:]))

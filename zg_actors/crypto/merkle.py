@@ -14,6 +14,7 @@ from typing import Any
 from zg_actors.crypto.keccak import HASH_BYTES, keccak256
 from zg_actors.errors import InvalidInput, InvalidProof
 
+SECTOR_BYTES = 256  # one 0G sector (0G code also says "chunk"): a leaf of storage and DA trees
 # Root of a tree with no leaves (an empty block's tx root): not a keccak output
 # of anything, so it never collides with a real root.
 EMPTY_ROOT = bytes(HASH_BYTES)

@@ -46,6 +46,7 @@ from zg_actors.da.params import (
 )
 from zg_actors.da.quorum import EpochRegistry, Quorum, assign_quorums, verify_attested
 from zg_actors.errors import ZgError
+from zg_actors.store import u64
 
 MODULE = "da"
 # Token accounts the module holds funds in (no key exists for these addresses).
@@ -80,10 +81,6 @@ class DAModuleParams:
     sampling_round_blocks: int = SAMPLING_ROUND_BLOCKS
     sampling_epoch_window: int = SAMPLING_EPOCH_WINDOW
     bls_backend: str = "fastest"  # of certificate checks (config da.bls_backend)
-
-
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
 
 
 def _mint(state: ModuleState, address: bytes, amount: int) -> None:
@@ -143,14 +140,14 @@ class DAModule(Module):
         state.put(b"c0_attestor", self.params.c0_attestor)
 
     def _registry(self, state: ModuleState, epoch: int) -> EpochRegistry:
-        raw = state.get(b"epoch/" + _u64(epoch))
+        raw = state.get(b"epoch/" + u64(epoch))
         if raw is None:
             raise DAModuleError(f"epoch {epoch} is not registered on this network",
                                 epoch=epoch)
         return EpochRegistry.decode(raw)
 
     def _quorum(self, state: ModuleState, epoch: int, quorum_id: int) -> Quorum:
-        raw = state.get_obj(b"quorums/" + _u64(epoch))
+        raw = state.get_obj(b"quorums/" + u64(epoch))
         quorums = as_list(raw) if raw is not None else []
         if not 0 <= quorum_id < len(quorums):
             raise DAModuleError(f"epoch {epoch} has {len(quorums)} quorums, no quorum "
@@ -195,12 +192,12 @@ class DAModule(Module):
             verify_attested(registry, as_bytes(attestation), attestor)
         except UntrustedRegistry as exc:
             raise UntrustedEpochRegistry(f"da.register_epoch: {exc}", **exc.details) from exc
-        if state.get(b"epoch/" + _u64(registry.epoch)) is not None:
+        if state.get(b"epoch/" + u64(registry.epoch)) is not None:
             raise DAModuleError(f"epoch {registry.epoch} is already registered",
                                 epoch=registry.epoch)
         quorums = assign_quorums(registry, self.params.n, self.params.max_quorums)
-        state.put(b"epoch/" + _u64(registry.epoch), registry.encode())
-        state.put_obj(b"quorums/" + _u64(registry.epoch), [list(q.holders) for q in quorums])
+        state.put(b"epoch/" + u64(registry.epoch), registry.encode())
+        state.put_obj(b"quorums/" + u64(registry.epoch), [list(q.holders) for q in quorums])
         if registry.epoch >= state.get_int(b"latest_epoch"):
             state.put_int(b"latest_epoch", registry.epoch)
         ctx.emit(MODULE, "Epoch", registry.epoch, len(quorums))
@@ -404,14 +401,14 @@ class DAModule(Module):
                 "epoch": h.epoch, "quorum_id": h.quorum_id, "network_id": h.network_id}
 
     def query_epoch(self, state: ModuleState, epoch: int) -> bytes | None:
-        return state.get(b"epoch/" + _u64(epoch))
+        return state.get(b"epoch/" + u64(epoch))
 
     def query_quorums(self, state: ModuleState, epoch: int) -> list[list[int]]:
-        raw = state.get_obj(b"quorums/" + _u64(epoch))
+        raw = state.get_obj(b"quorums/" + u64(epoch))
         return [[as_int(h) for h in as_list(q)] for q in as_list(raw)] if raw else []
 
     def query_registry_hash(self, state: ModuleState, epoch: int) -> bytes | None:
-        raw = state.get(b"epoch/" + _u64(epoch))
+        raw = state.get(b"epoch/" + u64(epoch))
         return keccak256(raw) if raw is not None else None
 
     def query_deposit(self, state: ModuleState, address: bytes) -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from zg_actors.crypto.merkle import SECTOR_BYTES  # leaves of a slice's Merkle tree
+
 DEFAULT_K = 32  # data slices per blob (any k of n recover it)
 DEFAULT_N = 96  # slices per blob = slots per quorum; k / n = 1/3 as 0G's 1024 / 3072
 MAX_SLICES = 256  # the GF(2^8) code has at most 256 shards
 MAX_BLOB_BYTES = 32_505_852  # 0G's maximum blob
-SECTOR_BYTES = 256  # one 0G sector: leaves of a slice's Merkle tree
 SUBLINE_BYTES = 1024  # sampling answers prove one 1 KiB subline of a slice
 SECTORS_PER_SUBLINE = SUBLINE_BYTES // SECTOR_BYTES
 MAX_QUORUMS = 10  # 0G: at most 10 quorums per epoch

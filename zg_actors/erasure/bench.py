@@ -35,7 +35,7 @@ MIB = 1024 * KIB
 MB = 10**6  # figures are in MB/s of payload
 # (k, m, payload bytes): big m costs m products per data byte, so smaller payloads
 CASES = ((10, 4, 16 * MIB), (32, 64, 4 * MIB), (64, 128, 2 * MIB))
-REFERENCE_SHARD_BYTES = 256  # pure Python: one sector per shard, k * 256 payload bytes
+REFERENCE_SHARD_BYTES = code.SECTOR_BYTES  # pure Python: one sector per shard
 CUPY_DEVICE_PAYLOAD = 256 * MIB  # device-resident run: big enough to hide kernel launches
 # Contestants take turns, ROUNDS times, each turn at least MIN_RUNS runs and MIN_RUN_S (at
 # most MAX_RUNS or MAX_SPEND_S); a figure is its best run over all turns. Taking turns

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zg_actors.crypto.merkle import merkle_root, sector_tree_roots
+from zg_actors.crypto.merkle import SECTOR_BYTES, merkle_root, sector_tree_roots
 from zg_actors.erasure import backends
 from zg_actors.erasure.backends import Backend
 from zg_actors.erasure.errors import (
@@ -26,7 +26,6 @@ from zg_actors.erasure.errors import (
 )
 from zg_actors.erasure.field import check_parameters, encoding_matrix, parity_matrix
 
-SECTOR_BYTES = 256  # one 0G sector: the default padding unit of a shard
 CACHE_LINE_BYTES = 64
 PAGE_BYTES = 4096  # rows this long or longer get a staggered stride (see shard_rows)
 BytesLike = bytes | bytearray | memoryview | np.ndarray

@@ -27,7 +27,7 @@ from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
 from zg_actors.storage.errors import DataUnavailable, UnknownEntry, UnknownFile, WrongEntry
-from zg_actors.storage.file import SegmentTrees, segment_count, segment_trees
+from zg_actors.storage.file import sector_roots, segment_count
 from zg_actors.storage.flow import node_positions
 from zg_actors.storage.miner import (
     EntryRef,
@@ -552,10 +552,9 @@ class StorageRepairer:
 
 
 @ray.remote(num_cpus=TREE_TASK_NUM_CPUS)
-def hash_segments(padded: np.ndarray, first: int, stop: int,
-                  keep_height: int | None) -> SegmentTrees:
-    """One piece of a file tree (segments first..stop-1), hashed in a Ray worker."""
-    return segment_trees(padded, first, stop, keep_height)
+def hash_rows(rows: np.ndarray) -> list[bytes]:
+    """file.sector_roots of some rows of a file tree, in a Ray worker."""
+    return sector_roots(rows)
 
 
 def start_miners(config: Config, detached: bool = False) -> list[Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-SECTOR_BYTES = 256  # 0G code also says "chunk"
+from zg_actors.crypto.merkle import SECTOR_BYTES
+
 SECTORS_PER_SEAL = 16  # a 4 KiB seal
 SEAL_BYTES = SECTOR_BYTES * SECTORS_PER_SEAL
 SECTORS_PER_SEGMENT = 1024  # a segment (= a PoRA load) is 256 KiB

@@ -1,23 +1,34 @@
 """File roots and submissions, exactly as 0G's storage client computes them
 (spec/storage.md "File root" and "Submission").
 
-    tree = file_tree(data)
-    tree.root                      # the file's id everywhere
-    tree.segment(data, i), tree.proof(i)   # what a miner receives for segment i
-    tree.nodes                     # the submission's (root, height) nodes
+Uploading: one call builds everything the client sends.
+
+    tree = file_tree(data, keep_height)    # hashed once (one GPU pass if one is here)
+    tree.root                              # the file's id everywhere
+    tree.nodes                             # the submission's (root, height) nodes
+    tree.segment(padded, i), tree.proof(i), tree.subtree_roots[i]   # segment i's delivery
+
+Checking: verify_segment / verify_data_shard (a miner, or a download, checks one
+segment or data shard against the on-chain root), verify_file (a download checks
+that its verified segment roots build the file root).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from zg_actors.crypto import merkle
 from zg_actors.crypto.keccak import keccak256
-from zg_actors.crypto.merkle import MerkleProof, merkle_levels, proof_from_levels, verify_proof
+from zg_actors.crypto.merkle import (
+    MerkleProof,
+    merkle_levels,
+    merkle_root,
+    proof_from_levels,
+    verify_proof,
+)
 from zg_actors.errors import InvalidInput, InvalidProof
 from zg_actors.storage.constants import (
     PADDING_UNITS,
@@ -26,7 +37,7 @@ from zg_actors.storage.constants import (
     SEGMENT_BYTES,
     SEGMENT_HEIGHT,
 )
-from zg_actors.storage.errors import SegmentRejected
+from zg_actors.storage.errors import DataUnavailable, SegmentRejected
 
 BytesLike = bytes | bytearray | memoryview | np.ndarray
 Node = tuple[bytes, int]  # (root over its sectors, height = log2(sectors))
@@ -131,9 +142,23 @@ def pad(data: BytesLike) -> bytes:
     return raw + bytes(padded_size(len(raw)) - len(raw))
 
 
+RowHasher = Callable[[np.ndarray], Sequence[bytes]]
+"""The sector-tree root of each row of a rows x length uint8 array (the contract of
+crypto.merkle.sector_tree_roots); a client passes its own to spread rows over workers."""
+
+
+def sector_roots(rows: np.ndarray) -> list[bytes]:
+    """The sector-tree root of each row in one pass, on this process's hashing backend
+    (a GPU when one is reachable: every row shares each kernel launch)."""
+    return merkle.sector_tree_roots(rows, SECTOR_BYTES)
+
+
 @dataclass(frozen=True)
 class FileTree:
-    """The two-level tree of a file: segment roots, then the file root over them."""
+    """The two-level tree of a file: segment roots, then the file root over them.
+
+    file_tree(data) computes all of it, once; the rest only reads it.
+    """
 
     size: int  # bytes before padding
     segment_roots: tuple[bytes, ...]
@@ -165,70 +190,55 @@ class FileTree:
         return proof_from_levels([list(level) for level in self.levels], index)
 
 
-def file_tree(data: BytesLike, keep_height: int | None = None) -> FileTree:
-    """Segment roots, file root and submission nodes of `data`; with `keep_height`, also
-    every segment's tree nodes at that height (FileTree.subtree_roots)."""
+def file_tree(data: BytesLike, keep_height: int | None = None,
+              hash_rows: RowHasher = sector_roots) -> FileTree:
+    """Segment roots, file root and submission nodes of `data`; with `keep_height`,
+    also every segment's tree nodes at that height (subtree_roots).
+
+    Whole segments are power-of-two trees, so their nodes at a height are the
+    sector-tree roots of consecutive rows of that many sectors: all of them go to
+    `hash_rows` as one array (one GPU pass), and each segment root is built from its
+    rows' roots. A shorter last segment is hashed here, sector by sector, because
+    the submission's sub-segment nodes are trees over its sectors.
+    """
+    if keep_height is not None and keep_height < 0:
+        raise InvalidInput(f"keep_height must be >= 0, got {keep_height}",
+                           keep_height=keep_height)
     raw = bytes(data)
-    padded = pad(raw)
-    part = segment_trees(padded, 0, segment_count(len(raw)), keep_height)
-    return assemble_tree(len(raw), [part], last_segment_leaves(padded))
-
-
-@dataclass(frozen=True)
-class SegmentTrees:
-    """Roots (and kept subtree nodes) of consecutive segments: one piece of a file tree."""
-
-    first: int  # index of the first segment
-    roots: tuple[bytes, ...]
-    subtree_roots: tuple[tuple[bytes, ...], ...]  # empty without keep_height
-
-
-def segment_trees(padded: BytesLike, first: int, stop: int,
-                  keep_height: int | None = None) -> SegmentTrees:
-    """Hash segments first..stop-1 of the padded data: the bulk of a file tree's work,
-    independent per segment, so pieces can be hashed in parallel and assembled."""
-    view = memoryview(padded).cast("B") if not isinstance(padded, bytes) else padded
-    roots = []
-    subtrees = []
-    for index in range(first, stop):
-        segment = bytes(view[index * SEGMENT_BYTES:(index + 1) * SEGMENT_BYTES])
-        levels = merkle_levels(sector_hashes(segment))
-        roots.append(levels[-1][0])
-        if keep_height is not None:
-            subtrees.append(tuple(levels[min(keep_height, len(levels) - 1)]))
-    return SegmentTrees(first, tuple(roots), tuple(subtrees))
-
-
-def last_segment_leaves(padded: BytesLike) -> tuple[bytes, ...]:
-    """Sector hashes of the last segment: the only one sub-segment submission nodes cover."""
-    last = (len(padded) - 1) // SEGMENT_BYTES * SEGMENT_BYTES
-    return tuple(sector_hashes(bytes(memoryview(padded)[last:])))
-
-
-def assemble_tree(size: int, parts: Sequence[SegmentTrees],
-                  last_leaves: Sequence[bytes]) -> FileTree:
-    """The FileTree of a `size`-byte file from its segments' pieces (in any order)."""
-    ordered = sorted((p for p in parts if p.roots), key=lambda p: p.first)
-    roots = tuple(r for p in ordered for r in p.roots)
-    subtrees = tuple(t for p in ordered for t in p.subtree_roots)
-    if len(roots) != segment_count(size) or [p.first for p in ordered] != list(
-            itertools.accumulate([0] + [len(p.roots) for p in ordered[:-1]])):
-        raise InvalidInput(f"segment pieces cover {len(roots)} segments, the file has "
-                           f"{segment_count(size)}", segments=len(roots))
-    levels = tuple(tuple(level) for level in merkle_levels(roots))
+    size = len(raw)
+    padded = np.frombuffer(pad(raw), dtype=np.uint8)
+    whole = len(padded) // SEGMENT_BYTES
+    height = SEGMENT_HEIGHT if keep_height is None else min(keep_height, SEGMENT_HEIGHT)
+    per_segment = 1 << (SEGMENT_HEIGHT - height)  # rows of 2^height sectors
+    row_roots = list(hash_rows(padded[:whole * SEGMENT_BYTES].reshape(
+        whole * per_segment, SEGMENT_BYTES // per_segment))) if whole else []
+    if len(row_roots) != whole * per_segment:
+        raise InvalidInput(f"hash_rows gave {len(row_roots)} roots for "
+                           f"{whole * per_segment} rows", roots=len(row_roots))
+    kept = [tuple(row_roots[i:i + per_segment])
+            for i in range(0, len(row_roots), per_segment)]
+    roots = [merkle_levels(rows)[-1][0] for rows in kept]
+    last_leaves: tuple[bytes, ...] = ()
+    if whole < segment_count(size):
+        last_leaves = tuple(sector_hashes(padded[whole * SEGMENT_BYTES:].tobytes()))
+        last_levels = merkle_levels(last_leaves)
+        roots.append(last_levels[-1][0])
+        kept.append(tuple(last_levels[min(height, len(last_levels) - 1)]))
     nodes: list[Node] = []
     offset = 0  # in sectors
-    for height in node_heights(chunk_count(size)):
-        if height >= SEGMENT_HEIGHT:
+    for node_height in node_heights(chunk_count(size)):
+        if node_height >= SEGMENT_HEIGHT:
             first = offset // SECTORS_PER_SEGMENT
-            count = 1 << (height - SEGMENT_HEIGHT)
-            root = merkle_levels(roots[first:first + count])[-1][0]
-        else:  # a sub-segment node: only the last segment holds them
+            count = 1 << (node_height - SEGMENT_HEIGHT)
+            node_root = merkle_levels(roots[first:first + count])[-1][0]
+        else:  # a sub-segment node: only a shorter last segment holds them
             within = offset % SECTORS_PER_SEGMENT
-            root = merkle_levels(last_leaves[within:within + (1 << height)])[-1][0]
-        nodes.append((root, height))
-        offset += 1 << height
-    return FileTree(size, roots, levels, tuple(nodes), subtrees)
+            node_root = merkle_levels(last_leaves[within:within + (1 << node_height)])[-1][0]
+        nodes.append((node_root, node_height))
+        offset += 1 << node_height
+    levels = tuple(tuple(level) for level in merkle_levels(roots))
+    return FileTree(size, tuple(roots), levels, tuple(nodes),
+                    tuple(kept) if keep_height is not None else ())
 
 
 def file_root(data: BytesLike) -> bytes:
@@ -313,3 +323,13 @@ def verify_segment(root: bytes, size: int, index: int, segment: BytesLike,
     except InvalidProof as exc:
         raise SegmentRejected(f"segment {index}: {exc}", index=index, root=root) from exc
     return leaf
+
+
+def verify_file(root: bytes, size: int, segment_roots: Sequence[bytes]) -> None:
+    """Check that the roots of a downloaded file's segments, each checked with
+    verify_segment, are all of its segments and build its root; DataUnavailable if not."""
+    count = segment_count(size)
+    if len(segment_roots) != count or merkle_root(segment_roots) != root:
+        raise DataUnavailable(f"{len(segment_roots)} segment roots do not build the file root "
+                              f"0x{root.hex()} of {count} segments", root=root,
+                              segments=len(segment_roots))

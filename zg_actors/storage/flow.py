@@ -31,6 +31,7 @@ from zg_actors.storage.errors import (
 )
 from zg_actors.storage.file import Node, chunk_count, node_heights, segment_count, submission_root
 from zg_actors.storage.placement import TREASURY, assigned_miners, miner_account
+from zg_actors.store import u64
 
 MODULE = "flow"
 MAX_TAGS_BYTES = 4096
@@ -107,7 +108,7 @@ def storage_fee(nodes: list[Node], price_per_sector: int) -> int:
 
 
 def _seq_key(tx_seq: int) -> bytes:
-    return b"entry/" + tx_seq.to_bytes(8, "big")
+    return b"entry/" + u64(tx_seq)
 
 
 def _int_arg(value: Decoded, name: str) -> int:
@@ -215,7 +216,7 @@ class FlowModule(Module):
         span = self.storage.pricing_segment_sectors
         for segment in range(before // span, position // span):
             # A pricing segment starts releasing its pool once the flow has filled it.
-            state.put_int(b"full/" + segment.to_bytes(8, "big"), ctx.block.height)
+            state.put_int(b"full/" + u64(segment), ctx.block.height)
         tx_seq = state.get_int(b"seq")
         state.put_int(b"seq", tx_seq + 1)
         file_root = submission_root(parsed)
@@ -242,7 +243,7 @@ class FlowModule(Module):
             covered = min(end, (segment + 1) * span) - max(start, segment * span)
             share = rest * covered // sectors if segment < last else rest - given
             given += share
-            state.add_int(b"pool/" + segment.to_bytes(8, "big"), share)
+            state.add_int(b"pool/" + u64(segment), share)
 
     def tx_confirm(self, ctx: Context, tx_seq: Decoded) -> Decoded:
         """A miner states it holds all its shards of the entry; FINALIZED when all did."""
@@ -263,7 +264,7 @@ class FlowModule(Module):
             # The first miner to hold the entry owns the royalty records of its loads.
             for load in range(info["start_position"] // SECTORS_PER_SEGMENT,
                               (info["end_position"] - 1) // SECTORS_PER_SEGMENT + 1):
-                key = b"royalty/" + load.to_bytes(8, "big")
+                key = b"royalty/" + u64(load)
                 if state.get(key) is None:
                     state.put(key, ctx.sender)
         info["confirmed_by"] = sorted([*info["confirmed_by"], miner])
@@ -287,7 +288,7 @@ class FlowModule(Module):
         block_seed = keccak256(encode([ctx.block.network_id, ctx.block.height,
                                        ctx.block.time_ms, ctx.block.proposer]))
         digest = keccak256(block_seed + root + length.to_bytes(32, "big"))
-        state.put_obj(b"context/" + epoch.to_bytes(8, "big"),
+        state.put_obj(b"context/" + u64(epoch),
                       [digest, root, length, ctx.block.height])
 
     # ---- queries -----------------------------------------------------------------------------
@@ -315,7 +316,7 @@ class FlowModule(Module):
                 "entries": state.get_int(b"seq"), "treasury": state.get_int(b"treasury")}
 
     def query_context(self, state: ModuleState, epoch: int) -> dict | None:
-        raw = state.get_obj(b"context/" + epoch.to_bytes(8, "big"))
+        raw = state.get_obj(b"context/" + u64(epoch))
         if raw is None:
             return None
         digest, root, length, height = as_list(raw, 4)
@@ -323,10 +324,10 @@ class FlowModule(Module):
                 "flow_length": as_int(length), "height": as_int(height)}
 
     def query_pool(self, state: ModuleState, segment: int) -> int:
-        return state.get_int(b"pool/" + segment.to_bytes(8, "big"))
+        return state.get_int(b"pool/" + u64(segment))
 
     def query_royalty_owner(self, state: ModuleState, load: int) -> bytes | None:
-        return state.get(b"royalty/" + load.to_bytes(8, "big"))
+        return state.get(b"royalty/" + u64(load))
 
     def query_treasury(self, state: ModuleState) -> dict:
         return {"address": TREASURY, "balance": state.get_int(b"treasury")}

@@ -26,6 +26,7 @@ from zg_actors.storage.pora import (
     subtask_opens,
 )
 from zg_actors.storage.reward import answer_reward
+from zg_actors.store import u64
 
 MODULE = "mine"
 
@@ -36,10 +37,6 @@ class AnswerRejected(ModuleError, InvalidInput):
 
 class UnknownMiner(ModuleError, NotFound):
     code = "UNKNOWN_MINER"
-
-
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
 
 
 def parse_answer(args: tuple[Decoded, ...]) -> Answer:
@@ -69,7 +66,7 @@ class MineModule(Module):
             return
         state = ctx.state(MODULE)
         last = ctx.block.height // self.storage.blocks_per_epoch - 1
-        actual = state.get_int(b"answers/" + _u64(last))
+        actual = state.get_int(b"answers/" + u64(last))
         target = state.get_int(b"target")
         state.put_int(b"target", retarget(target, self.storage.wanted_answers_per_epoch, actual))
 
@@ -102,7 +99,7 @@ class MineModule(Module):
         if beneficiary is None:
             raise UnknownMiner(f"miner id 0x{answer.miner_id.hex()} is not registered",
                                miner_id=answer.miner_id)
-        context = flow.get_obj(b"context/" + _u64(answer.epoch))
+        context = flow.get_obj(b"context/" + u64(answer.epoch))
         if context is None:
             raise AnswerRejected(f"no mining context for epoch {answer.epoch}",
                                  epoch=answer.epoch)
@@ -120,7 +117,7 @@ class MineModule(Module):
             raise AnswerRejected(f"answer for epoch {answer.epoch} is late (context at "
                                  f"height {as_int(height)}, now {ctx.block.height})",
                                  epoch=answer.epoch)
-        seen = b"seen/" + answer.context_digest + answer.miner_id + _u64(answer.recall_position)
+        seen = b"seen/" + answer.context_digest + answer.miner_id + u64(answer.recall_position)
         if state.get(seen) is not None:
             raise AnswerRejected(f"duplicate answer at flow sector {answer.recall_position}",
                                  recall_position=answer.recall_position)
@@ -130,22 +127,22 @@ class MineModule(Module):
         except InvalidAnswer as exc:
             raise AnswerRejected(str(exc), **exc.details) from exc
         state.put(seen, b"\x01")
-        state.add_int(b"answers/" + _u64(answer.epoch), 1)
+        state.add_int(b"answers/" + u64(answer.epoch), 1)
         segment = answer.recall_position // self.storage.pricing_segment_sectors
-        full = flow.get(b"full/" + _u64(segment))
+        full = flow.get(b"full/" + u64(segment))
         elapsed = None if full is None else ctx.block.height - flow.get_int(b"full/" +
-                                                                            _u64(segment))
-        pool = flow.get_int(b"pool/" + _u64(segment))
-        claimed = state.get_int(b"claimed/" + _u64(segment))
+                                                                            u64(segment))
+        pool = flow.get_int(b"pool/" + u64(segment))
+        claimed = state.get_int(b"claimed/" + u64(segment))
         reward = answer_reward(pool, claimed, elapsed, self.storage)
-        state.put_int(b"claimed/" + _u64(segment), claimed + reward)
+        state.put_int(b"claimed/" + u64(segment), claimed + reward)
         base = min(self.storage.base_reward, state.get_int(b"base_pool"))
         state.add_int(b"base_pool", -base)
         load = answer.recall_position // SECTORS_PER_SEGMENT
-        owner = flow.get(b"royalty/" + _u64(load))
+        owner = flow.get(b"royalty/" + u64(load))
         royalty = 0
         if owner is not None and owner != beneficiary and \
-                state.get(b"source/" + beneficiary + _u64(load)) is not None:
+                state.get(b"source/" + beneficiary + u64(load)) is not None:
             royalty = reward * self.storage.royalty_bps // BPS
             token.credit(ctx.state(token.MODULE), owner, royalty)
             state.add_int(b"royalties/" + owner, royalty)
@@ -165,9 +162,9 @@ class MineModule(Module):
             raise AnswerRejected("loads must be a list of load indexes") from exc
         state, flow = ctx.state(MODULE), ctx.state(flow_module.MODULE)
         for load in indexes:
-            owner = flow.get(b"royalty/" + _u64(load))
+            owner = flow.get(b"royalty/" + u64(load))
             if owner is not None and owner != ctx.sender:
-                state.put(b"source/" + ctx.sender + _u64(load), owner)
+                state.put(b"source/" + ctx.sender + u64(load), owner)
         return b""
 
     def query_royalties(self, state: ModuleState, owner: bytes) -> int:
@@ -183,8 +180,8 @@ class MineModule(Module):
         return state.get_int(b"paid/" + beneficiary)
 
     def query_segment(self, state: ModuleState, segment: int) -> dict:
-        return {"claimed": state.get_int(b"claimed/" + _u64(segment)),
+        return {"claimed": state.get_int(b"claimed/" + u64(segment)),
                 "base_pool": state.get_int(b"base_pool")}
 
     def query_answers(self, state: ModuleState, epoch: int) -> int:
-        return state.get_int(b"answers/" + _u64(epoch))
+        return state.get_int(b"answers/" + u64(epoch))

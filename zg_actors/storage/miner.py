@@ -32,7 +32,7 @@ from zg_actors.storage.file import (
     verify_segment,
 )
 from zg_actors.storage.placement import assigned_segments, miner_shard
-from zg_actors.store import Store
+from zg_actors.store import Store, u64
 
 SHARDS_DB = "shards"  # (network, tx_seq, segment) -> [shard index, shard bytes, proof]
 ENTRIES_DB = "entries"  # (network, tx_seq) -> [root, size]: what the chain said
@@ -69,8 +69,8 @@ class EntryRef:
 
 
 def _key(network_id: int, tx_seq: int, segment: int | None = None) -> bytes:
-    key = network_id.to_bytes(8, "big") + tx_seq.to_bytes(8, "big")
-    return key if segment is None else key + segment.to_bytes(8, "big")
+    key = u64(network_id) + u64(tx_seq)
+    return key if segment is None else key + u64(segment)
 
 
 def segment_shard(segment: np.ndarray, shard: int, redundancy: Redundancy) -> np.ndarray:
@@ -233,10 +233,6 @@ class MinerStore:
         segment = joined[:length]
         verify_segment(entry.root, entry.size, index, segment, delivery.proof)
         return segment_shard(segment, shard, self.redundancy)
-
-    def put_shard(self, entry: EntryRef, index: int, shard: int, data: np.ndarray,
-                  proof: MerkleProof) -> None:
-        self.put_shards(entry, [(index, shard, data, proof)])
 
     def put_shards(self, entry: EntryRef,
                    shards: list[tuple[int, int, np.ndarray, MerkleProof]]) -> None:

@@ -22,14 +22,14 @@ import ray
 from zg_actors.chain.actors import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
-from zg_actors.crypto.merkle import merkle_root
+from zg_actors.crypto import sector_tree
 from zg_actors.erasure import data_matrix
 from zg_actors.errors import InvalidInput, InvalidProof, Unavailable, ZgError
 from zg_actors.runtime import call as _call
 from zg_actors.storage.actors import (
     REPAIRER_NAME,
     find_miners,
-    hash_segments,
+    hash_rows,
     redundancy_of,
     start_miners,
     start_repairer,
@@ -44,14 +44,15 @@ from zg_actors.storage.errors import (
 )
 from zg_actors.storage.file import (
     FileTree,
-    assemble_tree,
+    RowHasher,
     data_shard_height,
-    last_segment_leaves,
+    file_tree,
     pad,
+    sector_roots,
     segment_count,
     segment_length,
-    segment_trees,
     split_fragments,
+    verify_file,
 )
 from zg_actors.storage.flow import MODULE, storage_fee
 from zg_actors.storage.miner import EntryRef, collect_shards, rebuild_segment
@@ -100,6 +101,9 @@ class StorageClient:
     def __init__(self, config: Config, start: bool = True, detached: bool = False) -> None:
         self.config = config
         self.redundancy = redundancy_of(config)
+        # Height of the subtrees a data miner checks its row against (None: rows are not
+        # subtrees, data miners get whole segments); a property of the config, not the file.
+        self._keep_height = data_shard_height(SEGMENT_BYTES, self.redundancy.data_shards)
         self.account = client_account(config.devnet.key_seed)
         try:
             self.manager = ray.get_actor(NETWORK_MANAGER_NAME)
@@ -110,10 +114,10 @@ class StorageClient:
         self.miners: list[Any] = []
         if start:
             self.start()
-        # File trees are hashed in pieces by Ray workers beside this process; one small
-        # piece now starts a worker, so the first upload does not wait for one.
+        # On a CPU, file trees are hashed in pieces by Ray workers beside this process; one
+        # small piece now starts a worker, so the first upload does not wait for one.
         self._tree_pieces = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._warm = hash_segments.remote(np.zeros(SEGMENT_BYTES, dtype=np.uint8), 0, 1, None)
+        self._warm = hash_rows.remote(np.zeros((1, SEGMENT_BYTES), dtype=np.uint8))
 
     def start(self) -> None:
         """Start (or find) the miners and the repairer; holding their handles keeps
@@ -269,8 +273,8 @@ class StorageClient:
                                f"{self.config.storage.max_entry_bytes}", size=len(data))
         started = time.time()
         deadline = time.monotonic() + self.config.storage.upload_deadline_s
+        tree = file_tree(data, self._keep_height, self._row_hasher(len(data)))
         padded = pad(data)
-        tree = self._file_tree(len(data), padded)
         info = self._query(net, "file_info", tree.root)
         acks, missing = 0, set()
         if info is not None and info["status"] == STATUS_FINALIZED:
@@ -363,21 +367,22 @@ class StorageClient:
         uploads hash their trees in this process alone)."""
         _call(self._warm, timeout=timeout_s)
 
-    def _file_tree(self, size: int, padded: bytes) -> FileTree:
-        """file_tree(data) with the subtree roots the data miners need, hashed in pieces:
-        this process hashes one, Ray workers the others (one per cluster CPU)."""
-        keep = data_shard_height(SEGMENT_BYTES, self.redundancy.data_shards)
-        count = segment_count(size)
-        pieces = min(self._tree_pieces, max(1, count // MIN_SEGMENTS_PER_PIECE))
-        if pieces == 1 or not ray.wait([self._warm], timeout=0)[0]:  # no worker yet
-            return assemble_tree(size, [segment_trees(padded, 0, count, keep)],
-                                 last_segment_leaves(padded))
-        bounds = [count * i // pieces for i in range(pieces + 1)]
-        shared = ray.put(np.frombuffer(padded, dtype=np.uint8))
-        refs = [hash_segments.remote(shared, bounds[i], bounds[i + 1], keep)
-                for i in range(1, pieces)]
-        own = segment_trees(padded, bounds[0], bounds[1], keep)
-        return assemble_tree(size, [own, *_call(refs)], last_segment_leaves(padded))
+    def _row_hasher(self, size: int) -> RowHasher:
+        """How file_tree hashes the rows of a `size`-byte file: in this process (in one
+        pass on a GPU), or, on a CPU, in pieces: this process hashes one, Ray workers the
+        others (one per cluster CPU), once a worker is up."""
+        pieces = min(self._tree_pieces, max(1, size // (MIN_SEGMENTS_PER_PIECE * SEGMENT_BYTES)))
+        if pieces == 1 or sector_tree.resolve().name != "cpu" \
+                or not ray.wait([self._warm], timeout=0)[0]:
+            return sector_roots
+
+        def in_pieces(rows: np.ndarray) -> list[bytes]:
+            bounds = [len(rows) * i // pieces for i in range(pieces + 1)]
+            refs = [hash_rows.remote(rows[bounds[i]:bounds[i + 1]]) for i in range(1, pieces)]
+            own = sector_roots(rows[bounds[0]:bounds[1]])
+            return own + [root for piece in _call(refs) for root in piece]
+
+        return in_pieces
 
     def _send_segments(self, network_id: int, tx_seq: int, tree: FileTree, padded: bytes,
                        on_progress: Progress | None,
@@ -396,7 +401,7 @@ class StorageClient:
         """
         miners = find_miners(self.config)
         k = self.redundancy.data_shards
-        alone = data_shard_height(SEGMENT_BYTES, k) is not None
+        alone = self._keep_height is not None
         array = np.frombuffer(padded, dtype=np.uint8)
         indexes = sorted({i for _, i in wanted}) if wanted is not None else range(tree.segments)
         acks = 0
@@ -500,9 +505,7 @@ class StorageClient:
                 leaves.append(leaf)
             if on_progress:
                 on_progress(window.stop, count)
-        if merkle_root(leaves) != root:
-            raise DataUnavailable(f"segment roots do not build the file root 0x{root.hex()}",
-                                  root=root)
+        verify_file(root, entry.size, leaves)
         return b"".join(parts)[:entry.size]
 
     def _request_window(self, miners: dict[int, Any], entry: EntryRef, window: range,
