@@ -12,9 +12,9 @@ import pytest
 import ray
 
 from zg_actors import runtime
-from zg_actors.chain.actors import Validator, validator_name
 from zg_actors.chain.block import Block
 from zg_actors.chain.tx import make_tx
+from zg_actors.chain.validator_actor import Validator, validator_name
 from zg_actors.crypto.devkeys import c0_account, load_account, validator_identity
 from zg_actors.staking.ledger import C0_NETWORK_ID, AlreadyProcessed
 
