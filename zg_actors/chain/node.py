@@ -34,11 +34,12 @@ from zg_actors.chain.execution import (
 )
 from zg_actors.chain.modules import token
 from zg_actors.chain.modules.base import BlockInfo
-from zg_actors.chain.tx import Transaction, TxError, check_tx_batch, decode_tx
+from zg_actors.chain.tx import Transaction, TxError, check_tx_batch, decode_tx, make_tx
 from zg_actors.chain.txpool import TxPool
 from zg_actors.chain.validator_set import ValidatorSet, set_changes
 from zg_actors.config import TxPoolConfig
 from zg_actors.crypto import bls
+from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
@@ -527,6 +528,18 @@ class ChainNode:
         """Burn proofs of the committed heights [height, height + limit)."""
         top = min(self.committed.height, height + limit - 1)
         return [(h, proof) for h in range(height, top + 1) for proof in self.burns_in(h)]
+
+    def reward_burn(self, account: Account, threshold: int) -> Transaction | None:
+        """The tx that burns `account`'s balance here for the bridge to mint on C0, once it
+        reaches `threshold`; None below it or while its previous burn is pending."""
+        balance = self.balance(account.address)
+        if balance < threshold:
+            return None
+        if any(tx.sender == account.address for tx in self.mempool.values()):
+            return None
+        nonce = self.machine.account_nonce(self.state_get, account.address)
+        return make_tx(account, self.params.network_id, nonce, token.MODULE, "burn",
+                       [balance, account.address], 0)
 
     def balance(self, address: bytes) -> int:
         return self.machine.query(self.state_get, token.MODULE, "balance", (address,))

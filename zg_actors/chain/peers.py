@@ -20,6 +20,7 @@ from zg_actors.chain.gossip import MessageKey, Outbox, RetrySchedule
 
 log = logging.getLogger(__name__)
 
+HEIGHT_CALL_TIMEOUT_S = 2.0  # a peer not telling its height by then is left out of a sync
 PEER_CALL_TIMEOUT_S = 3.0  # a send to a peer not answered by then is re-sent (gossip.py)
 RESEND_SCHEDULE = RetrySchedule(first_s=0.2, factor=2.0, max_s=2.0)
 
@@ -66,6 +67,23 @@ class Peers:
         for identity in self.others:
             with contextlib.suppress(ValueError):  # its name is gone (restarting): it syncs
                 self.call(identity, method, *args)
+
+    async def most_advanced(self, height: int) -> int | None:
+        """The peer with the highest committed height above `height`, if any answers."""
+        refs = {}
+        for identity in self.others:
+            with contextlib.suppress(ValueError):
+                refs[identity] = self.call(identity, "committed_height")
+        best, best_height = None, height
+        for identity, ref in refs.items():
+            try:
+                peer_height = await asyncio.wait_for(ref, HEIGHT_CALL_TIMEOUT_S)
+            except Exception:
+                self.forget(identity)
+                continue
+            if peer_height > best_height:
+                best, best_height = identity, peer_height
+        return best
 
     # ---- eventual delivery of our proposals and votes --------------------------------
     def gossip(self, key: MessageKey, message: object) -> None:

@@ -45,7 +45,7 @@ from zg_actors.chain.network import build_state_machine, timeout_config
 from zg_actors.chain.node import ChainNode
 from zg_actors.chain.peers import Peers
 from zg_actors.chain.staking_view import StakingView
-from zg_actors.chain.tx import make_tx
+from zg_actors.chain.stats import ValidatorStats
 from zg_actors.chain.validator_set import ValidatorSet, refresh_tick, set_changes
 from zg_actors.config import config_from_dict
 from zg_actors.crypto import bls
@@ -59,9 +59,7 @@ log = logging.getLogger(__name__)
 
 SYNC_BATCH_BLOCKS = 64  # blocks one catch-up call fetches
 SYNC_MIN_INTERVAL_S = 0.5  # between catch-ups started by peers' messages
-SYNC_HEIGHT_TIMEOUT_S = 2.0  # a peer not telling its height by then is left out of a sync
 MAX_WAIT_HEIGHT_S = 10.0  # a long poll holds a call this long at most; callers loop
-LATENCIES_KEPT, COMMITS_KEPT = 20_000, 5_000  # samples kept for stats()
 
 
 class UnknownNetworkId(NotFound):
@@ -89,7 +87,6 @@ class Validator:
                               machine.params, machine, ValidatorSet.decode(genesis_set),
                               genesis_tick, self.config.networks.epoch_blocks,
                               self.config.lmdb_map_mb, self.config.networks.txpool)
-        self.metrics = ChainMetrics(network_id)
         self.timeouts = timeout_config(self.config)
         self.machine: ConsensusMachine | None = None
         self.started = False
@@ -102,11 +99,7 @@ class Validator:
         self._last_sync = 0.0
         self._syncing = False
         self._height_started_at = time.time()  # block time counts from here
-        self._round_seen = -1
-        self._rounds = 0
-        self._committed_txs = 0
-        self._latencies: list[float] = []
-        self._commit_log: list[tuple[float, int, int]] = []  # (time, height, txs)
+        self.record = ValidatorStats(ChainMetrics(network_id))
         self._evidence_sent: set[bytes] = set()
         self._committed_event = asyncio.Event()  # set, then replaced, at every commit
         self._committed_at = time.time()  # of the last block
@@ -148,7 +141,6 @@ class Validator:
         self.machine = ConsensusMachine(height, vset.powers, self._my_index(), vset.proposer,
                                         self._is_valid, self.timeouts)
         self._blocks.clear()
-        self._round_seen = -1
         self.peers.outbox.prune(height - 1)  # the last height's precommits: peers may lack them
         lock = self.node.restored_lock(height)  # after a restart mid-height
         if lock is not None:
@@ -166,10 +158,8 @@ class Validator:
                 and self.c0.next_set_known(self.node, block))
 
     def _count_round(self) -> None:
-        if self.machine is not None and self.machine.round != self._round_seen:
-            self._round_seen = self.machine.round
-            self._rounds += 1
-            self.metrics.round_started()
+        if self.machine is not None:
+            self.record.in_round(self.machine.height, self.machine.round)
 
     def _process(self, effects: list) -> None:
         loop = asyncio.get_running_loop()
@@ -378,32 +368,17 @@ class Validator:
     def _after_commit(self, block: Block, latencies: list[float]) -> None:
         self._committed_event.set()
         self._committed_event = asyncio.Event()
-        self._committed_txs += len(block.txs)
         self._committed_at = time.time()
-        self._latencies.extend(latencies)
-        del self._latencies[:-LATENCIES_KEPT]
-        self._commit_log.append((time.time(), block.height, len(block.txs)))
-        del self._commit_log[:-COMMITS_KEPT]
-        self.metrics.committed(block.height, len(block.txs), latencies)
-        self.metrics.mempool(len(self.node.mempool))
-        if self.node.is_epoch_boundary(block.height) or block.height == 1:
-            vset = self.node.validator_set
-            self.metrics.validator_set({"0x" + v.address.hex()[:8]: v.power
-                                        for v in vset.validators})
+        new_set = self.node.is_epoch_boundary(block.height) or block.height == 1
+        self.record.committed(block, latencies, len(self.node.mempool),
+                              self.node.validator_set if new_set else None)
         self._burn_rewards()
 
     def _burn_rewards(self) -> None:
         """Send this validator's local rewards to C0 through the bridge (burn here)."""
-        me = self.identity.address
-        balance = self.node.balance(me)
-        if balance < self.config.networks.reward_burn_threshold:
-            return
-        if any(tx.sender == me for tx in self.node.mempool.values()):
-            return  # the previous burn is still pending
-        nonce = self.node.machine.account_nonce(self.node.state_get, me)
-        tx = make_tx(self.identity.account, self.network_id, nonce, "token", "burn",
-                     [balance, me], 0)
-        if self.node.add_txs([tx.encoded]) == [None]:
+        tx = self.node.reward_burn(self.identity.account,
+                                   self.config.networks.reward_burn_threshold)
+        if tx is not None and self.node.add_txs([tx.encoded]) == [None]:
             self.peers.broadcast("submit_txs", [tx.encoded], False)
 
     async def _report_equivocation(self, first: Vote, second: Vote) -> None:
@@ -430,32 +405,13 @@ class Validator:
         if self.node.committed.height > before and not self.stopped:
             self._start_height()
 
-    async def _most_advanced_peer(self) -> int | None:
-        """The peer with the highest committed height above ours, if any answers."""
-        refs = {}
-        for identity in self.peers.others:
-            try:
-                refs[identity] = self.peers.call(identity, "committed_height")
-            except ValueError:
-                continue
-        best, best_height = None, self.node.committed.height
-        for identity, ref in refs.items():
-            try:
-                height = await asyncio.wait_for(ref, SYNC_HEIGHT_TIMEOUT_S)
-            except Exception:
-                self.peers.forget(identity)
-                continue
-            if height > best_height:
-                best, best_height = identity, height
-        return best
-
     async def _sync(self) -> None:
         """Fetch committed blocks we miss from the most advanced peer; verify and apply."""
         if self._syncing or time.time() - self._last_sync < SYNC_MIN_INTERVAL_S:
             return
         self._syncing, self._last_sync = True, time.time()
         try:
-            while (best := await self._most_advanced_peer()) is not None:
+            while (best := await self.peers.most_advanced(self.node.committed.height)) is not None:
                 try:
                     items = await self.peers.call(best, "get_blocks",
                                                   self.node.committed.height + 1,
@@ -521,7 +477,7 @@ class Validator:
                         if error is None]
             if accepted:
                 self.peers.broadcast("submit_txs", accepted, False)
-        self.metrics.mempool(len(self.node.mempool))
+        self.record.metrics.mempool(len(self.node.mempool))
         return results
 
     async def account(self, address: bytes) -> dict:
@@ -541,7 +497,7 @@ class Validator:
                 "address": "0x" + self.identity.address.hex(),
                 "height": self.node.committed.height, "mempool": len(self.node.mempool),
                 "mempool_pending": self.node.mempool.pending_count,
-                "rounds": self._rounds, "committed_txs": self._committed_txs,
+                "rounds": self.record.rounds, "committed_txs": self.record.committed_txs,
                 "consensus": None if self.machine is None else {
                     "height": self.machine.height, "round": self.machine.round,
                     "step": self.machine.step.name},
@@ -556,6 +512,4 @@ class Validator:
 
     async def stats(self, since: float = 0.0) -> dict:
         """Commit log and latency samples for reports and benchmarks."""
-        return {**self.status_now(),
-                "commits": [c for c in self._commit_log if c[0] >= since],
-                "latencies": list(self._latencies)}
+        return {**self.status_now(), **self.record.since(since)}
