@@ -4,6 +4,7 @@ for peers, C0 and the network manager take the place of actor handles here."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,5 +212,42 @@ def test_four_validators_with_stand_in_peers_commit_and_a_restarted_one_rejoins(
         for v in validators.values():
             await v.stop()
             v.node.close()
+
+    run(scenario)
+
+
+# ---- Peers: eventual delivery ----------------------------------------------------------
+class Receiver:
+    """A peer that holds what it is sent; a new Receiver is a restarted process."""
+
+    def __init__(self) -> None:
+        self.incarnation = os.urandom(8)
+        self.held: list[tuple] = []
+
+    async def on_messages(self, sender: int, incarnation: bytes,
+                          messages: list) -> tuple[bytes, list[bool]]:
+        self.held.extend(messages)
+        return self.incarnation, [True] * len(messages)
+
+
+def test_a_peer_that_was_down_and_one_that_restarted_get_what_we_signed() -> None:
+    from zg_actors.chain.gossip import MessageKind
+    from zg_actors.chain.peers import Peers
+
+    registry = Registry()
+    peers = Peers(0, [0, 1], lambda peer: registry.get_actor(validator_name(0, peer)))
+    message = (MessageKind.PREVOTE, (1, 0, 1, b"", 0, b"sig"))
+
+    async def scenario() -> None:
+        peers.gossip((1, 0, MessageKind.PREVOTE), message)  # peer 1 is down: not delivered
+        await asyncio.sleep(0.3)
+        first = Receiver()
+        registry.actors[validator_name(0, 1)] = first  # it comes up: the re-send reaches it
+        assert await wait_for(lambda: first.held == [message], 10)
+        second = Receiver()
+        registry.actors[validator_name(0, 1)] = second  # it restarted and lost the message
+        peers.received_from(1, second.incarnation)  # its first message to us tells us so
+        assert await wait_for(lambda: second.held == [message], 10)
+        peers.stop()
 
     run(scenario)
