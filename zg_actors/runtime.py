@@ -13,13 +13,9 @@ from typing import Any
 
 import ray
 
-from zg_actors.chain.actors import (
-    NETWORK_MANAGER_NAME,
-    RELAYER_NAME,
-    NetworkManager,
-    Relayer,
-)
 from zg_actors.chain.load import TransferLoad
+from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME, NetworkManager
+from zg_actors.chain.relayer import RELAYER_NAME, Relayer
 from zg_actors.config import Config
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor

@@ -11,9 +11,9 @@ from typing import Any
 
 import ray
 
-from zg_actors.chain.actors import Validator
 from zg_actors.chain.block import PREVOTE, vote_sign_bytes
 from zg_actors.chain.consensus import Vote
+from zg_actors.chain.validator_actor import Validator
 from zg_actors.compute.actors import ComputeProvider
 from zg_actors.compute.model import CONTEXT_TOKENS, Completion
 from zg_actors.compute.request import Receipt, Request, fee_for
@@ -33,7 +33,7 @@ class EquivocatingValidator(Validator.__ray_actor_class__):  # type: ignore[name
         forged = keccak256(b"another block" + vote.block_hash)
         signature = bls.sign(self.identity.bls_secret, vote_sign_bytes(
             self.network_id, vote.height, vote.round, PREVOTE, forged))
-        self._broadcast("on_vote", vote.height, vote.round, PREVOTE, forged, vote.validator,
+        self.peers.broadcast("on_vote", vote.height, vote.round, PREVOTE, forged, vote.validator,
                         signature)
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from zg_actors.chain.block import Block, InvalidBlock, proposal_sign_bytes
+from zg_actors.chain.block import Block, InvalidBlock
 from zg_actors.chain.execution import FeeUnpayable
 from zg_actors.chain.modules.base import BlockInfo
 from zg_actors.chain.network import build_state_machine
@@ -24,7 +24,6 @@ from zg_actors.chain.tx import (
 )
 from zg_actors.chain.txpool import DuplicateTx
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
-from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.devkeys import load_account, validator_identity
 
@@ -186,34 +185,6 @@ def test_proposer_rotation_is_stake_weighted() -> None:
     assert shares == [(10, 100), (10, 100), (10, 100), (30, 300)]
     assert len(counts) == 2
     assert vset.proposer(5, 1) == vset.proposer(6, 0)  # a new round moves on
-
-
-def test_a_proposer_signs_one_block_per_round_even_across_a_restart(tmp_path: Path) -> None:
-    """The first proposal signed at (height, round) is persisted and is what every later
-    request to sign there gets back, also from a node reopened on the same store."""
-    config = small_config()
-    vset = genesis_set()
-    node = make_node(tmp_path, config, 0, vset, 1)
-    proposer = vset.proposer(1, 0)
-    me = validator_identity(SEED, proposer)
-    first = node.build_block(0, me.address, None, 1)
-    signed = node.sign_proposal(1, 0, -1, first, me.bls_secret)
-    assert signed.block.hash == first.hash and signed.pol_round == -1
-    assert bls.verify(me.bls_pubkey, proposal_sign_bytes(0, 1, 0, -1, first.hash),
-                      signed.signature)
-    other = node.build_block(1, me.address, None, 1)  # another block: round 1's header
-    assert other.hash != first.hash
-    again = node.sign_proposal(1, 0, 0, other, me.bls_secret)
-    assert (again.block.hash, again.pol_round, again.signature) == (
-        first.hash, -1, signed.signature)
-    node.close()
-    reopened = make_node(tmp_path, config, 0, vset, 1)  # a restarted validator
-    again = reopened.sign_proposal(1, 0, -1, other, me.bls_secret)
-    assert (again.block.hash, again.pol_round, again.signature) == (
-        first.hash, -1, signed.signature)
-    # Another round is another duty: it signs the block it is given.
-    assert reopened.sign_proposal(1, 1, -1, other, me.bls_secret).block.hash == other.hash
-    reopened.close()
 
 
 def test_preparing_txs_off_the_event_loop_admits_nothing(tmp_path: Path) -> None:

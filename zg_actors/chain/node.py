@@ -1,6 +1,6 @@
 """One validator's copy of a network: its LMDB store, mempool, blocks and state.
 
-No Ray here: the Validator actor (chain/actors.py) drives a ChainNode with
+No Ray here: the Validator actor (chain/validator_actor.py) drives a ChainNode with
 consensus decisions, timers and messages.  Everything the node acknowledges
 (accepted txs, signed votes, committed blocks) is in LMDB before the call
 that acknowledges it returns.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zg_actors.chain.block import (
+    PRECOMMIT,
     ZERO_HASH,
     Block,
     CommitCertificate,
@@ -23,6 +24,7 @@ from zg_actors.chain.block import (
     proposal_sign_bytes,
     tx_root,
     verify_certificate,
+    vote_sign_bytes,
 )
 from zg_actors.chain.execution import (
     ChainParams,
@@ -32,11 +34,12 @@ from zg_actors.chain.execution import (
 )
 from zg_actors.chain.modules import token
 from zg_actors.chain.modules.base import BlockInfo
-from zg_actors.chain.tx import Transaction, TxError, check_tx_batch, decode_tx
+from zg_actors.chain.tx import Transaction, TxError, check_tx_batch, decode_tx, make_tx
 from zg_actors.chain.txpool import TxPool
 from zg_actors.chain.validator_set import ValidatorSet, set_changes
 from zg_actors.config import TxPoolConfig
 from zg_actors.crypto import bls
+from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
@@ -57,6 +60,23 @@ class SignedProposal:
     block: Block
     pol_round: int
     signature: bytes
+
+
+@dataclass(frozen=True)
+class SignedVote:
+    """A vote as this validator signed (and sent) it; block_hash b"" is nil."""
+
+    block_hash: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The block this validator last precommitted at a height, and in which round:
+    Tendermint's lock, which must survive a crash."""
+
+    round: int
+    block: Block
 
 
 @dataclass
@@ -234,9 +254,6 @@ class ChainNode:
                      "limits, expiry)", len(self.mempool), len(dropped))
 
     # ---- blocks ---------------------------------------------------------------------
-    def set_for_height(self, height: int) -> ValidatorSet:
-        return self.validator_set
-
     def is_epoch_boundary(self, height: int) -> bool:
         return height % self.epoch_blocks == 0
 
@@ -337,6 +354,51 @@ class ChainNode:
                            encode([pol_round + 1, signed.signature, block.encode()]))])
         return signed
 
+    def signed_vote(self, height: int, round_: int, vote_type: int) -> SignedVote | None:
+        """The vote this validator signed at (height, round_, vote_type), if it signed one."""
+        raw = self.store.get("signed", vote_key(height, round_, vote_type))
+        if raw is None:
+            return None
+        block_hash = raw[:32]
+        return SignedVote(b"" if block_hash == ZERO_HASH else block_hash, raw[32:])
+
+    def sign_vote(self, height: int, round_: int, vote_type: int, block_hash: bytes,
+                  block: Block | None, bls_secret: int) -> SignedVote:
+        """What to send as this validator's vote at (height, round_, vote_type): the vote
+        it signed there before, if any (a second value for one step is a double sign, which
+        C0 slashes), else `block_hash` (b"": nil) signed now.  A new vote is persisted with
+        the round it was cast in and, for a precommit of `block`, the lock on it, in one
+        synced write before it is returned to be sent: after a crash the validator neither
+        signs another value for this step nor forgets its lock."""
+        earlier = self.signed_vote(height, round_, vote_type)
+        if earlier is not None:
+            return earlier
+        message = vote_sign_bytes(self.params.network_id, height, round_, vote_type,
+                                  block_hash)
+        signed = SignedVote(block_hash, bls.sign(bls_secret, message))
+        writes = [("signed", vote_key(height, round_, vote_type),
+                   block_hash.ljust(32, b"\0") + signed.signature),
+                  ("signed", round_key(height), round_.to_bytes(4, "big"))]
+        if vote_type == PRECOMMIT and block is not None and block.hash == block_hash:
+            writes.append(("signed", lock_key(height),
+                           encode([round_, block_hash, block.encode()])))
+        self.store.write(writes)
+        return signed
+
+    def voted_round(self, height: int) -> int:
+        """The last round this validator voted in at `height` (0 before any vote): after a
+        restart it resumes there instead of voting again in rounds it has left."""
+        raw = self.store.get("signed", round_key(height))
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def restored_lock(self, height: int) -> Lock | None:
+        """The lock this validator held at `height` before a restart, if any."""
+        raw = self.store.get("signed", lock_key(height))
+        if raw is None:
+            return None
+        lock_round, _, block_raw = as_list(decode(raw), 3)
+        return Lock(as_int(lock_round), Block.decode(as_bytes(block_raw)))
+
     def make_certificate(self, height: int, round_: int, block_hash: bytes,
                          votes: list[tuple[int, bytes]]) -> CommitCertificate:
         """Aggregate (validator index, precommit signature) pairs into a certificate."""
@@ -410,6 +472,10 @@ class ChainNode:
         cert = self.store.get("certs", u64(height))
         return (block, cert) if block and cert else None
 
+    def certificate_at(self, height: int) -> CommitCertificate | None:
+        raw = self.store.get("certs", u64(height))
+        return CommitCertificate.decode(raw) if raw else None
+
     def blocks_range(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:
         out = []
         for height in range(start, min(start + limit, self.committed.height + 1)):
@@ -457,6 +523,23 @@ class ChainNode:
                 proof_from_levels(tx_levels, i).to_list(), receipts[i + 1],
                 proof_from_levels(receipt_levels, i + 1).to_list()))
         return proofs
+
+    def burns_from(self, height: int, limit: int) -> list[tuple[int, BurnProof]]:
+        """Burn proofs of the committed heights [height, height + limit)."""
+        top = min(self.committed.height, height + limit - 1)
+        return [(h, proof) for h in range(height, top + 1) for proof in self.burns_in(h)]
+
+    def reward_burn(self, account: Account, threshold: int) -> Transaction | None:
+        """The tx that burns `account`'s balance here for the bridge to mint on C0, once it
+        reaches `threshold`; None below it or while its previous burn is pending."""
+        balance = self.balance(account.address)
+        if balance < threshold:
+            return None
+        if any(tx.sender == account.address for tx in self.mempool.values()):
+            return None
+        nonce = self.machine.account_nonce(self.state_get, account.address)
+        return make_tx(account, self.params.network_id, nonce, token.MODULE, "burn",
+                       [balance, account.address], 0)
 
     def balance(self, address: bytes) -> int:
         return self.machine.query(self.state_get, token.MODULE, "balance", (address,))

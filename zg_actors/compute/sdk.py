@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from zg_actors.chain.actors import NETWORK_MANAGER_NAME
+from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.compute.errors import (
     ChainTxFailed,

@@ -19,7 +19,7 @@ import numpy as np
 import ray
 
 from zg_actors import runtime
-from zg_actors.chain.actors import NETWORK_MANAGER_NAME
+from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config, config_from_dict
 from zg_actors.crypto.keccak import keccak256

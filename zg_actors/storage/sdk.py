@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from zg_actors.chain.actors import NETWORK_MANAGER_NAME
+from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
 from zg_actors.crypto import sector_tree
