@@ -100,3 +100,18 @@ def test_no_local_cluster_found_by_auto(capsys: pytest.CaptureFixture[str],
     status, out = run(capsys, "status")
     assert (status, out["error"]) == (2, "ClusterUnreachable")
     assert "no Ray cluster is reachable at auto" in out["message"]
+
+
+@pytest.mark.parametrize("pillar", ["chain", "storage", "da", "compute"])
+def test_each_pillar_wires_its_commands_without_importing_the_top_level_cli(
+        pillar: str) -> None:
+    """A pillar's cli.py needs only zg_actors.cli_common: zg_actors.cli imports the
+    pillars, never the reverse (a fresh interpreter, so no earlier import hides a cycle)."""
+    import subprocess
+    import sys
+
+    probe = (f"import sys, zg_actors.{pillar}.cli as c; assert callable(c.register); "
+             "print('zg_actors.cli' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
