@@ -10,7 +10,9 @@ import argparse
 import sys
 
 import yaml
+from rich.table import Table
 
+from zg_actors import stack
 from zg_actors.chain import cli as chain_cli
 from zg_actors.cli_common import (
     add_command,
@@ -40,27 +42,35 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from zg_actors.runtime import call, deploy
-
     config = config_of(args)
+    pillars = stack.parse_pillars(args.only, args.without)
     connect(args, config)
     with progress(args) as bar:
-        task = bar.add_task("deploying staking, network manager, relayer", total=None)
-        deployment = deploy(config, detached=True)
-        existing = call(deployment.manager.active_networks.remote())
-        launched = []
-        for i in range(max(0, config.networks.initial - len(existing))):
-            bar.update(task, description=f"launching network {i + 1}/{config.networks.initial}")
-            launched.append(call(deployment.manager.launch_network.remote(), timeout=300))
-    data = {"namespace": config.ray.namespace, "existing_networks": existing,
-            "resumed": deployment.resumed, "launched": launched}
+        task = bar.add_task("starting", total=None)
+        started = stack.bring_up(config, pillars,
+                                 lambda step: bar.update(task, description=step))
+    chain = started.get("chain", {})
+    data = {"namespace": config.ray.namespace, **chain, "pillars": pillars,
+            "started": started}
 
     def human() -> None:
-        for network_id, validators in deployment.resumed.items():
+        for network_id, validators in chain.get("resumed", {}).items():
             console.print(f"resumed network {network_id} from its LMDB stores "
                           f"(restarted validators {validators})")
+        if chain:
+            networks = chain["existing_networks"] + [n["network_id"] for n in chain["launched"]]
+            console.print(f"chain: networks {networks}")
+        if "storage" in started:
+            console.print(f"storage: {started['storage']['miners']} miners and the repairer")
+        if "da" in started:
+            da = started["da"]
+            console.print(f"DA: {da['nodes']} DA nodes, {da['dispersers']} disperser(s), "
+                          f"gRPC Disperser service on {da['host']}:{da['port']}")
+        if "compute" in started:
+            console.print(f"compute: {len(started['compute'])} providers serving "
+                          f"{', '.join(sorted({s['model'] for s in started['compute']}))}")
         console.print(f"[green]zg-actors is up[/] in namespace [bold]{config.ray.namespace}[/]: "
-                      f"networks {existing + [n['network_id'] for n in launched]}")
+                      f"{', '.join(pillars)}")
 
     emit(args, data, human)
     return 0
@@ -82,14 +92,27 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     connect(args, config)
-    d = find_deployment()
-    networks = call(d.manager.list_networks.remote())
-    supply = call(d.staking.supply_report.remote())
-    relayer = call(d.relayer.status.remote())
-    data = {"networks": networks, "staking": supply, "relayer": relayer}
+    pillars = stack.pillar_states(config)
+    data: dict = {"namespace": stack.namespace(), "pillars": pillars}
+    if pillars["chain"]["state"] == "up":
+        d = find_deployment()
+        data["networks"] = call(d.manager.list_networks.remote())
+        data["staking"] = call(d.staking.supply_report.remote())
+        data["relayer"] = call(d.relayer.status.remote())
 
     def human() -> None:
-        chain_cli.print_networks(networks)
+        table = Table(title=f"pillars in namespace {data['namespace']}")
+        for column in ("pillar", "state", "actors", "missing"):
+            table.add_column(column)
+        for name, p in pillars.items():
+            colour = {"up": "green", "partial": "yellow"}.get(p["state"], "red")
+            table.add_row(name, f"[{colour}]{p['state']}[/]", f"{p['running']}/{p['expected']}",
+                          ", ".join(p["missing"][:4]) + (" ..." if len(p["missing"]) > 4 else ""))
+        console.print(table)
+        if "networks" not in data:
+            return
+        chain_cli.print_networks(data["networks"])
+        supply = data["staking"]
         console.print(f"C0 tick {supply['tick']}: ZG supply {supply['supply'] / ZG:,.2f}, "
                       f"staked {supply['total_staked'] / ZG:,.0f}, bridge mints "
                       f"{supply['bridge_mints']}, slashings {supply['slashings']}, "
@@ -146,13 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=20.0, help="load seconds (20)")
     demo.add_argument("--rate", type=float, default=400.0,
                       help="offered tx/s per network (400)")
-    add_command(sub, "up", cmd_up, "deploy detached named actors into a running Ray cluster "
-                "(namespace from config, default zg)", cluster=True)
+    up = add_command(sub, "up", cmd_up, "deploy the whole stack as detached named actors into "
+                     "a running Ray cluster (namespace from config, default zg): the chain "
+                     "(staking, networks, relayer), storage miners and repairer, DA nodes, "
+                     "dispersers and gRPC gateway, compute providers; each resumes from its "
+                     "data under data_dir", cluster=True)
+    choose = up.add_mutually_exclusive_group()
+    choose.add_argument("--only", metavar="P,...", help="start only these pillars "
+                        f"({','.join(stack.PILLARS)}); without chain it must be up already")
+    choose.add_argument("--without", metavar="P,...", help="start every pillar but these")
     add_command(sub, "down", cmd_down, "remove every zg actor of the namespace: C0, networks, "
                 "relayer, storage miners, DA nodes and gateway, compute providers (data "
                 "stays)", cluster=True)
-    add_command(sub, "status", cmd_status, "networks, heights, C0 supply and invariants",
-                cluster=True)
+    add_command(sub, "status", cmd_status, "every pillar up, partial or down (actors running "
+                "of those the config names); with the chain up, networks, heights, C0 supply "
+                "and invariants", cluster=True)
     chain_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
+from zg_actors import stack
 from zg_actors.cli_common import add_command, config_of, connect, console, emit
 from zg_actors.compute.params import AMOUNT_MAX, as_tokens
 from zg_actors.config import ZG
@@ -45,12 +46,15 @@ def parse_amount(text: str) -> int:
     return int(value)
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, needs_providers: bool = False) -> Any:
     from zg_actors.compute.accounts import user_account
     from zg_actors.compute.sdk import ComputeClient
 
     config = config_of(args)
     connect(args, config)
+    stack.require("chain", config)
+    if needs_providers:
+        stack.require("compute", config)
     if not 0 <= args.user < config.compute.users:
         raise InvalidInput(f"--user {args.user}: devnet compute users are 0.."
                            f"{config.compute.users - 1}", user=args.user)
@@ -69,17 +73,10 @@ def _print_account(data: dict) -> None:
 
 
 def cmd_compute_up(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from zg_actors.compute.actors import launch_providers
-    from zg_actors.runtime import call
-
     config = config_of(args)
     connect(args, config)
-    count = args.providers or config.compute.providers
-    handles = launch_providers(config.to_dict(), str(Path(config.data_dir).resolve()), count,
-                               config.compute.provider_num_cpus, detached=True)
-    statuses = [call(h.status.remote()) for h in handles]
+    stack.require("chain", config)
+    statuses = stack.up_compute(config, args.providers)
     emit(args, statuses, lambda: [console.print(
         f"provider {s['index']} [bold]{s['endpoint']}[/] serves {s['model']} as "
         f"0x{s['address'].hex()} ({s['recovered_receipts']} receipts recovered)")
@@ -90,7 +87,9 @@ def cmd_compute_up(args: argparse.Namespace) -> int:
 def cmd_compute_services(args: argparse.Namespace) -> int:
     from zg_actors.compute.sdk import ChainClient, tokens
 
-    connect(args, config_of(args))
+    config = config_of(args)
+    connect(args, config)
+    stack.require("chain", config)
     services = ChainClient().query("services")
 
     def human() -> None:
@@ -147,7 +146,7 @@ def cmd_compute_infer(args: argparse.Namespace) -> int:
 
     provider = _provider(args)
     check_max_tokens(args.max_tokens)
-    data = _client(args).infer(provider, args.text, args.max_tokens)
+    data = _client(args, needs_providers=True).infer(provider, args.text, args.max_tokens)
 
     def human() -> None:
         console.print(data["output"])

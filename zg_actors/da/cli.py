@@ -5,15 +5,31 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from zg_actors import stack
 from zg_actors.cli_common import add_command, config_of, connect, console, emit, progress
 from zg_actors.config import Config
 from zg_actors.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from zg_actors.rpc.client import DisperserClient
 
-def _gateway(args: argparse.Namespace, config: Config) -> str:
-    return args.gateway or f"127.0.0.1:{config.da.gateway_port}"
+# A gateway accepts connections within milliseconds once up; longer means it is not there.
+GATEWAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def _disperser(args: argparse.Namespace, config: Config) -> DisperserClient:
+    """A client of the gateway at --gateway (default: this host's); DA not up, naming the
+    command that starts it, if no gateway answers there."""
+    from zg_actors.rpc.client import DisperserClient
+
+    address = args.gateway or f"127.0.0.1:{config.da.gateway_port}"
+    client = DisperserClient(address)
+    if not client.wait_ready(GATEWAY_CONNECT_TIMEOUT_S):
+        client.close()
+        raise stack.not_up("da", config.ray.namespace, f"no gRPC gateway answers at {address}")
+    return client
 
 
 def parse_hex(text: str, name: str) -> bytes:
@@ -39,20 +55,16 @@ def parse_byte_sizes(text: str) -> list[int]:
 
 
 def cmd_da_up(args: argparse.Namespace) -> int:
-    from zg_actors.da.actors import deploy_da
-    from zg_actors.rpc.gateway import deploy_gateway
-
     config = config_of(args)
     connect(args, config)
+    stack.require("chain", config)
     with progress(args) as bar:
         bar.add_task("registering DA signers, starting DA nodes, dispersers, gateway",
                      total=None)
-        deploy_da(config, detached=True)
-        _, where = deploy_gateway(config, detached=True)
-    data = {"nodes": config.da.nodes, "dispersers": config.da.dispersers, **where}
+        data = stack.up_da(config)
     emit(args, data, lambda: console.print(
         f"[green]DA is up[/]: {config.da.nodes} DA nodes, {config.da.dispersers} disperser(s), "
-        f"gRPC Disperser service on {where['host']}:{where['port']}"))
+        f"gRPC Disperser service on {data['host']}:{data['port']}"))
     return 0
 
 
@@ -80,6 +92,7 @@ def cmd_da_epoch(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     connect(args, config)
+    stack.require("da", config)
     handles = find_da(config)
     with progress(args) as bar:
         bar.add_task("opening the next DA epoch", total=None)
@@ -90,7 +103,6 @@ def cmd_da_epoch(args: argparse.Namespace) -> int:
 
 
 def cmd_da_disperse(args: argparse.Namespace) -> int:
-    from zg_actors.rpc.client import DisperserClient
     from zg_actors.runtime import wait_for
 
     config = config_of(args)
@@ -98,7 +110,7 @@ def cmd_da_disperse(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {args.file}: {exc.strerror}", file=args.file) from exc
-    with DisperserClient(_gateway(args, config)) as client:
+    with _disperser(args, config) as client:
         status, request_id = client.disperse_blob(data)
         info = {"request_id": request_id, "status": status.name, "size": len(data)}
         if args.wait:
@@ -113,11 +125,9 @@ def cmd_da_disperse(args: argparse.Namespace) -> int:
 
 
 def cmd_da_status(args: argparse.Namespace) -> int:
-    from zg_actors.rpc.client import DisperserClient
-
-    config = config_of(args)
-    with DisperserClient(_gateway(args, config)) as client:
-        info = client.get_blob_status(parse_hex(args.id, "ID"))
+    config, request_id = config_of(args), parse_hex(args.id, "ID")
+    with _disperser(args, config) as client:
+        info = client.get_blob_status(request_id)
     emit(args, info, lambda: console.print(
         f"{info['status']}: data root 0x{info['storage_root'].hex()}, epoch {info['epoch']}, "
         f"quorum {info['quorum_id']}, network {info['network_id']}, {info['size']:,} bytes"
@@ -126,11 +136,9 @@ def cmd_da_status(args: argparse.Namespace) -> int:
 
 
 def cmd_da_retrieve(args: argparse.Namespace) -> int:
-    from zg_actors.rpc.client import DisperserClient
-
-    config = config_of(args)
-    with DisperserClient(_gateway(args, config)) as client:
-        info = client.get_blob_status(parse_hex(args.id, "ID"))
+    config, request_id = config_of(args), parse_hex(args.id, "ID")
+    with _disperser(args, config) as client:
+        info = client.get_blob_status(request_id)
         data = client.retrieve_blob(info["storage_root"], info["epoch"], info["quorum_id"])
     Path(args.out).write_bytes(data)
     result = {"request_id": info["request_id"], "out": args.out, "size": len(data)}

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from zg_actors import stack
 from zg_actors.cli_common import add_command, config_of, connect, console, emit
 from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import STATUS_FINALIZED
@@ -69,6 +70,7 @@ def _client(args: argparse.Namespace, start: bool = True) -> Any:
 
     config = config_of(args)
     connect(args, config)
+    stack.require("chain", config)
     # On a cluster the miners outlive this command, like the other zg actors.
     return StorageClient(config, start=start, detached=True)
 
