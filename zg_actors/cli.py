@@ -67,7 +67,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             console.print(f"DA: {da['nodes']} DA nodes, {da['dispersers']} disperser(s), "
                           f"gRPC Disperser service on {da['host']}:{da['port']}")
         if "compute" in started:
-            console.print(f"compute: {len(started['compute'])} providers serving "
+            console.print(f"compute: {len(started['compute'])} provider(s) serving "
                           f"{', '.join(sorted({s['model'] for s in started['compute']}))}")
         console.print(f"[green]zg-actors is up[/] in namespace [bold]{config.ray.namespace}[/]: "
                       f"{', '.join(pillars)}")
@@ -99,6 +99,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         data["networks"] = call(d.manager.list_networks.remote())
         data["staking"] = call(d.staking.supply_report.remote())
         data["relayer"] = call(d.relayer.status.remote())
+        if pillars["da"]["state"] != "down":
+            pillars["da"]["epoch"] = call(d.staking.da_current_epoch.remote())
 
     def human() -> None:
         table = Table(title=f"pillars in namespace {data['namespace']}")
@@ -106,8 +108,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             table.add_column(column)
         for name, p in pillars.items():
             colour = {"up": "green", "partial": "yellow"}.get(p["state"], "red")
+            missing = p["missing"] if p["state"] == "partial" else []
             table.add_row(name, f"[{colour}]{p['state']}[/]", f"{p['running']}/{p['expected']}",
-                          ", ".join(p["missing"][:4]) + (" ..." if len(p["missing"]) > 4 else ""))
+                          ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""))
         console.print(table)
         if "networks" not in data:
             return
@@ -183,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "stays)", cluster=True)
     add_command(sub, "status", cmd_status, "every pillar up, partial or down (actors running "
                 "of those the config names); with the chain up, networks, heights, C0 supply "
-                "and invariants", cluster=True)
+                "and invariants, and DA's current epoch", cluster=True)
     chain_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)

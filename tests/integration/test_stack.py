@@ -91,6 +91,7 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
     assert {name: p["state"] for name, p in out["pillars"].items()} == dict.fromkeys(
         PILLARS, "up")
     assert [n["network_id"] for n in out["networks"]] == [0] and out["staking"]["invariants_ok"]
+    assert out["pillars"]["da"]["epoch"] >= 0
     status, out = zg(capsys, "da", "disperse", str(blob), *cfg)
     assert status == 0 and out["status"] == "PROCESSING"
 
