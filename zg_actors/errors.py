@@ -56,3 +56,10 @@ class InsufficientBalance(ZgError, ValueError):
 
 class Unavailable(ZgError, RuntimeError):
     code = "UNAVAILABLE"
+
+
+class NotUp(Unavailable):
+    """A command needs a pillar (chain, storage, DA, compute) that is not deployed in the
+    namespace; the message names the command that starts it."""
+
+    code = "NOT_UP"

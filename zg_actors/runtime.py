@@ -18,6 +18,7 @@ from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME, NetworkManager
 from zg_actors.chain.relayer import RELAYER_NAME, Relayer
 from zg_actors.config import Config
 from zg_actors.errors import Unavailable, ZgError
+from zg_actors.stack import not_up
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
 
 MIB = 1024 * 1024
@@ -117,8 +118,7 @@ def find_deployment() -> Deployment:
         return Deployment(ray.get_actor(STAKING_ACTOR_NAME), ray.get_actor(NETWORK_MANAGER_NAME),
                           ray.get_actor(RELAYER_NAME))
     except ValueError as exc:
-        raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` first",
-                          namespace=ray.get_runtime_context().namespace) from exc
+        raise not_up("chain", ray.get_runtime_context().namespace) from exc
 
 
 def shutdown() -> None:

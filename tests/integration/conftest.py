@@ -6,6 +6,7 @@ without one; no test may assume CUDA is really there.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -50,3 +51,13 @@ def deployment(ray_session: None) -> Iterator[tuple[runtime.Deployment, Config]]
     yield deployed, config
     runtime.teardown()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def cli_json(capsys: pytest.CaptureFixture[str]) -> dict:
+    """The JSON a `zg ... --json` call printed. Ray's driver may print its own warnings
+    (e.g. "(raylet) WARNING: 8 PYTHON worker processes have been started") into the
+    same stdout, so lines around the document are skipped."""
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("{", "[")))
+    document, _end = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
+    return document

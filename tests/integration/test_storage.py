@@ -3,7 +3,6 @@ rejection of bad segments, a miner crashing mid-upload, miner loss and the repai
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -21,17 +20,9 @@ from zg_actors.storage.errors import UploadIncomplete, WrongEntry
 from zg_actors.storage.file import file_tree, pad, sector_roots, split_fragments
 from zg_actors.storage.sdk import StorageClient
 
+from .conftest import cli_json
+
 pytestmark = pytest.mark.integration
-
-
-def cli_json(capsys) -> dict:
-    """The JSON a `zg ... --json` call printed. Ray's driver may print its own warnings
-    (e.g. "(raylet) WARNING: 8 PYTHON worker processes have been started") into the
-    same stdout, so lines around the document are skipped."""
-    lines = capsys.readouterr().out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(("{", "[")))
-    document, _end = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
-    return document
 
 
 @pytest.fixture

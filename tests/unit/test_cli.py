@@ -100,3 +100,45 @@ def test_no_local_cluster_found_by_auto(capsys: pytest.CaptureFixture[str],
     status, out = run(capsys, "status")
     assert (status, out["error"]) == (2, "ClusterUnreachable")
     assert "no Ray cluster is reachable at auto" in out["message"]
+
+
+@pytest.mark.parametrize("pillar", ["chain", "storage", "da", "compute"])
+def test_each_pillar_wires_its_commands_without_importing_the_top_level_cli(
+        pillar: str) -> None:
+    """A pillar's cli.py needs only zg_actors.cli_common: zg_actors.cli imports the
+    pillars, never the reverse (a fresh interpreter, so no earlier import hides a cycle)."""
+    import subprocess
+    import sys
+
+    probe = (f"import sys, zg_actors.{pillar}.cli as c; assert callable(c.register); "
+             "print('zg_actors.cli' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_da_commands_without_a_gateway_say_da_is_not_up(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The gRPC gateway refuses connections: DA is named with the command that starts it,
+    not a raw "failed to connect to all addresses"."""
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"x" * 1000)
+    gateway = f"127.0.0.1:{free_port()}"
+    for argv in (["da", "disperse", str(blob)], ["da", "status", "0x" + "ab" * 32]):
+        status, out = run(capsys, *argv, "--gateway", gateway)
+        assert (status, out["error"], out["code"], out["pillar"]) == (2, "NotUp", "NOT_UP", "da")
+        assert out["message"] == ("DA is not up in namespace zg: run `zg up` or `zg da up` "
+                                  f"(no gRPC gateway answers at {gateway})")
+
+
+@pytest.mark.parametrize("argv", [["up", "--only", "chain,evm"], ["up", "--without", "dA"],
+                                  ["up", "--only", "chain", "--without", "da"]])
+def test_up_names_an_unknown_pillar_before_any_cluster_is_contacted(
+        capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    if "--only" in argv and "--without" in argv:  # argparse refuses the pair itself
+        with pytest.raises(SystemExit):
+            main([*argv, "--json"])
+        return
+    status, out = run(capsys, *argv, "--address", f"127.0.0.1:{free_port()}")
+    assert (status, out["error"]) == (2, "InvalidInput")
+    assert "unknown pillar" in out["message"] and argv[2] in out["message"]

@@ -136,12 +136,12 @@ def test_bench_anchor_runs_the_pure_pipeline() -> None:
 def test_bench_window_sizes_and_aims() -> None:
     import argparse
 
-    from zg_actors.cli import _byte_sizes
     from zg_actors.da.bench import IN_FLIGHT_BYTES, MAX_WINDOW, da_aims, window_for
+    from zg_actors.da.cli import parse_byte_sizes
 
-    assert _byte_sizes("128KiB,2MiB,16777216") == [131072, 2 << 20, 16 << 20]
+    assert parse_byte_sizes("128KiB,2MiB,16777216") == [131072, 2 << 20, 16 << 20]
     with pytest.raises(argparse.ArgumentTypeError, match="not a size: '2GB'"):
-        _byte_sizes("2GB")
+        parse_byte_sizes("2GB")
     assert window_for(16 << 20, 256) == IN_FLIGHT_BYTES // (16 << 20)
     assert window_for(2 << 20, 1024) == min(MAX_WINDOW, IN_FLIGHT_BYTES // (2 << 20))
     assert window_for(1024, 4 * MAX_WINDOW) == MAX_WINDOW and window_for(1024, 20) == 10

@@ -1,8 +1,8 @@
 """`zg compute ...` and `zg bench compute`: thin wrappers over the SDK.
 
-The parsers are in zg_actors/cli.py; output goes through its emit().  Each command
-parses its arguments before it connects to the cluster: bad input fails at once and
-changes nothing.
+`register` adds them to the `zg` parser; output goes through zg_actors.cli_common.emit().
+Each command parses its arguments before it connects to the cluster: bad input fails at
+once and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 from rich.table import Table
 
-from zg_actors.cli import _config, _connect, console, emit
+from zg_actors import stack
+from zg_actors.cli_common import add_command, config_of, connect, console, emit
 from zg_actors.compute.params import AMOUNT_MAX, as_tokens
 from zg_actors.config import ZG
 from zg_actors.errors import InvalidInput
@@ -45,12 +46,15 @@ def parse_amount(text: str) -> int:
     return int(value)
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, needs_providers: bool = False) -> Any:
     from zg_actors.compute.accounts import user_account
     from zg_actors.compute.sdk import ComputeClient
 
-    config = _config(args)
-    _connect(args, config)
+    config = config_of(args)
+    connect(args, config)
+    stack.require("chain", config)
+    if needs_providers:
+        stack.require("compute", config)
     if not 0 <= args.user < config.compute.users:
         raise InvalidInput(f"--user {args.user}: devnet compute users are 0.."
                            f"{config.compute.users - 1}", user=args.user)
@@ -60,7 +64,7 @@ def _client(args: argparse.Namespace) -> Any:
 def _provider(args: argparse.Namespace) -> bytes:
     from zg_actors.compute.sdk import resolve_provider
 
-    return resolve_provider(args.provider, _config(args).devnet.key_seed)
+    return resolve_provider(args.provider, config_of(args).devnet.key_seed)
 
 
 def _print_account(data: dict) -> None:
@@ -69,17 +73,10 @@ def _print_account(data: dict) -> None:
 
 
 def cmd_compute_up(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from zg_actors.compute.actors import launch_providers
-    from zg_actors.runtime import call
-
-    config = _config(args)
-    _connect(args, config)
-    count = args.providers or config.compute.providers
-    handles = launch_providers(config.to_dict(), str(Path(config.data_dir).resolve()), count,
-                               config.compute.provider_num_cpus, detached=True)
-    statuses = [call(h.status.remote()) for h in handles]
+    config = config_of(args)
+    connect(args, config)
+    stack.require("chain", config)
+    statuses = stack.up_compute(config, args.providers)
     emit(args, statuses, lambda: [console.print(
         f"provider {s['index']} [bold]{s['endpoint']}[/] serves {s['model']} as "
         f"0x{s['address'].hex()} ({s['recovered_receipts']} receipts recovered)")
@@ -90,7 +87,9 @@ def cmd_compute_up(args: argparse.Namespace) -> int:
 def cmd_compute_services(args: argparse.Namespace) -> int:
     from zg_actors.compute.sdk import ChainClient, tokens
 
-    _connect(args, _config(args))
+    config = config_of(args)
+    connect(args, config)
+    stack.require("chain", config)
     services = ChainClient().query("services")
 
     def human() -> None:
@@ -147,7 +146,7 @@ def cmd_compute_infer(args: argparse.Namespace) -> int:
 
     provider = _provider(args)
     check_max_tokens(args.max_tokens)
-    data = _client(args).infer(provider, args.text, args.max_tokens)
+    data = _client(args, needs_providers=True).infer(provider, args.text, args.max_tokens)
 
     def human() -> None:
         console.print(data["output"])
@@ -163,7 +162,54 @@ def cmd_compute_infer(args: argparse.Namespace) -> int:
 def cmd_bench_compute(args: argparse.Namespace) -> int:
     from zg_actors.compute.bench import run_compute_bench
 
-    report = run_compute_bench(_config(args), duration_s=args.duration, quiet=args.json,
+    report = run_compute_bench(config_of(args), duration_s=args.duration, quiet=args.json,
                                console=console)
     emit(args, report, lambda: None)
     return 0
+
+
+_PROVIDER_HELP = "provider address or devnet provider index"
+_ARGUMENTS: dict[str, list[tuple[str, dict]]] = {
+    "deposit": [("amount", {"help": "tokens to move from the wallet to the main account"})],
+    "fund": [("provider", {"help": _PROVIDER_HELP}),
+             ("amount", {"help": "tokens to move from the main account to the provider"})],
+    "retrieve": [("provider", {"help": _PROVIDER_HELP})],
+    "refund": [("amount", {"help": "tokens to return from the main account to the wallet"})],
+    "account": [],
+    "infer": [("provider", {"help": _PROVIDER_HELP}), ("text", {"help": "the prompt"})]}
+_HELP = {
+    "deposit": "wallet -> main compute account (the first deposit opens it)",
+    "fund": "main account -> a provider's sub-account (pending refunds reused first)",
+    "retrieve": "start taking a sub-account's unused funds back (unlocks after the lock)",
+    "refund": "main account -> wallet, collecting unlocked refunds",
+    "account": "main and sub-account balances and pending refunds, explained",
+    "infer": "send a signed request; prints the answer, tokens and fee, checks the "
+             "provider's signature"}
+_COMMANDS = {"deposit": cmd_compute_deposit, "fund": cmd_compute_fund,
+             "retrieve": cmd_compute_retrieve, "refund": cmd_compute_refund,
+             "account": cmd_compute_account, "infer": cmd_compute_infer}
+
+
+def register(sub: Any, bench_sub: Any) -> None:
+    """Add the `zg compute ...` commands to `sub` and `zg bench compute` to `bench_sub`."""
+    compute = sub.add_parser("compute", help="0G Compute Network: services, accounts, "
+                             "signed inference")
+    compute_sub = compute.add_subparsers(dest="compute_command", required=True)
+    add_command(compute_sub, "up", cmd_compute_up, "start the provider actors (detached) and "
+                "register their services on network 0", cluster=True).add_argument(
+        "--providers", type=int, default=None, help="how many (default compute.providers)")
+    add_command(compute_sub, "services", cmd_compute_services, "list registered services "
+                "with model and prices per token", cluster=True)
+    for name, positional in _ARGUMENTS.items():
+        p = add_command(compute_sub, name, _COMMANDS[name], _HELP[name], cluster=True)
+        for arg, options in positional:
+            p.add_argument(arg, **options)
+        p.add_argument("--user", type=int, default=0, help="devnet compute user index (0)")
+        if name == "infer":
+            p.add_argument("--max-tokens", type=int, default=16,
+                           help="completion tokens at most, 1 or more (16); the signed fee "
+                           "cap reserves them")
+    bench = add_command(bench_sub, "compute", cmd_bench_compute, "inference requests served "
+                        "and settled per second against the model alone in one process; "
+                        "settlement txs per request")
+    bench.add_argument("--duration", type=float, default=20.0, help="load seconds (20)")

@@ -31,6 +31,14 @@ class DisperserClient:
         except grpc.RpcError as exc:
             raise from_status(exc.code(), exc.details() or "") from None
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Whether the gateway accepts a connection within timeout_s."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+
     def disperse_blob(self, data: bytes) -> tuple[BlobStatus, bytes]:
         """(status, request id) of a new blob; status is PROCESSING."""
         reply = self._call(self.stub.DisperseBlob, pb.DisperseBlobRequest(data=data))

@@ -1,17 +1,17 @@
 """`zg file-root`, `zg upload`, `zg download`, `zg file-info`, `zg bench storage`:
-thin wrappers over the pure core and the SDK. Output goes through zg_actors.cli.emit()."""
+thin wrappers over the pure core and the SDK. Output goes through zg_actors.cli_common.emit()."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from zg_actors.cli import _config, _connect, console, emit
+from zg_actors import stack
+from zg_actors.cli_common import add_command, config_of, connect, console, emit
 from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import STATUS_FINALIZED
 
@@ -68,8 +68,9 @@ def _client(args: argparse.Namespace, start: bool = True) -> Any:
     """The SDK client; with `start`, the miners and the repairer are started (or found)."""
     from zg_actors.storage.sdk import StorageClient
 
-    config = _config(args)
-    _connect(args, config)
+    config = config_of(args)
+    connect(args, config)
+    stack.require("chain", config)
     # On a cluster the miners outlive this command, like the other zg actors.
     return StorageClient(config, start=start, detached=True)
 
@@ -175,51 +176,50 @@ def cmd_file_info(args: argparse.Namespace) -> int:
 def cmd_bench_storage(args: argparse.Namespace) -> int:
     from zg_actors.storage.bench import format_storage_bench, run_storage_bench
 
-    result = run_storage_bench(_config(args), size_mb=args.size_mb, quiet=args.json,
+    result = run_storage_bench(config_of(args), size_mb=args.size_mb, quiet=args.json,
                                console=console)
     emit(args, result, lambda: console.print(format_storage_bench(result)))
     return 0
 
 
-def register(command: Callable[..., argparse.ArgumentParser], sub: Any, bench_sub: Any) -> None:
-    """Add the storage commands to the `zg` parser (called from zg_actors.cli)."""
-    file_root = command("file-root", cmd_file_root, "print the 0G file root of FILE (no "
-                        "cluster needed)")
+def register(sub: Any, bench_sub: Any) -> None:
+    """Add the storage commands to `sub` and `zg bench storage` to `bench_sub`."""
+    file_root = add_command(sub, "file-root", cmd_file_root, "print the 0G file root of FILE "
+                            "(no cluster needed)")
     file_root.add_argument("file")
-    upload = command("upload", cmd_upload, "submit FILE to the flow and store its segments "
-                     "on the miners; returns once the file is FINALIZED (every shard held "
-                     "and confirmed), sending again to restarted miners for up to "
-                     "storage.upload_deadline_s, then fails naming the segments and miners "
-                     "missing; prints root, tx sequence, network and status. A file over "
-                     "storage.max_entry_bytes is split, like 0G's client, into fragments of "
-                     "the largest power of two <= that limit, each its own flow entry; the "
-                     "output then lists every fragment root in order (`roots`)",
-                     cluster=True)
+    upload = add_command(sub, "upload", cmd_upload, "submit FILE to the flow and store its "
+                         "segments on the miners; returns once the file is FINALIZED (every "
+                         "shard held and confirmed), sending again to restarted miners for up "
+                         "to storage.upload_deadline_s, then fails naming the segments and "
+                         "miners missing; prints root, tx sequence, network and status. A "
+                         "file over storage.max_entry_bytes is split, like 0G's client, into "
+                         "fragments of the largest power of two <= that limit, each its own "
+                         "flow entry; the output then lists every fragment root in order "
+                         "(`roots`)", cluster=True)
     upload.add_argument("file")
     upload.add_argument("--network", type=int, default=None,
                         help="consensus network id (default: the first active one)")
     upload.add_argument("--no-wait", action="store_true",
                         help="send every shard once and return: status UPLOADING (with the "
                         "shards not acknowledged) unless already FINALIZED")
-    download = command("download", cmd_download, "fetch a file by root into OUT, verifying "
-                       "every segment proof and the file root (OUT and the root are checked "
-                       "first: nothing is fetched for a path that cannot be written or a "
-                       "root no network has); for a file uploaded in fragments "
-                       "give ROOT as the comma-separated fragment roots that upload printed "
-                       "(like 0G's --roots): they are fetched, verified and joined in order",
-                       cluster=True)
+    download = add_command(sub, "download", cmd_download, "fetch a file by root into OUT, "
+                           "verifying every segment proof and the file root (OUT and the root "
+                           "are checked first: nothing is fetched for a path that cannot be "
+                           "written or a root no network has); for a file uploaded in "
+                           "fragments give ROOT as the comma-separated fragment roots that "
+                           "upload printed (like 0G's --roots): they are fetched, verified and "
+                           "joined in order", cluster=True)
     download.add_argument("root", metavar="ROOT",
                           help="file root, or ROOT1,ROOT2,... for a split file")
     download.add_argument("out", metavar="OUT", help="file to write (its directory must exist)")
-    info = command("file-info", cmd_file_info, "size, entries and status (UPLOADING or "
-                   "FINALIZED) of a file root, or of a split file given as ROOT1,ROOT2,... "
-                   "(FINALIZED once every fragment is)", cluster=True)
+    info = add_command(sub, "file-info", cmd_file_info, "size, entries and status (UPLOADING "
+                       "or FINALIZED) of a file root, or of a split file given as "
+                       "ROOT1,ROOT2,... (FINALIZED once every fragment is)", cluster=True)
     info.add_argument("root", metavar="ROOT",
                       help="file root, or ROOT1,ROOT2,... for a split file")
-    bench = command("storage", cmd_bench_storage, "upload/download MB/s against the "
-                    "single-process file root + erasure encoding (medians of three "
-                    "files); PoRA iterations/s",
-                    bench_sub)
+    bench = add_command(bench_sub, "storage", cmd_bench_storage, "upload/download MB/s "
+                        "against the single-process file root + erasure encoding (medians of "
+                        "three files); PoRA iterations/s")
     bench.add_argument("--size-mb", type=float, default=32.0,
                        help="file size in MB (32; a small file's time is mostly the one "
                        "chain commit of its submission)")
