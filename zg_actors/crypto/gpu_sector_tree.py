@@ -14,7 +14,6 @@ the CPU's keccak on machines with no GPU), KERNEL_SOURCE the kernels.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from types import ModuleType
 from typing import Any
 
@@ -23,12 +22,12 @@ import numpy as np
 from zg_actors.crypto.keccak import HASH_BYTES
 from zg_actors.crypto.merkle import EMPTY_ROOT
 from zg_actors.crypto.sector_tree import as_rows
+from zg_actors.cuda import reachable_cupy
 from zg_actors.errors import InvalidInput, Unavailable
 
 LANE_BYTES = 8  # keccak-f[1600] works on 64-bit lanes, little-endian
 HASH_LANES = HASH_BYTES // LANE_BYTES
 THREADS_PER_BLOCK = 256
-INSTALL_HINT = "pip install cupy-cuda12x, or the cupy wheel for the node's CUDA version"
 
 KECCAK_SOURCE = r"""
 typedef unsigned long long zg_u64;
@@ -215,17 +214,4 @@ class CupySectorTree:
 @functools.cache
 def load() -> CupySectorTree:
     """The GPU sector tree, or Unavailable saying why this process cannot use one."""
-    if importlib.util.find_spec("cupy") is None:
-        raise Unavailable(f"sector-tree backend 'cupy': CuPy is not installed ({INSTALL_HINT})",
-                          backend="cupy")
-    try:
-        import cupy
-
-        devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CuPy raises its own CUDA errors when no driver or device
-        raise Unavailable(f"sector-tree backend 'cupy': CuPy cannot reach a GPU: {exc}",
-                          backend="cupy") from exc
-    if devices < 1:
-        raise Unavailable("sector-tree backend 'cupy': no CUDA device is visible",
-                          backend="cupy", devices=devices)
-    return CupySectorTree(cupy)
+    return CupySectorTree(reachable_cupy("sector-tree backend 'cupy'", Unavailable))

@@ -20,17 +20,16 @@ results (no copies), which is where the GPU's own speed shows.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from zg_actors.cuda import reachable_cupy
 from zg_actors.erasure import field
 from zg_actors.erasure.errors import UnknownBackend
 
-INSTALL_HINT = "pip install cupy-cuda12x, or the cupy wheel for the node's CUDA version"
 LOG_OF_ZERO = 512  # > 2 * 254, so log(0) + anything indexes the exp table's zeros
 EXP_TABLE_ENTRIES = 2 * LOG_OF_ZERO + 1  # the largest index is log(0) + log(0)
 VECTOR_BYTES = 16  # one uint4 load per thread and source row
@@ -237,17 +236,4 @@ class CupyBackend:
 @functools.cache
 def load() -> CupyBackend:
     """The cupy backend, or UnknownBackend saying why this process cannot use a GPU."""
-    if importlib.util.find_spec("cupy") is None:
-        raise UnknownBackend(f"erasure backend 'cupy': CuPy is not installed ({INSTALL_HINT})",
-                             backend="cupy")
-    try:
-        import cupy
-
-        devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CuPy raises its own CUDA errors when no driver or device
-        raise UnknownBackend(f"erasure backend 'cupy': CuPy cannot reach a GPU: {exc}",
-                             backend="cupy") from exc
-    if devices < 1:
-        raise UnknownBackend("erasure backend 'cupy': no CUDA device is visible",
-                             backend="cupy", devices=devices)
-    return CupyBackend(cupy)
+    return CupyBackend(reachable_cupy("erasure backend 'cupy'", UnknownBackend))
