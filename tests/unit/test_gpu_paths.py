@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,20 @@ def test_sector_tree_backend_choice_without_a_gpu(monkeypatch: pytest.MonkeyPatc
         sector_tree.get_backend("tpu")
     monkeypatch.setenv(sector_tree.ENV_BACKEND, "cpu")
     assert sector_tree.resolve().name == "cpu"
+
+
+def test_a_backend_that_cannot_load_fails_alike_every_time() -> None:
+    """sector_tree_root resolves its backend on every call: "fastest" is decided once, and
+    the stored reason a backend cannot load is raised without a growing traceback."""
+    assert sector_tree.resolve("fastest") is sector_tree.resolve("fastest")
+    if sector_tree.resolve("fastest").name == "cupy":
+        pytest.skip("this machine has a GPU")
+    depths = []
+    for _ in range(3):
+        with pytest.raises(Unavailable) as caught:
+            sector_tree.get_backend("cupy")
+        depths.append(len(traceback.extract_tb(caught.value.__traceback__)))
+    assert depths[0] == depths[1] == depths[2], depths
 
 
 def test_gpu_rows_are_checked_before_any_launch() -> None:

@@ -58,14 +58,15 @@ def _loaders() -> dict[str, Callable[[], SectorTree]]:
 _loaded: dict[str, SectorTree] = {}
 _unavailable: dict[str, Unavailable] = {}  # {name: why it cannot load here}
 _chosen: str | None = None  # set by use(); else ZG_HASH_BACKEND, else fastest
+_fastest: SectorTree | None = None  # what "fastest" means here, decided on first use
 
 
 def get_backend(name: str) -> SectorTree:
     """The named backend, loaded once per process; Unavailable says why if it cannot be."""
     if name in _loaded:
         return _loaded[name]
-    if name in _unavailable:
-        raise _unavailable[name]
+    if name in _unavailable:  # a fresh traceback: re-raising one instance would grow it
+        raise _unavailable[name].with_traceback(None)
     loaders = _loaders()
     if name not in loaders:
         raise InvalidInput(f"unknown sector-tree backend {name!r}; choose one of "
@@ -84,10 +85,13 @@ def resolve(name: str | None = None) -> SectorTree:
     name = name or _chosen or os.environ.get(ENV_BACKEND) or FASTEST
     if name != FASTEST:
         return get_backend(name)
-    try:
-        return get_backend("cupy")
-    except Unavailable:
-        return get_backend("cpu")
+    global _fastest
+    if _fastest is None:  # decided once: every sector_tree_root call comes through here
+        try:
+            _fastest = get_backend("cupy")
+        except Unavailable:
+            _fastest = get_backend("cpu")
+    return _fastest
 
 
 def use(name: str) -> SectorTree:

@@ -51,8 +51,8 @@ def get_backend(name: str) -> Backend:
     """The named backend, loaded once per process; UnknownBackend says why if it cannot be."""
     if name in _loaded:
         return _loaded[name]
-    if name in _unavailable:
-        raise _unavailable[name]
+    if name in _unavailable:  # a fresh traceback: re-raising one instance would grow it
+        raise _unavailable[name].with_traceback(None)
     loaders = _loaders()
     if name not in loaders:
         raise UnknownBackend(f"unknown erasure backend {name!r}; choose one of "
