@@ -64,7 +64,8 @@ def actor_names(pillar: str, config: Config) -> list[str]:
 
         return [miner_name(i) for i in range(config.storage.miners)] + [REPAIRER_NAME]
     if pillar == "da":
-        from zg_actors.da.actors import da_node_name, disperser_name
+        from zg_actors.da.disperser_actor import disperser_name
+        from zg_actors.da.node_actor import da_node_name
         from zg_actors.rpc.gateway import GATEWAY_NAME
 
         return ([da_node_name(i) for i in range(config.da.nodes)]
@@ -122,7 +123,7 @@ def up_storage(config: Config) -> dict[str, Any]:
 
 def up_da(config: Config) -> dict[str, Any]:
     """DA signers registered, DA nodes and dispersers, the gRPC gateway."""
-    from zg_actors.da.actors import deploy_da
+    from zg_actors.da.deploy import deploy_da
     from zg_actors.rpc.gateway import deploy_gateway
 
     deploy_da(config, detached=True)

@@ -19,7 +19,7 @@ from zg_actors.compute.model import CONTEXT_TOKENS, Completion
 from zg_actors.compute.request import Receipt, Request, fee_for
 from zg_actors.crypto import bls
 from zg_actors.crypto.keccak import keccak256
-from zg_actors.da.actors import DANode
+from zg_actors.da.node_actor import DANode
 
 
 @ray.remote(max_restarts=0)

@@ -19,10 +19,10 @@ from zg_actors.chain.tx import make_tx
 from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.encoding import decode, encode
-from zg_actors.da.actors import advance_epoch, da_node_name, deploy_da, teardown_da
 from zg_actors.da.blob import BlobHeader, commit_slices, encode_blob
 from zg_actors.da.certificate import Batch, DACertificate, member_bitmap
 from zg_actors.da.demo import run_da_demo
+from zg_actors.da.deploy import advance_epoch, deploy_da, teardown_da
 from zg_actors.da.dispersal import (
     bad_encoding_proof,
     slices_for,
@@ -31,6 +31,7 @@ from zg_actors.da.dispersal import (
 )
 from zg_actors.da.errors import InvalidBlob
 from zg_actors.da.keys import da_signer_identity, disperser_account
+from zg_actors.da.node_actor import da_node_name
 from zg_actors.da.params import BlobStatus, signing_threshold
 from zg_actors.da.quorum import EpochRegistry, Quorum
 from zg_actors.rpc.client import DisperserClient

@@ -24,7 +24,7 @@
    backend, and for blobs of 2 MiB and more, py_ecc's ratio within 20% of the fast
    backend's (the ratios take out machine drift between the two runs; the raw MB/s
    quotient is reported beside it).
-4. Published figures, for comparison only (spec/da.md).
+4. Published figures, for comparison only (docs/docs/spec/da.md).
 """
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ def deploy_and_stream(cfg: Config, backend: str, size: int, duration_s: float,
                       say: Callable[[str], None]) -> dict[str, Any]:
     """One run: C0, one network, DA and the gateway on a fresh embedded Ray and data dir,
     a stream of `size`-byte blobs for duration_s, then everything torn down."""
-    from zg_actors.da.actors import deploy_da, teardown_da
+    from zg_actors.da.deploy import deploy_da, teardown_da
     from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
 
     data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")

@@ -1,5 +1,5 @@
 """`zg da up|down|epoch|disperse|status|retrieve` and `zg bench da`: thin wrappers over
-the DA deployment (zg_actors.da.actors) and the gRPC gateway's client (zg_actors.rpc)."""
+the DA deployment (zg_actors.da.deploy) and the gRPC gateway's client (zg_actors.rpc)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def cmd_da_up(args: argparse.Namespace) -> int:
 def cmd_da_down(args: argparse.Namespace) -> int:
     import ray
 
-    from zg_actors.da.actors import teardown_da
+    from zg_actors.da.deploy import teardown_da
     from zg_actors.rpc.gateway import GATEWAY_NAME
 
     config = config_of(args)
@@ -88,7 +88,7 @@ def cmd_da_down(args: argparse.Namespace) -> int:
 
 
 def cmd_da_epoch(args: argparse.Namespace) -> int:
-    from zg_actors.da.actors import advance_epoch, find_da
+    from zg_actors.da.deploy import advance_epoch, find_da
 
     config = config_of(args)
     connect(args, config)

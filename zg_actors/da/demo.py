@@ -9,8 +9,8 @@ from typing import Any
 import ray
 
 from zg_actors.config import Config
-from zg_actors.da.actors import deploy_da, teardown_da
 from zg_actors.da.bench import stream_blobs
+from zg_actors.da.deploy import deploy_da, teardown_da
 from zg_actors.rpc.client import DisperserClient
 from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
 

@@ -1,24 +1,33 @@
-"""Dispersal and retrieval logic without Ray: batching, routing, slices per signer.
+"""Dispersal and retrieval logic without Ray: batching, routing and nonces, slices per
+signer, signature tallies, what a restarted disperser resumes.
 
-The Disperser and DANode actors (da/actors.py) wrap these.
+The Disperser actor (da/disperser_actor.py) wraps these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
 from zg_actors.crypto.merkle import proof_from_list
-from zg_actors.da.blob import BlobHeader, EncodedBlob, verify_slice
+from zg_actors.da.blob import BlobHeader, EncodedBlob, commit_slices, verify_slice
 from zg_actors.da.certificate import signed_slots
 from zg_actors.da.errors import InvalidSlice, QuorumUnavailable
-from zg_actors.da.params import BlobStatus, signing_threshold
-from zg_actors.da.quorum import Quorum
+from zg_actors.da.params import SECTOR_BYTES, BlobStatus, signing_threshold
+from zg_actors.da.quorum import EpochRegistry, Quorum
+from zg_actors.errors import InvalidInput, Unavailable, ZgError
+
+log = logging.getLogger(__name__)
 
 BatchKey = tuple[int, int, int]  # (network id, epoch, quorum id)
+GROUP_ENCODE_MAX_BYTES = 1 << 20  # blobs up to 1 MiB that arrive together: one encoder call
 
 
 @dataclass
@@ -54,6 +63,20 @@ class BatchQueue:
         self.open: dict[BatchKey, OpenBatch] = {}
         self.signing: dict[BatchKey, int] = {}  # batches popped and not yet signed()
 
+    def set_limits(self, interval_s: float | None = None, max_blobs: int | None = None,
+                   max_bytes: int | None = None) -> dict:
+        """Seal batches at these limits from now on (None keeps one); InvalidInput names a
+        limit that is not > 0, and changes nothing."""
+        for name, value in (("interval_s", interval_s), ("max_blobs", max_blobs),
+                            ("max_bytes", max_bytes)):
+            if value is not None and value <= 0:
+                raise InvalidInput(f"batch {name} must be > 0, got {value}", **{name: value})
+        self.interval_s = self.interval_s if interval_s is None else interval_s
+        self.max_blobs = self.max_blobs if max_blobs is None else int(max_blobs)
+        self.max_bytes = self.max_bytes if max_bytes is None else int(max_bytes)
+        return {"interval_s": self.interval_s, "max_blobs": self.max_blobs,
+                "max_bytes": self.max_bytes}
+
     def add(self, key: BatchKey, pending: PendingBlob, now: float) -> None:
         batch = self.open.setdefault(key, OpenBatch(opened=now))
         batch.blobs.append(pending)
@@ -86,6 +109,95 @@ def choose_network(loads: Mapping[int, int], routed: Mapping[int, int]) -> int:
     """The least loaded network (blobs queued or awaiting their certificate); ties go to
     the one given the fewest blobs so far, so a new network starts taking work at once."""
     return min(loads, key=lambda n: (loads[n], routed.get(n, 0), n))
+
+
+class Routes:
+    """Where a disperser sends blobs and certificates: the networks that take them, each
+    with the next nonce of the disperser's account there (certificates, epoch postings
+    and deposits share that sequence) and its load (blobs queued or awaiting their
+    certificate)."""
+
+    def __init__(self) -> None:
+        self.next_nonce: dict[int, int] = {}  # {network id: next nonce of our account}
+        self.load: dict[int, int] = {}  # {network id: blobs queued or awaiting certificate}
+        self.routed: dict[int, int] = {}  # {network id: blobs routed there so far}
+        self.topped_up: dict[int, int] = {}  # {network id: nonce of the last deposit top-up}
+        self._quorum_turn = 0
+
+    @property
+    def networks(self) -> list[int]:
+        """The networks that take certificates now, in id order."""
+        return sorted(self.next_nonce)
+
+    def __contains__(self, network_id: int) -> bool:
+        return network_id in self.next_nonce
+
+    def open(self, network_id: int, nonce: int) -> None:
+        """The network takes our certificates from now on; `nonce` is our next one there."""
+        self.next_nonce[network_id] = nonce
+        self.load.setdefault(network_id, 0)
+
+    def close(self, network_id: int) -> None:
+        """The network was retired (or is being prepared again): route nothing new to it."""
+        self.next_nonce.pop(network_id, None)
+
+    def in_flight(self) -> int:
+        return sum(self.load.values())
+
+    def route(self) -> int:
+        """Pick the network for one blob (choose_network) and count it there at once, so
+        that the blobs of one call spread over the networks. Unavailable if none takes
+        certificates."""
+        if not self.next_nonce:
+            raise Unavailable("no consensus network takes DA certificates yet")
+        network_id = choose_network({n: self.load.get(n, 0) for n in self.next_nonce},
+                                    self.routed)
+        self.add(network_id)
+        self.routed[network_id] = self.routed.get(network_id, 0) + 1
+        return network_id
+
+    def next_quorum(self, quorums: int) -> int:
+        """The quorum for the next blob: the epoch's quorums in turn."""
+        quorum_id = self._quorum_turn % quorums
+        self._quorum_turn += 1
+        return quorum_id
+
+    def add(self, network_id: int, blobs: int = 1) -> None:
+        self.load[network_id] = self.load.get(network_id, 0) + blobs
+
+    def release(self, network_id: int, blobs: int = 1) -> None:
+        """Blobs of the network that are final, failed or were never queued."""
+        self.load[network_id] = max(0, self.load.get(network_id, 0) - blobs)
+
+    def nonce(self, network_id: int) -> int:
+        """Our next nonce on the network; Unavailable once it is retired."""
+        nonce = self.next_nonce.get(network_id)
+        if nonce is None:
+            raise Unavailable(f"network {network_id} was retired", network_id=network_id)
+        return nonce
+
+    def sent(self, network_id: int, nonce: int) -> None:
+        """A tx with `nonce` went in: the next one takes the nonce after it."""
+        self.next_nonce[network_id] = nonce + 1
+
+
+
+async def encode_blobs(pool: Any, blobs: Sequence[np.ndarray], k: int,
+                       n: int) -> list[EncodedBlob]:
+    """Encode and commit to blobs that arrived together on the encoder pool
+    (erasure.actors.EncoderPool): the small ones in one call, each big one in its own.
+    Slices come back with their slice roots: the encoder hashes them (the bulk of
+    committing to a blob) in its own process, not on the caller's event loop."""
+    small = [i for i, b in enumerate(blobs) if len(b) <= GROUP_ENCODE_MAX_BYTES]
+    large = [i for i, b in enumerate(blobs) if len(b) > GROUP_ENCODE_MAX_BYTES]
+    encoded = await asyncio.gather(
+        pool.encode_many_with_roots_async([blobs[i] for i in small], k, n - k, SECTOR_BYTES),
+        *[pool.encode_many_with_roots_async([blobs[i]], k, n - k, SECTOR_BYTES)
+          for i in large])
+    slices = dict(zip(small, encoded[0], strict=True))
+    slices.update((i, one[0]) for i, one in zip(large, encoded[1:], strict=True))
+    return [commit_slices(shards, k, len(blobs[i]), roots, root)
+            for i, (shards, roots, root) in sorted(slices.items())]
 
 
 def slots_by_signer(quorum: Quorum) -> dict[int, list[int]]:
@@ -140,6 +252,24 @@ class NodeLiveness:
 
     def is_live(self, node: int | None) -> bool:
         return node is not None and node not in self.down
+
+    def live_signers(self, quorum: Quorum, registry: EpochRegistry,
+                     node_of: Mapping[bytes, int]) -> set[int]:
+        """The quorum's members (registry indexes) whose DA node is live; `node_of` maps
+        a signer's address to its DA node index."""
+        return {s for s in quorum.members
+                if self.is_live(node_of.get(registry.signers[s].address))}
+
+    def why_down(self, registry: EpochRegistry, node_of: Mapping[bytes, int]) -> dict[int, str]:
+        """{registry signer: why its DA node is believed down}, for error messages."""
+        why = {}
+        for signer, entry in enumerate(registry.signers):
+            node = node_of.get(entry.address)
+            if node is None:
+                why[signer] = "not a DA node of this deployment"
+            elif not self.is_live(node):
+                why[signer] = f"DA node {node} {self.down[node]}"
+        return why
 
 
 def format_slots(slots: Sequence[int]) -> str:
@@ -238,6 +368,52 @@ class SignatureTally:
                         for s in self.quorum.members if s not in self.signed)
         return (f"{self.signed_slots} of {len(self.quorum.holders)} slots signed, need "
                 f"{self.needed}; missing slots {format_slots(missing)} ({why})")
+
+
+async def collect_signatures(waiting: Mapping[asyncio.Future, tuple[int, int]],
+                             tally: SignatureTally, liveness: NodeLiveness,
+                             deadline_s: float, wait_max_s: float, recheck_s: float,
+                             on_failure: Callable[[int, BaseException], None]) -> None:
+    """Tally a batch's signatures as they arrive ({future of store_batch: (signer, DA
+    node)}); SignatureTally decides when to stop. A node whose call fails (not with a
+    ZgError: that is a refusal) is down from now on (`on_failure` is told). Past
+    `deadline_s`, a batch short of the threshold waits for its late signers while they
+    are live (rechecked every `recheck_s`), at most `wait_max_s` in all."""
+    start = time.time()
+    deadline, give_up = start + deadline_s, start + wait_max_s
+    pending = set(waiting)
+    while pending and time.time() < give_up and \
+            tally.outcome(past_deadline=time.time() >= deadline) == Collected.WAIT:
+        wake = deadline if time.time() < deadline else time.time() + recheck_s
+        done, pending = await asyncio.wait(pending, timeout=min(wake, give_up) - time.time(),
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for future in done:
+            signer, node = waiting[future]
+            exc = future.exception()
+            if exc is None:
+                tally.answered(signer, future.result())
+                liveness.answered(node)
+                continue
+            log.info("DA signer %d (node %d) refused the batch: %s", signer, node,
+                     str(exc)[:200])
+            if isinstance(exc, ZgError):  # it answered: up, but it refused
+                tally.failed(signer, f"refused: {str(exc)[:120]}")
+                continue
+            on_failure(node, exc)
+            liveness.failed(node, f"failed a batch ({type(exc).__name__})")
+            tally.failed(signer, f"DA node {node} failed ({type(exc).__name__})")
+        for future in list(pending):  # late signers a probe has since found down
+            signer, node = waiting[future]
+            if not liveness.is_live(node):
+                pending.discard(future)
+                future.cancel()
+                tally.failed(signer, f"DA node {node} {liveness.down[node]}")
+    for future in pending:
+        future.cancel()
+    tally.leave_out_waiting(
+        "not waited for: the others could not reach the threshold"
+        if tally.outcome() == Collected.INSUFFICIENT
+        else f"no signature within {time.time() - start:.0f} s")
 
 
 # ---- a restarted disperser -----------------------------------------------------------

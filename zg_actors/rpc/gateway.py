@@ -21,8 +21,8 @@ import ray
 from google.protobuf.message import DecodeError
 
 from zg_actors.config import Config, config_from_dict
-from zg_actors.da.actors import disperser_name
 from zg_actors.da.blob import check_blob_id, check_size
+from zg_actors.da.disperser_actor import disperser_name
 from zg_actors.da.status import StatusCache
 from zg_actors.errors import Unavailable
 from zg_actors.rpc import disperser_pb2 as pb
