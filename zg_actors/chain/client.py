@@ -43,11 +43,11 @@ class TxRefused(ZgError, ValueError):
     code = "TX_REFUSED"
 
 
-def refusal(network_id: int, what: str, message: str) -> TxRefused:
+def refusal(network_id: int, what: str, message: str, tx_hash: bytes) -> TxRefused:
     """A validator's "ClassName: message" refusal of a tx, typed."""
     reason = message.split(":", 1)[0] if ":" in message else message
     return TxRefused(f"network {network_id} refused {what}: {message}",
-                     network_id=network_id, reason=reason)
+                     network_id=network_id, reason=reason, tx=tx_hash)
 
 
 class ChainClient:
@@ -152,7 +152,7 @@ class ChainClient:
         """Hand one tx over; TxRefused (with the validator's reason) if it is refused."""
         [error] = await self.submit([tx.encoded])
         if error is not None:
-            raise refusal(self.network_id, what, error)
+            raise refusal(self.network_id, what, error, tx.hash)
 
     async def send(self, account: Account, module: str, method: str, args: list | tuple,
                    nonce: int | None = None, fee: int = 0) -> Transaction:
@@ -184,6 +184,11 @@ class ChainClient:
         return tx
 
 
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine of the async client from code that is not async; blocks."""
+    return _LoopThread.run(coro)
+
+
 class _LoopThread:
     """One event loop in a daemon thread, shared by every SyncChainClient of a process:
     driver code (and sync actors) runs the async client there, whatever loop the caller's
@@ -205,7 +210,7 @@ class _LoopThread:
 
 def _sync(method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     def run(self: SyncChainClient, *args: Any, **kwargs: Any) -> Any:
-        return _LoopThread.run(method(self.chain, *args, **kwargs))
+        return run_sync(method(self.chain, *args, **kwargs))
 
     run.__name__ = method.__name__
     run.__doc__ = method.__doc__
