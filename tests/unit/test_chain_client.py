@@ -69,14 +69,16 @@ class FakeValidator:
 
     def do_submit_txs(self, raw: list[bytes]) -> list[str | None]:
         out: list[str | None] = []
+        expected = self.chain["nonce"]
         for item in raw:
             tx = decode_tx(item)
-            if tx.nonce != self.chain["nonce"]:
-                out.append(f"NonceError: nonce {tx.nonce} is not the next ({self.chain['nonce']})")
+            if tx.nonce != expected or self.chain.get("refuse_nonces"):
+                out.append(f"NonceError: nonce {tx.nonce} is not the next ({expected})")
             elif tx.method == "poor":
                 out.append("InsufficientBalance: balance 0 below fee")
             else:
                 self.submitted.append(item)
+                expected += 1
                 out.append(None)
         return out
 
@@ -177,3 +179,24 @@ def test_the_sync_client_blocks_on_the_same_calls() -> None:
     async def inside_a_running_loop() -> Any:  # e.g. from an async actor's sync helper
         return sync.nonce(ALICE.address)
     assert asyncio.run(inside_a_running_loop()) == 0
+
+
+def test_a_batch_goes_on_consecutive_nonces_and_a_stale_one_is_resent_once() -> None:
+    state = chain_state(nonce=4)
+    val = FakeValidator("v0", state)
+    txs = run(client([val]).send_batch(ALICE, [("flow", "confirm", [1]),
+                                                ("flow", "confirm", [2])], nonce=1))
+    assert [tx.nonce for tx in txs] == [4, 5]
+    assert [decode_tx(raw).nonce for raw in val.submitted] == [4, 5]
+    assert val.calls.count("submit_txs") == 2
+
+
+def test_a_refusal_after_the_resend_or_with_a_fresh_nonce_is_raised_not_resent() -> None:
+    val = FakeValidator("v0", chain_state(nonce=0, refuse_nonces=True))
+    with pytest.raises(TxRefused, match="NonceError"):
+        run(client([val]).send(ALICE, "flow", "confirm", [1], nonce=3))
+    assert val.calls.count("submit_txs") == 2 and val.submitted == []
+    val.calls.clear()
+    with pytest.raises(TxRefused, match="NonceError"):
+        run(client([val]).send(ALICE, "flow", "confirm", [1], nonce=0))
+    assert val.calls.count("submit_txs") == 1

@@ -20,7 +20,7 @@ from typing import Any
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import Transaction, make_tx
 from zg_actors.crypto.accounts import Account
-from zg_actors.errors import Unavailable, ZgError, unwrap
+from zg_actors.errors import InvalidInput, Unavailable, ZgError, unwrap
 
 CALL_TIMEOUT_S = 20.0  # one validator call; a validator this slow is skipped for the next
 COMMIT_TIMEOUT_S = 60.0  # default wait for a sent tx to be committed
@@ -36,7 +36,7 @@ def _ray_get_actor(name: str) -> Any:
     return ray.get_actor(name)
 
 
-class TxRefused(ZgError, ValueError):
+class TxRefused(InvalidInput):
     """A validator's entry checks refused a tx: `reason` is its error class, as the
     validator reported it ("NonceError", "InsufficientBalance", ...)."""
 
@@ -157,22 +157,35 @@ class ChainClient:
     async def send(self, account: Account, module: str, method: str, args: list | tuple,
                    nonce: int | None = None, fee: int = 0) -> Transaction:
         """Sign `module.method(args)` with `nonce` (the account's committed nonce if None)
-        and hand it over. A nonce that is stale (the account also sent txs elsewhere) is
-        re-read from the chain and the tx sent once more with it."""
+        and hand it over; see send_batch."""
+        [tx] = await self.send_batch(account, [(module, method, args)], nonce, fee)
+        return tx
+
+    async def send_batch(self, account: Account, calls: list[tuple[str, str, list | tuple]],
+                         nonce: int | None = None, fee: int = 0) -> list[Transaction]:
+        """Sign each (module, method, args) on consecutive nonces from `nonce` (the
+        account's committed nonce if None) and hand them over in one call. A stale first
+        nonce (the account also sent txs elsewhere) is re-read from the chain and the batch
+        sent once more; any other refusal is TxRefused naming the first refused tx."""
         if nonce is None:
             nonce = await self.nonce(account.address)
-        tx = make_tx(account, self.network_id, nonce, module, method, args, fee)
-        try:
-            await self.submit_one(tx, f"{module}.{method}")
-        except TxRefused as exc:
-            if exc.details.get("reason") not in STALE_NONCE_ERRORS:
-                raise
+        resent = False
+        while True:
+            txs = [make_tx(account, self.network_id, nonce + i, module, method, args, fee)
+                   for i, (module, method, args) in enumerate(calls)]
+            errors = await self.submit([tx.encoded for tx in txs])
+            refused = [(tx, error) for tx, error in zip(txs, errors, strict=True)
+                       if error is not None]
+            if not refused:
+                return txs
+            tx, error = refused[0]
+            exc = refusal(self.network_id, f"{tx.module}.{tx.method}", error, tx.hash)
+            if resent or tx is not txs[0] or exc.details["reason"] not in STALE_NONCE_ERRORS:
+                raise exc
             fresh = await self.nonce(account.address)
             if fresh == nonce:
-                raise
-            tx = make_tx(account, self.network_id, fresh, module, method, args, fee)
-            await self.submit_one(tx, f"{module}.{method}")
-        return tx
+                raise exc
+            nonce, resent = fresh, True
 
     async def send_and_wait(self, account: Account, module: str, method: str,
                             args: list | tuple, timeout_s: float = COMMIT_TIMEOUT_S,
@@ -238,6 +251,7 @@ class SyncChainClient:
     submit = _sync(ChainClient.submit)
     submit_one = _sync(ChainClient.submit_one)
     send = _sync(ChainClient.send)
+    send_batch = _sync(ChainClient.send_batch)
     send_and_wait = _sync(ChainClient.send_and_wait)
 
 
