@@ -29,6 +29,12 @@ def _plain(value: object) -> object:
     return repr(value)
 
 
+def unwrap(exc: BaseException) -> BaseException:
+    """The product's own error inside a Ray task error (its `cause`), if there is one."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
 class InvalidInput(ZgError, ValueError):
     """Malformed or out-of-range input."""
 

@@ -17,18 +17,12 @@ from zg_actors.chain.load import TransferLoad
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME, NetworkManager
 from zg_actors.chain.relayer import RELAYER_NAME, Relayer
 from zg_actors.config import Config
-from zg_actors.errors import Unavailable, ZgError
+from zg_actors.errors import Unavailable, ZgError, unwrap
 from zg_actors.stack import not_up
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
 
 MIB = 1024 * 1024
 CLUSTER_PROBE_TIMEOUT_S = 5.0  # a head that accepts no TCP connection in this long is absent
-
-
-def unwrap(exc: BaseException) -> BaseException:
-    """The product's own error inside a Ray task error, if there is one."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
 
 
 class ClusterUnreachable(Unavailable):

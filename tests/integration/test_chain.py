@@ -13,6 +13,7 @@ import ray
 
 from zg_actors import runtime
 from zg_actors.chain.block import Block
+from zg_actors.chain.client import SyncChainClient, TxRefused
 from zg_actors.chain.tx import make_tx
 from zg_actors.chain.validator_actor import Validator, validator_name
 from zg_actors.crypto.devkeys import c0_account, load_account, validator_identity
@@ -160,6 +161,28 @@ def test_killed_validator_recovers_from_lmdb_and_catches_up(deployment) -> None:
     assert runtime.wait_for(lambda: ray.get(victim.committed_height.remote(), timeout=5)
                             >= target, 60), f"restarted validator stuck at {heights(validators)}"
     assert_one_block_per_height(validators)
+
+
+def test_the_chain_client_reads_and_sends_past_its_killed_preferred_validator(
+        deployment) -> None:
+    d, config = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    validators = list(handles_of(d, net).values())
+    wait_height(validators, 2)
+    alice, bob = load_account(config.devnet.key_seed, 2), load_account(config.devnet.key_seed, 3)
+    runtime.kill_actor(validators[1], restart=False)
+    chain = SyncChainClient(net, prefer=1)
+    before = chain.account(bob.address)["balance"]
+    tx = chain.send_and_wait(alice, "token", "transfer", [bob.address, 7], timeout_s=60)
+    assert chain.account(bob.address)["balance"] == before + 7
+    # A stale nonce (the tx above used it) is re-read and the tx resent on the next one.
+    again = chain.send(alice, "token", "transfer", [bob.address, 5], nonce=tx.nonce)
+    assert again.nonce == tx.nonce + 1
+    chain.wait_nonce(alice.address, again.nonce, 60)
+    assert chain.account(bob.address)["balance"] == before + 12
+    with pytest.raises(TxRefused, match="refused token.mint_for_free") as refused:
+        chain.send(bob, "token", "mint_for_free", [])  # no such method: refused at entry
+    assert refused.value.details["tx"] and chain.nonce(bob.address) == 0
 
 
 def test_live_launch_and_retire_while_first_network_commits(deployment) -> None:

@@ -16,14 +16,20 @@ from pathlib import Path
 
 import ray
 
+from zg_actors.chain.client import ChainClient
 from zg_actors.compute.accounts import provider_account
 from zg_actors.compute.book import Prices, ProviderBook
 from zg_actors.compute.errors import ComputeInsufficientBalance, InvalidServiceCall
 from zg_actors.compute.ledger import SubAccount
 from zg_actors.compute.model import CONTEXT_TOKENS, Completion, TextModel
-from zg_actors.compute.params import MS_PER_S, SERVING_NETWORK_ID, TRACES_PER_TX_MAX
+from zg_actors.compute.params import (
+    MS_PER_S,
+    SERVING_MODULE,
+    SERVING_NETWORK_ID,
+    TRACES_PER_TX_MAX,
+)
 from zg_actors.compute.request import Receipt, Request, make_receipt
-from zg_actors.compute.sdk import ChainClient
+from zg_actors.compute.sdk import send_serving_tx
 from zg_actors.compute.settlement import SettlementStatus
 from zg_actors.config import config_from_dict
 from zg_actors.crypto.accounts import recover_address
@@ -72,7 +78,7 @@ class ComputeProvider:
         self.recovered = self.book.count_unsettled()
         self.model = TextModel(threads=self.compute.model_threads)
         self.prices = Prices(self.compute.input_price, self.compute.output_price)
-        self.chain = ChainClient(SERVING_NETWORK_ID)
+        self.chain = ChainClient(SERVING_NETWORK_ID, prefer=index)
         self._subs: dict[bytes, tuple[float, SubAccount]] = {}  # {user: (read at, account)}
         self._settle_lock = asyncio.Lock()
         self._loop: asyncio.Task | None = None
@@ -88,10 +94,10 @@ class ComputeProvider:
                   "model": self.model.name, "verifiability": "none",
                   "input_price": self.prices.input_price,
                   "output_price": self.prices.output_price}
-        services = await asyncio.to_thread(self.chain.query, "services")
+        services = await self.chain.query(SERVING_MODULE, "services")
         current = next((s for s in services if s["provider"] == self.address), None)
         if current is None or any(current[k] != v for k, v in wanted.items()):
-            await asyncio.to_thread(self.chain.submit, self.account, "add_service", [
+            await send_serving_tx(self.chain, self.account, "add_service", [
                 wanted["service_type"], wanted["endpoint"], wanted["model"],
                 wanted["verifiability"], wanted["input_price"], wanted["output_price"], ""])
         if self._loop is None or self._loop.done():
@@ -132,7 +138,7 @@ class ComputeProvider:
         cached = self._subs.get(user)
         if cached and not fresh and time.time() - cached[0] < self.compute.account_cache_s:
             return cached[1]
-        data = await asyncio.to_thread(self.chain.query, "sub_account", user, self.address)
+        data = await self.chain.query(SERVING_MODULE, "sub_account", user, self.address)
         sub = SubAccount() if data is None else SubAccount.from_dict(data)
         self._subs[user] = (time.time(), sub)
         return sub
@@ -232,9 +238,9 @@ class ComputeProvider:
             await self._reconcile()
             report = {"txs": 0, "requests": 0, "paid": 0, "unpaid": 0, "results": []}
             for items in self.book.plan(self.compute.settle_batch_max, TRACES_PER_TX_MAX):
-                tx_hash = await asyncio.to_thread(
-                    self.chain.submit, self.account, "settle", [[i.to_list() for i in items]])
-                results = await asyncio.to_thread(self.chain.query, "settlement", tx_hash)
+                tx_hash = await send_serving_tx(self.chain, self.account, "settle",
+                                                [[i.to_list() for i in items]])
+                results = await self.chain.query(SERVING_MODULE, "settlement", tx_hash)
                 if results is None:  # a validator switch mid-way: reconciled next round
                     raise Unavailable(f"settlement tx 0x{tx_hash.hex()} result not visible yet",
                                       tx=tx_hash)

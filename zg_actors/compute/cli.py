@@ -85,12 +85,12 @@ def cmd_compute_up(args: argparse.Namespace) -> int:
 
 
 def cmd_compute_services(args: argparse.Namespace) -> int:
-    from zg_actors.compute.sdk import ChainClient, tokens
+    from zg_actors.compute.sdk import ServingChain, tokens
 
     config = config_of(args)
     connect(args, config)
     stack.require("chain", config)
-    services = ChainClient().query("services")
+    services = ServingChain().query("services")
 
     def human() -> None:
         table = Table(title="compute services on network 0")

@@ -1,6 +1,7 @@
 """Python SDK of the compute network: the `zg compute` commands are thin wrappers on it.
 
-`ChainClient` sends serving txs to network 0 and waits for them to commit;
+`ServingChain` sends serving txs to network 0 (through the one chain client) and waits
+for them to commit;
 `ComputeClient` is one user's view: services, deposit, fund, retrieve, refund,
 account, and `infer`, which signs a request, sends it to the provider's actor and
 checks the provider's signature and bill on the answer.
@@ -14,8 +15,7 @@ from typing import Any
 
 import ray
 
-from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
-from zg_actors.chain.tx import make_tx
+from zg_actors.chain.client import ChainClient, SyncChainClient, TxRefused, run_sync
 from zg_actors.compute.errors import (
     ChainTxFailed,
     ComputeInsufficientBalance,
@@ -36,12 +36,10 @@ from zg_actors.compute.request import (
 )
 from zg_actors.crypto.accounts import Account, parse_address
 from zg_actors.crypto.encoding import encode
-from zg_actors.errors import InvalidSignature, Unavailable, ZgError
+from zg_actors.errors import InvalidSignature, ZgError
 from zg_actors.runtime import call as _get
 
 COMMIT_TIMEOUT_S = 30.0
-COMMIT_POLL_S = 0.05
-CALL_TIMEOUT_S = 10.0
 INFER_TIMEOUT_S = 120.0
 PROVIDER_RETRY_S = 20.0  # how long infer waits for a provider Ray is restarting
 SERVICE_CACHE_S = 5.0  # how long infer reuses a provider's registered prices and endpoint
@@ -51,67 +49,37 @@ def _hex(address: bytes) -> str:
     return "0x" + address.hex()
 
 
-class ChainClient:
-    """Reads and writes network 0's `serving` module through any of its validators."""
+async def send_serving_tx(chain: ChainClient, account: Account, method: str,
+                          args: list) -> bytes:
+    """Send a `serving` tx, wait until it commits; ChainTxFailed if it was refused or its
+    call failed (the module records each account's last successful tx)."""
+    try:
+        tx = await chain.send_and_wait(account, SERVING_MODULE, method, args,
+                                       COMMIT_TIMEOUT_S)
+    except TxRefused as exc:
+        raise ChainTxFailed(str(exc), method=method, tx=exc.details["tx"]) from None
+    if await chain.query(SERVING_MODULE, "last_tx", account.address) != tx.hash:
+        raise ChainTxFailed(f"{method} tx 0x{tx.hash.hex()} committed but its call failed "
+                            f"(only the tx fee was taken)", method=method, tx=tx.hash)
+    return tx.hash
+
+
+class ServingChain:
+    """Network 0's `serving` module and wallets, blocking (the SDK's and CLI's view)."""
 
     def __init__(self, network_id: int = SERVING_NETWORK_ID) -> None:
         self.network_id = network_id
-        self._handles: list[Any] = []
-        self._turn = 0
-
-    def _validators(self) -> list[Any]:
-        if not self._handles:
-            try:
-                manager = ray.get_actor(NETWORK_MANAGER_NAME)
-            except ValueError as exc:
-                raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up`",
-                                  network_id=self.network_id) from exc
-            self._handles = list(_get(manager.validator_handles.remote(self.network_id))
-                                 .values())
-        return self._handles
-
-    def _call(self, method: str, *args: Any) -> Any:
-        """Ask one validator, the same one while it answers: its reads never go back in
-        height, so "committed" seen once stays seen.  One that is down is skipped."""
-        handles = self._validators()
-        last: BaseException | None = None
-        for _ in range(len(handles)):
-            handle = handles[self._turn % len(handles)]
-            try:
-                return _get(getattr(handle, method).remote(*args), CALL_TIMEOUT_S)
-            except ZgError:
-                raise
-            except Exception as exc:  # that validator is down: move on to the next one
-                last = exc
-                self._turn += 1
-        raise Unavailable(f"no validator of network {self.network_id} answered: {last}",
-                          network_id=self.network_id)
+        self.client = SyncChainClient(network_id)
 
     def query(self, method: str, *args: Any) -> Any:
-        return self._call("query", SERVING_MODULE, method, args)
+        return self.client.query(SERVING_MODULE, method, *args)
 
     def wallet(self, address: bytes) -> dict:
         """Network-0 token balance and next tx nonce of an address."""
-        return self._call("account", address)
+        return self.client.account(address)
 
     def submit(self, account: Account, method: str, args: list) -> bytes:
-        """Send a serving tx, wait until it commits; ChainTxFailed if its call failed."""
-        nonce = self.wallet(account.address)["nonce"]
-        tx = make_tx(account, self.network_id, nonce, SERVING_MODULE, method, args)
-        errors = self._call("submit_txs", [tx.encoded])
-        if errors[0] is not None:
-            raise ChainTxFailed(f"network {self.network_id} refused {method}: {errors[0]}",
-                                method=method, tx=tx.hash)
-        deadline = time.time() + COMMIT_TIMEOUT_S
-        while self.wallet(account.address)["nonce"] <= nonce:
-            if time.time() > deadline:
-                raise Unavailable(f"{method} tx 0x{tx.hash.hex()} not committed after "
-                                  f"{COMMIT_TIMEOUT_S:.0f} s", tx=tx.hash)
-            time.sleep(COMMIT_POLL_S)
-        if self.query("last_tx", account.address) != tx.hash:
-            raise ChainTxFailed(f"{method} tx 0x{tx.hash.hex()} committed but its call failed "
-                                f"(only the tx fee was taken)", method=method, tx=tx.hash)
-        return tx.hash
+        return run_sync(send_serving_tx(self.client.chain, account, method, args))
 
 
 def resolve_provider(text: str, seed: str) -> bytes:
@@ -126,10 +94,10 @@ def resolve_provider(text: str, seed: str) -> bytes:
 class ComputeClient:
     """One user of the compute network (their account signs txs and requests)."""
 
-    def __init__(self, account: Account, chain: ChainClient | None = None,
+    def __init__(self, account: Account, chain: ServingChain | None = None,
                  provider_retry_s: float = PROVIDER_RETRY_S) -> None:
         self.account = account
-        self.chain = chain or ChainClient()
+        self.chain = chain or ServingChain()
         self.provider_retry_s = provider_retry_s
         self._last_nonce = 0
         self._services: dict[bytes, dict] = {}

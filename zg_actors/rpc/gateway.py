@@ -24,12 +24,11 @@ from zg_actors.config import Config, config_from_dict
 from zg_actors.da.blob import check_blob_id, check_size
 from zg_actors.da.disperser_actor import disperser_name
 from zg_actors.da.status import StatusCache
-from zg_actors.errors import Unavailable
+from zg_actors.errors import Unavailable, unwrap
 from zg_actors.rpc import disperser_pb2 as pb
 from zg_actors.rpc import disperser_pb2_grpc as pb_grpc
 from zg_actors.rpc.client import OPTIONS
 from zg_actors.rpc.errors import MalformedMessage, error_details, status_code
-from zg_actors.runtime import unwrap
 
 GATEWAY_NAME = "gateway"
 GROUP_MAX_BLOBS = 32  # DisperseBlob requests waiting together go to a disperser in one call

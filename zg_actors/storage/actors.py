@@ -19,14 +19,13 @@ import numpy as np
 import ray
 
 from zg_actors import runtime
-from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
-from zg_actors.chain.tx import make_tx
+from zg_actors.chain.client import ChainClient, TxRefused
 from zg_actors.config import Config, config_from_dict
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
-from zg_actors.storage.errors import DataUnavailable, UnknownEntry, UnknownFile, WrongEntry
+from zg_actors.storage.errors import DataUnavailable, UnknownEntry, WrongEntry
 from zg_actors.storage.file import sector_roots, segment_count
 from zg_actors.storage.flow import node_positions
 from zg_actors.storage.miner import (
@@ -42,7 +41,8 @@ from zg_actors.storage.pora import FlowReplica, miner_id, search, subtask_opens
 from zg_actors.storage.repair import ShortageClock, plan_repairs
 
 log = logging.getLogger(__name__)
-CALL_TIMEOUT_S = 20.0  # a validator or peer that does not answer in this time is skipped
+CALL_TIMEOUT_S = 20.0  # a peer miner that does not answer in this time is skipped
+TX_COMMIT_WAIT_S = 20.0  # a miner's txs not committed by then are sent again next round
 CONFIRM_INTERVAL_S = 0.5  # how often pending confirmations are sent on chain
 ENTRY_WAIT_S = 30.0  # how long shards sent ahead of their submission wait for its commit
 REBUILD_TIMEOUT_S = 120.0  # one miner's rebuilds of one entry in a repair round
@@ -63,22 +63,6 @@ def redundancy_of(config: Config) -> Redundancy:
     return Redundancy(s.miners, s.data_shards, s.parity_shards)
 
 
-async def _first_answer(handles: list[Any], method: str, *args: Any) -> Any:
-    """Ask validators in turn; the first answer wins (a dead validator is skipped)."""
-    last: BaseException | None = None
-    for handle in handles:
-        try:
-            return await asyncio.wait_for(getattr(handle, method).remote(*args), CALL_TIMEOUT_S)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, ZgError):
-                raise cause from None
-            last = exc
-        except (TimeoutError, ray.exceptions.RayActorError) as exc:
-            last = exc
-    raise Unavailable(f"no validator answered {method}: {last}", method=method)
-
-
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class StorageMiner:
     """Miner `index`: keeps the shards assigned to it (spec/storage.md "Redundancy")."""
@@ -90,7 +74,7 @@ class StorageMiner:
         self.account = miner_account(self.config.devnet.key_seed, index)
         self.core = MinerStore(Path(data_dir) / "storage" / f"miner-{index}", index,
                                self.redundancy, self.config.lmdb_map_mb)
-        self._validators: dict[int, list[Any]] = {}
+        self._chains: dict[int, ChainClient] = {}
         self._entries: dict[tuple[int, int], EntryRef] = {}
         self._entry_lookups: dict[tuple[int, int], asyncio.Future] = {}
         self._confirm_task: asyncio.Task | None = None
@@ -107,14 +91,11 @@ class StorageMiner:
         return self.index
 
     # ---- chain access -------------------------------------------------------------------
-    async def _handles(self, network_id: int) -> list[Any]:
-        if network_id not in self._validators:
-            manager = ray.get_actor(NETWORK_MANAGER_NAME)
-            handles = await manager.validator_handles.remote(network_id)
-            if not handles:
-                raise UnknownFile(f"network {network_id} has no validators", network=network_id)
-            self._validators[network_id] = list(handles.values())
-        return self._validators[network_id]
+    def _chain(self, network_id: int) -> ChainClient:
+        """The network's chain client; miners spread their reads over its validators."""
+        if network_id not in self._chains:
+            self._chains[network_id] = ChainClient(network_id, prefer=self.index)
+        return self._chains[network_id]
 
     async def _entry(self, network_id: int, tx_seq: int, wait_s: float = 0.0) -> EntryRef:
         """The entry's root and size as the chain records them (immutable once submitted);
@@ -139,17 +120,17 @@ class StorageMiner:
     async def _look_up_entry(self, network_id: int, tx_seq: int, wait_s: float) -> None:
         """Ask for the entry after each new block (Validator.wait_height) until `wait_s`."""
         deadline = time.monotonic() + wait_s
-        handles = await self._handles(network_id)
+        chain = self._chain(network_id)
         height = 0
         while True:
             try:
-                info = await _first_answer(handles, "query", "flow", "entry", (tx_seq,))
+                info = await chain.query("flow", "entry", tx_seq)
                 break
             except UnknownEntry:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
-                height = await _first_answer(handles, "wait_height", height + 1, left)
+                height = await chain.wait_height(height + 1, left)
         self._entries[(network_id, tx_seq)] = EntryRef(network_id, tx_seq, info["root"],
                                                        info["size"])
 
@@ -215,10 +196,10 @@ class StorageMiner:
         for network_id, tx_seq in self.core.pending_confirmations():
             by_network.setdefault(network_id, []).append(tx_seq)
         for network_id, seqs in by_network.items():
-            handles = await self._handles(network_id)
+            chain = self._chain(network_id)
             done = []
             for tx_seq in seqs:
-                info = await _first_answer(handles, "query", "flow", "entry", (tx_seq,))
+                info = await chain.query("flow", "entry", tx_seq)
                 if self.index in info["confirmed_by"]:
                     done.append((network_id, tx_seq))
             self.core.confirmed(done)
@@ -231,22 +212,13 @@ class StorageMiner:
         """Sign and submit txs, then wait for their inclusion: one batch at a time, so
         confirmations and PoRA answers never reuse a nonce."""
         async with self._tx_lock:
-            handles = await self._handles(network_id)
-            account = await _first_answer(handles, "account", self.account.address)
-            txs = [make_tx(self.account, network_id, account["nonce"] + i, module, method,
-                           args).encoded for i, (module, method, args) in enumerate(calls)]
-            errors = await _first_answer(handles, "submit_txs", txs)
-            if any(errors):
-                log.warning("miner %d: txs refused: %s", self.index, errors)
-                return
-            height = 0
-            deadline = time.monotonic() + CALL_TIMEOUT_S
-            while time.monotonic() < deadline:
-                height = await _first_answer(handles, "wait_height", height + 1,
-                                             deadline - time.monotonic())
-                now = await _first_answer(handles, "account", self.account.address)
-                if now["nonce"] >= account["nonce"] + len(txs):
-                    return
+            chain = self._chain(network_id)
+            try:
+                txs = await chain.send_batch(self.account, calls)
+                await chain.wait_nonce(self.account.address, txs[-1].nonce, TX_COMMIT_WAIT_S,
+                                       f"{calls[0][0]}.{calls[0][1]}")
+            except (TxRefused, Unavailable) as exc:  # the next round sends them again
+                log.warning("miner %d: txs not committed: %s", self.index, exc)
 
     # ---- downloads and repair --------------------------------------------------------------
     async def get_shards(self, network_id: int, tx_seq: int,
@@ -340,9 +312,9 @@ class StorageMiner:
     async def _sync_flow(self, network_id: int, length: int) -> bytearray:
         data = self._flow.setdefault(network_id, bytearray())
         seq = self._flow_entries.get(network_id, 0)
-        handles = await self._handles(network_id)
+        chain = self._chain(network_id)
         while len(data) < length * SECTOR_BYTES:
-            info = await _first_answer(handles, "query", "flow", "entry", (seq,))
+            info = await chain.query("flow", "entry", seq)
             padded = await self._file_data(EntryRef(network_id, seq, info["root"],
                                                     info["size"]))
             data.extend(bytes(max(0, info["end_position"] * SECTOR_BYTES - len(data))))
@@ -360,14 +332,14 @@ class StorageMiner:
 
     async def _register_sources(self, network_id: int) -> None:
         """Loads this miner synced from their first holder share its rewards (royalty)."""
-        handles = await self._handles(network_id)
+        chain = self._chain(network_id)
         loads = len(self._flow.get(network_id, b"")) // SEGMENT_BYTES
         known = self._sources.setdefault(network_id, set())
         new = []
         for load in range(loads):
             if load in known:
                 continue
-            owner = await _first_answer(handles, "query", "flow", "royalty_owner", (load,))
+            owner = await chain.query("flow", "royalty_owner", load)
             if owner is not None:
                 known.add(load)
                 if owner != self.account.address:
@@ -380,7 +352,7 @@ class StorageMiner:
         """Register, then for the next `epochs` mining contexts search nonces over a sealed
         replica and submit the hits to the `mine` module."""
         self._ensure_confirmer()
-        handles = await self._handles(network_id)
+        chain = self._chain(network_id)
         seed = keccak256(f"zg-storage-miner-seed/{self.index}".encode())
         await self._send_txs(network_id, [("mine", "register", [seed])])
         mid = miner_id(self.account.address, seed)
@@ -392,15 +364,15 @@ class StorageMiner:
         while len(done) < epochs and time.time() < deadline:
             # Sync the whole flow first, so that answering a fresh context is not late.
             try:
-                await self._sync_flow(network_id, (await _first_answer(
-                    handles, "query", "flow", "flow", ()))["length"])
+                await self._sync_flow(network_id,
+                                      (await chain.query("flow", "flow"))["length"])
             except DataUnavailable:  # an entry still uploading: its shards are on the way
                 await asyncio.sleep(0.5)
                 continue
             await self._register_sources(network_id)
-            height = await _first_answer(handles, "committed_height")
+            height = await chain.committed_height()
             epoch = height // epoch_blocks
-            context = await _first_answer(handles, "query", "flow", "context", (epoch,))
+            context = await chain.query("flow", "context", epoch)
             fresh = context is not None and \
                 height - context["height"] <= self.config.storage.answer_window_blocks // 2
             if not fresh or epoch == last_epoch or context["flow_length"] < SECTORS_PER_SEGMENT:
@@ -408,7 +380,7 @@ class StorageMiner:
                 continue
             last_epoch = epoch
             replica = await self._replica(network_id, context["flow_length"])
-            target = await _first_answer(handles, "query", "mine", "target", ())
+            target = await chain.query("mine", "target")
             sealed = self._sealed.setdefault((network_id, epoch), {})
             found, tried, started = [], 0, time.time()
             nonce = 0
@@ -428,15 +400,14 @@ class StorageMiner:
                 # Subtasks: this miner's answers count from its own window's first block.
                 opens = subtask_opens(context["height"], context["digest"], mid,
                                       self.config.storage.subtask_spread_blocks)
-                while await _first_answer(handles, "wait_height", opens - 1,
-                                          CALL_TIMEOUT_S / 2) + 1 < opens:
+                while await chain.wait_height(opens - 1, TX_COMMIT_WAIT_S) + 1 < opens:
                     pass
                 await self._send_txs(network_id, [("mine", "submit_answer", a.to_args())
                                                   for a in found])
             self.mining["answers"] += len(found)
             self._sealed.pop((network_id, epoch), None)
             done.append({"epoch": epoch, "iterations": tried, "answers": len(found)})
-        paid = await _first_answer(handles, "query", "mine", "rewards", (self.account.address,))
+        paid = await chain.query("mine", "rewards", self.account.address)
         return {"miner": self.index, "epochs": done, "rewards_paid": paid, **self.mining}
 
     async def stats(self) -> dict:

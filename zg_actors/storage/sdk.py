@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import ray
 
+from zg_actors.chain.client import SyncChainClient
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
-from zg_actors.chain.tx import make_tx
 from zg_actors.config import Config
 from zg_actors.crypto import sector_tree
 from zg_actors.erasure import data_matrix
-from zg_actors.errors import InvalidInput, InvalidProof, Unavailable, ZgError
+from zg_actors.errors import InvalidInput, InvalidProof, Unavailable
 from zg_actors.runtime import call as _call
 from zg_actors.storage.actors import (
     REPAIRER_NAME,
@@ -58,7 +58,7 @@ from zg_actors.storage.flow import MODULE, storage_fee
 from zg_actors.storage.miner import EntryRef, collect_shards, rebuild_segment
 from zg_actors.storage.placement import assigned_miners, client_account, shard_miner
 
-CALL_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine answers slowly, never this slowly
+CALL_TIMEOUT_S = 60.0  # a miner's answer to a window; a loaded 2-core machine is slow
 COMMIT_TIMEOUT_S = 60.0  # how long a submission may take to be committed
 MIN_SEGMENTS_PER_PIECE = 16  # smaller files are hashed in this process alone
 WINDOW_SEGMENTS = 16  # segments per call to a miner (4 MiB of a file)
@@ -111,6 +111,7 @@ class StorageClient:
             raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` "
                               "first", namespace=config.ray.namespace) from exc
         self.detached = detached
+        self._chains: dict[int, SyncChainClient] = {}
         self.miners: list[Any] = []
         if start:
             self.start()
@@ -130,26 +131,14 @@ class StorageClient:
     def networks(self) -> list[int]:
         return _call(self.manager.active_networks.remote())
 
-    def _validators(self, network_id: int) -> list[Any]:
-        handles = list(_call(self.manager.validator_handles.remote(network_id)).values())
-        if not handles:
-            raise Unavailable(f"network {network_id} has no validators", network=network_id)
-        return handles
-
-    def _ask(self, network_id: int, method: str, *args: Any) -> Any:
-        last: BaseException | None = None
-        for handle in self._validators(network_id):
-            try:
-                return _call(getattr(handle, method).remote(*args), timeout=20)
-            except ZgError:
-                raise
-            except Exception as exc:  # that validator is down: ask the next one
-                last = exc
-        raise Unavailable(f"no validator of network {network_id} answered: {last}",
-                          network=network_id)
+    def chain(self, network_id: int) -> SyncChainClient:
+        """The one chain client of `network_id` (kept: it remembers who answers)."""
+        if network_id not in self._chains:
+            self._chains[network_id] = SyncChainClient(network_id)
+        return self._chains[network_id]
 
     def _query(self, network_id: int, method: str, *args: Any) -> Any:
-        return self._ask(network_id, "query", MODULE, method, args)
+        return self.chain(network_id).query(MODULE, method, *args)
 
     def file_info(self, root: bytes, network_id: int | None = None) -> dict:
         """The flow entry of `root` (size, tx_seq, status, network); UnknownFile if none."""
@@ -163,27 +152,13 @@ class StorageClient:
         """Sign and send the `flow.submit` tx of `tree`; returns its nonce."""
         nodes = [[root, height] for root, height in tree.nodes]
         value = storage_fee(list(tree.nodes), self.config.storage.price_per_sector)
-        nonce = self._ask(network_id, "account", self.account.address)["nonce"]
-        tx = make_tx(self.account, network_id, nonce, MODULE, "submit",
-                     [tree.size, b"", nodes, value])
-        errors = self._ask(network_id, "submit_txs", [tx.encoded])
-        if errors[0] is not None:
-            raise InvalidInput(f"network {network_id} refused the submission: {errors[0]}",
-                               network=network_id)
-        return nonce
+        return self.chain(network_id).send(self.account, MODULE, "submit",
+                                           [tree.size, b"", nodes, value]).nonce
 
     def _await_nonce(self, network_id: int, nonce: int, what: str) -> None:
-        """Wait until the client's tx with `nonce` is committed (its account nonce passed
-        it); Unavailable after COMMIT_TIMEOUT_S."""
-        deadline = time.time() + COMMIT_TIMEOUT_S
-        height = 0
-        while self._ask(network_id, "account", self.account.address)["nonce"] <= nonce:
-            left = deadline - time.time()
-            if left <= 0:
-                raise Unavailable(f"{what} not committed on network {network_id} within "
-                                  f"{COMMIT_TIMEOUT_S:.0f} s", network=network_id)
-            # One call per new block (a long poll), not a poll loop.
-            height = self._ask(network_id, "wait_height", height + 1, left)
+        """Wait until the client's tx with `nonce` is committed; Unavailable after
+        COMMIT_TIMEOUT_S."""
+        self.chain(network_id).wait_nonce(self.account.address, nonce, COMMIT_TIMEOUT_S, what)
 
     def _await_submission(self, network_id: int, tree: Any, nonce: int) -> dict:
         """The flow entry of the submission sent with `nonce`, once committed."""
@@ -196,12 +171,8 @@ class StorageClient:
 
     def donate(self, amount: int, network_id: int) -> None:
         """Fund the `mine` module's base reward pool from the client account."""
-        nonce = self._ask(network_id, "account", self.account.address)["nonce"]
-        tx = make_tx(self.account, network_id, nonce, "mine", "donate", [amount])
-        errors = self._ask(network_id, "submit_txs", [tx.encoded])
-        if errors[0] is not None:
-            raise InvalidInput(f"donation refused: {errors[0]}", network=network_id)
-        self._await_nonce(network_id, nonce, "donation")
+        tx = self.chain(network_id).send(self.account, "mine", "donate", [amount])
+        self._await_nonce(network_id, tx.nonce, "donation")
 
     def mine(self, network_id: int, miners: list[int], epochs: int = 1,
              timeout_s: float = 120.0) -> list[dict]:
@@ -360,7 +331,7 @@ class StorageClient:
             for miner in waiting:
                 if miner in found:
                     found[miner].ping.remote()
-            height = self._ask(network_id, "wait_height", height + 1, left)
+            height = self.chain(network_id).wait_height(height + 1, left)
 
     def warm_up(self, timeout_s: float = 60.0) -> None:
         """Wait until the Ray worker that hashes file-tree pieces is up (until then,
