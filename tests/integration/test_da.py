@@ -227,7 +227,7 @@ def test_da_end_to_end(deployment) -> None:
         assert ray.get(nodes[1].get_slices.remote(ids[0])) == {}
 
         # The next epoch: new tickets and quorums; new blobs are certified in it.
-        assert advance_epoch(config, nodes, [disperser]) == 1
+        assert advance_epoch(nodes, [disperser]) == 1
         in_epoch_1 = ray.get(disperser.disperse.remote(blob(10_000, 30)))["request_id"]
         wait_status(disperser, in_epoch_1, {BlobStatus.FINALIZED})
         assert ray.get(disperser.status.remote(in_epoch_1))["epoch"] == 1

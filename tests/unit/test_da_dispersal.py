@@ -3,30 +3,43 @@ and the gRPC error mapping."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+import numpy as np
 import pytest
 
 from zg_actors.config import load_config
 from zg_actors.da.blob import BlobHeader, encode_blob
 from zg_actors.da.dispersal import (
+    GROUP_ENCODE_MAX_BYTES,
     BatchQueue,
     Collected,
     NodeLiveness,
     PendingBlob,
     Resume,
+    Routes,
     SignatureTally,
     check_quorum_live,
     choose_network,
+    collect_signatures,
+    encode_blobs,
     format_slots,
     resume_action,
     slices_for,
     slots_by_signer,
     verified_slices,
 )
-from zg_actors.da.errors import BlobTooLarge, Overloaded, QuorumUnavailable, UnknownBlob
+from zg_actors.da.errors import (
+    BlobTooLarge,
+    InvalidBlob,
+    Overloaded,
+    QuorumUnavailable,
+    UnknownBlob,
+)
 from zg_actors.da.params import BlobStatus
-from zg_actors.da.quorum import Quorum
-from zg_actors.errors import Unavailable
+from zg_actors.da.quorum import EpochRegistry, EpochSigner, Quorum
+from zg_actors.errors import InvalidInput, Unavailable
 from zg_actors.rpc.errors import (
     RpcInvalidArgument,
     RpcNotFound,
@@ -299,3 +312,101 @@ def test_a_restarted_disperser_resumes_what_it_acknowledged() -> None:
         assert resume_action(on_chain, has_payload=False) == (Resume.TRACK, "")
     action, why = resume_action(BlobStatus.UNKNOWN, has_payload=False)
     assert action == Resume.FAIL and "no payload" in why
+
+
+def test_routes_spread_blobs_count_their_load_and_keep_the_nonce_sequence() -> None:
+    routes = Routes()
+    with pytest.raises(Unavailable, match="no consensus network"):
+        routes.route()
+    routes.open(0, nonce=7)
+    routes.open(1, nonce=3)
+    assert [routes.route() for _ in range(4)] == [0, 1, 0, 1]
+    assert routes.load == {0: 2, 1: 2} and routes.in_flight() == 4
+    routes.release(0, 2)
+    routes.release(0)  # never below zero
+    assert routes.load[0] == 0 and routes.route() == 0
+    assert [routes.next_quorum(3) for _ in range(4)] == [0, 1, 2, 0]
+    assert routes.nonce(0) == 7
+    routes.sent(0, 7)
+    assert routes.nonce(0) == 8 and routes.networks == [0, 1]
+    routes.close(1)
+    assert 1 not in routes and routes.networks == [0]
+    with pytest.raises(Unavailable, match="network 1 was retired") as retired:
+        routes.nonce(1)
+    assert retired.value.details == {"network_id": 1}
+    assert all(routes.route() == 0 for _ in range(3))
+
+
+def test_batch_limits_change_only_when_every_limit_is_positive() -> None:
+    queue = BatchQueue(0.5, 10, 1 << 20)
+    assert queue.set_limits(max_blobs=20) == {"interval_s": 0.5, "max_blobs": 20,
+                                              "max_bytes": 1 << 20}
+    with pytest.raises(InvalidInput, match="batch max_bytes must be > 0, got 0") as bad:
+        queue.set_limits(interval_s=2.0, max_bytes=0)
+    assert bad.value.details == {"max_bytes": 0}
+    assert (queue.interval_s, queue.max_blobs, queue.max_bytes) == (0.5, 20, 1 << 20)
+
+
+class LocalEncoder:
+    """The encoder pool's encode_many_with_roots_async, in this process: each call is
+    recorded, so a test sees how blobs were grouped."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def encode_many_with_roots_async(self, payloads, k, m, unit):
+        self.calls.append(len(payloads))
+        out = []
+        for payload in payloads:
+            blob = encode_blob(np.asarray(payload).tobytes(), k, k + m)
+            out.append((blob.slices, list(blob.slice_roots), blob.data_root))
+        return out
+
+
+def test_blobs_that_arrive_together_are_encoded_small_ones_in_one_call() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [1_000, GROUP_ENCODE_MAX_BYTES + 1, 3_000]
+    blobs = [rng.integers(0, 256, size, dtype=np.uint8) for size in sizes]
+    pool = LocalEncoder()
+    encoded = asyncio.run(encode_blobs(pool, blobs, 4, 12))
+    assert sorted(pool.calls) == [1, 2]  # the two small blobs together, the big one alone
+    for blob, got in zip(blobs, encoded, strict=True):  # in the order given
+        assert got.data_root == encode_blob(blob.tobytes(), 4, 12).data_root
+        assert got.size == len(blob)
+
+
+REGISTRY = EpochRegistry(0, b"seed", tuple(
+    EpochSigner(bytes([i]) * 20, b"", 1, b"") for i in range(5)))
+NODE_OF = {bytes([i]) * 20: i for i in range(4)}  # signer 4 is no DA node of ours
+
+
+def test_liveness_names_why_each_signer_is_down() -> None:
+    liveness = NodeLiveness()
+    liveness.failed(3, "not running")
+    assert liveness.live_signers(FOUR_SIGNERS, REGISTRY, NODE_OF) == {0, 1, 2}
+    assert liveness.why_down(REGISTRY, NODE_OF) == {
+        3: "DA node 3 not running", 4: "not a DA node of this deployment"}
+
+
+def test_signatures_are_tallied_as_they_arrive_and_a_failed_node_is_down() -> None:
+    """Signer 0 signs, signer 1 refuses (a typed error: it is up), signer 2's node fails
+    (it is down from now on and the caller is told): 4 of 12 slots, INSUFFICIENT."""
+
+    async def collect() -> tuple[SignatureTally, NodeLiveness, list]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(3)]
+        futures[0].set_result(b"s0")
+        futures[1].set_exception(InvalidBlob("wrong slots"))
+        futures[2].set_exception(ConnectionError("node 12 died"))
+        liveness, told = NodeLiveness(), []
+        tally = SignatureTally(FOUR_SIGNERS, waiting={0, 1, 2}, missed={3: "DA node 13 down"})
+        waiting = {f: (signer, 10 + signer) for signer, f in enumerate(futures)}
+        await collect_signatures(waiting, tally, liveness, 5.0, 10.0, 0.1,
+                                 lambda node, exc: told.append((node, type(exc).__name__)))
+        return tally, liveness, told
+
+    tally, liveness, told = asyncio.run(collect())
+    assert tally.signed == {0: b"s0"} and tally.outcome() == Collected.INSUFFICIENT
+    assert tally.missed[1] == "refused: wrong slots" and liveness.is_live(11)
+    assert tally.missed[2] == "DA node 12 failed (ConnectionError)"
+    assert not liveness.is_live(12) and told == [(12, "ConnectionError")]

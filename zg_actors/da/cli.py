@@ -96,7 +96,7 @@ def cmd_da_epoch(args: argparse.Namespace) -> int:
     handles = find_da(config)
     with progress(args) as bar:
         bar.add_task("opening the next DA epoch", total=None)
-        epoch = advance_epoch(config, handles["nodes"], handles["dispersers"])
+        epoch = advance_epoch(handles["nodes"], handles["dispersers"])
     emit(args, {"epoch": epoch}, lambda: console.print(
         f"DA epoch [bold]{epoch}[/] is open: new tickets and quorums; new blobs use it"))
     return 0

@@ -3,13 +3,14 @@
 `deploy_da` funds and registers the DA signers at C0, starts the DA nodes, opens
 the first epoch if none is, then starts the dispersers (the gRPC gateway in front
 of them is rpc/gateway.py's `deploy_gateway`). `open_epoch` is the one way an
-epoch opens: from the driver (`deploy_da`, `advance_epoch`, run with asyncio) and
+epoch opens: from the driver (`deploy_da`, `advance_epoch`, run by the chain client's run_sync) and
 from disperser 0's rotation timer (awaited in the actor).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -18,15 +19,18 @@ from typing import Any
 import ray
 
 from zg_actors.chain.block import Block
+from zg_actors.chain.client import ChainClient, run_sync
+from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import ZG, Config
 from zg_actors.crypto.devkeys import c0_account
-from zg_actors.da.chain_view import CALL_TIMEOUT_S
 from zg_actors.da.disperser_actor import Disperser, disperser_name
+from zg_actors.da.disperser_nodes import DA_CALL_TIMEOUT_S
 from zg_actors.da.keys import da_signer_identity
 from zg_actors.da.node_actor import DANode, da_node_name
 from zg_actors.errors import Unavailable
 from zg_actors.runtime import kill_named
+from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import C0_NETWORK_ID
 
 log = logging.getLogger(__name__)
@@ -39,22 +43,19 @@ EPOCH_RETRY_S = 0.5  # pause between tries of a step of opening an epoch
 SLOW_CALL_TIMEOUT_S = 300.0  # registering DA signers (a BLS proof each); moving dispersers
 
 
-async def _open_at_c0(staking: Any, manager: Any) -> int:
+async def _open_at_c0(staking: Any) -> int:
     """Open the next epoch at C0, seeded by the latest certified block of the first
-    network, taken from whichever of its validators is furthest ahead."""
-    networks = await manager.active_networks.remote()
+    network, as its validators are asked through the chain client (the first that
+    answers tells its committed height and gives that block)."""
+    networks = await ray.get_actor(NETWORK_MANAGER_NAME).active_networks.remote()
     if not networks:
         raise Unavailable("DA epochs are seeded by network blocks: launch a network first")
-    handles = list((await manager.validator_handles.remote(min(networks))).values())
+    chain = ChainClient(min(networks))
     deadline = time.time() + EPOCH_STEP_TIMEOUT_S
     while True:
         try:
-            heights = await asyncio.wait_for(asyncio.gather(
-                *[h.committed_height.remote() for h in handles], return_exceptions=True),
-                CALL_TIMEOUT_S)
-            height, best = max((h, i) for i, h in enumerate(heights) if isinstance(h, int))
-            [(block_raw, cert_raw)] = await asyncio.wait_for(
-                handles[best].get_blocks.remote(height, 1), CALL_TIMEOUT_S)
+            height = await chain.committed_height()
+            [(block_raw, cert_raw)] = await chain.call("get_blocks", height, 1)
             header = Block.decode(block_raw).header.encode()
             return await staking.da_open_epoch.remote(header, cert_raw)
         except Exception as exc:  # no new block yet, or a validator restarting
@@ -68,13 +69,14 @@ async def open_epoch(nodes: list[Any]) -> int:
     ticket signatures, and let C0 seal the registry: at once when every signer sent its
     ticket, else after the ticket window. A node that fails to join is asked again until
     the epoch is sealed; returns the epoch."""
-    staking, manager = ray.get_actor("staking"), ray.get_actor("networks")
-    epoch = await _open_at_c0(staking, manager)
+    staking = ray.get_actor(STAKING_ACTOR_NAME)
+    epoch = await _open_at_c0(staking)
     deadline = time.time() + EPOCH_STEP_TIMEOUT_S
     pending = list(nodes)
     while True:
         joined = await asyncio.gather(*[asyncio.wait_for(node.join_epoch.remote(epoch),
-                                                         CALL_TIMEOUT_S) for node in pending],
+                                                         DA_CALL_TIMEOUT_S)
+                                        for node in pending],
                                       return_exceptions=True)
         for result in joined:
             if isinstance(result, BaseException):  # a node restarting: ask it again
@@ -90,12 +92,19 @@ async def open_epoch(nodes: list[Any]) -> int:
         await asyncio.sleep(EPOCH_RETRY_S)
 
 
-def advance_epoch(config: Config, nodes: list[Any], dispersers: list[Any]) -> int:
+async def next_epoch(nodes: list[Any], dispersers: list[Any]) -> int:
     """Open the next DA epoch (new seed, current stakes, new tickets and quorums) and move
-    the dispersers to it."""
-    epoch = asyncio.run(open_epoch(nodes))
-    ray.get([d.use_epoch.remote(epoch) for d in dispersers], timeout=SLOW_CALL_TIMEOUT_S)
+    the dispersers to it: each sends new blobs there once every network it routes to
+    recorded the epoch."""
+    epoch = await open_epoch(nodes)
+    await asyncio.wait_for(asyncio.gather(*[d.use_epoch.remote(epoch) for d in dispersers]),
+                           SLOW_CALL_TIMEOUT_S)
     return epoch
+
+
+def advance_epoch(nodes: list[Any], dispersers: list[Any]) -> int:
+    """next_epoch, from the driver."""
+    return run_sync(next_epoch(nodes, dispersers))
 
 
 def _c0_tx(staking: Any, account: Any, method: str, args: list) -> None:
@@ -107,7 +116,7 @@ def _c0_tx(staking: Any, account: Any, method: str, args: list) -> None:
 def fund_da_signers(config: Config) -> list[int]:
     """Send each unregistered DA signer its stake from the devnet's C0 accounts; returns the
     indexes that still have to register."""
-    staking = ray.get_actor("staking")
+    staking = ray.get_actor(STAKING_ACTOR_NAME)
     seed = config.devnet.key_seed
     known = {s["address"] for s in ray.get(staking.da_signers.remote())}
     stake = config.da.node_stake_zg * ZG
@@ -133,6 +142,16 @@ def find_da(config: Config) -> dict[str, list[Any]]:
         raise Unavailable("DA is not running in this namespace: run `zg da up`") from exc
 
 
+def running_dispersers(config: Config) -> list[Any]:
+    """Handles of the deployment's dispersers that are running (a missing one is left
+    out)."""
+    found = []
+    for i in range(config.da.dispersers):
+        with contextlib.suppress(ValueError):
+            found.append(ray.get_actor(disperser_name(i)))
+    return found
+
+
 def deploy_da(config: Config, detached: bool = False,
               epoch_interval_s: float | None = None) -> dict[str, Any]:
     """Register the DA signers, start DA nodes and dispersers, open an epoch if none is;
@@ -146,8 +165,8 @@ def deploy_da(config: Config, detached: bool = False,
              for i in range(config.da.nodes)]
     # Each signer proves possession of its BLS key itself (slow in py_ecc): in parallel.
     ray.get([nodes[i].register.remote() for i in unregistered], timeout=SLOW_CALL_TIMEOUT_S)
-    if ray.get(ray.get_actor("staking").da_current_epoch.remote()) < 0:
-        asyncio.run(open_epoch(nodes))
+    if ray.get(ray.get_actor(STAKING_ACTOR_NAME).da_current_epoch.remote()) < 0:
+        run_sync(open_epoch(nodes))
     dispersers = [Disperser.options(name=disperser_name(i),
                                     num_cpus=config.da.disperser_num_cpus,
                                     get_if_exists=True, **lifetime).remote(config_dict, i,

@@ -36,18 +36,18 @@ from zg_actors.da.dispersal import (
     resume_action,
 )
 from zg_actors.da.disperser_networks import POLL_INTERVAL_S, DisperserNetworks
-from zg_actors.da.disperser_nodes import NODE_CALL_TIMEOUT_S, PROBE_INTERVAL_S, DANodes
+from zg_actors.da.disperser_nodes import DA_CALL_TIMEOUT_S, DANodes
 from zg_actors.da.disperser_store import DisperserStore, status_of
 from zg_actors.da.errors import Overloaded
 from zg_actors.da.keys import disperser_account
 from zg_actors.da.params import BlobStatus
 from zg_actors.da.status import Status, StatusFeed
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
+from zg_actors.staking.actors import STAKING_ACTOR_NAME
 
 log = logging.getLogger(__name__)
 
 DISPERSER_PREFIX = "zg-da-disperser-"
-NETWORKS_REFRESH_S = 1.0  # how often a disperser looks for launched or retired networks
 LATENCIES_KEPT = 20_000  # dispersal latencies (FINALIZED blobs) kept for stats()
 
 
@@ -105,16 +105,17 @@ class Disperser:
                 self.pool = await asyncio.get_running_loop().run_in_executor(
                     None, EncoderPool, self.config.codec)
             if self.networks.epoch is None:
-                current = await ray.get_actor("staking").da_current_epoch.remote()
+                current = await ray.get_actor(STAKING_ACTOR_NAME).da_current_epoch.remote()
                 if current < 0:
                     raise Unavailable("no DA epoch is sealed yet: run deploy_da", epochs=0)
                 self.networks.epoch = current
             await self.networks.refresh()
             if not self._tasks:
                 await self.nodes.probe()  # admission needs to know which nodes are up
-                self._tasks = [self._spawn(self._networks_forever()),
+                self._tasks = [self._spawn(self.networks.refresh_forever()),
                                self._spawn(self._batches_forever()),
-                               self._spawn(self._probe_forever()), self._spawn(self._resume())]
+                               self._spawn(self.nodes.probe_forever()),
+                               self._spawn(self._resume())]
                 if self.index == 0 and self.epoch_interval_s > 0:
                     await self.set_epoch_interval(self.epoch_interval_s)
             return {"epoch": self.networks.epoch, "networks": self.routes.networks}
@@ -124,11 +125,6 @@ class Disperser:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return task
-
-    async def _probe_forever(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL_S)
-            await self.nodes.probe()
 
     async def _resume(self) -> None:
         """Take up the blobs a previous process acknowledged and did not finish: follow
@@ -177,14 +173,6 @@ class Disperser:
             log.info("disperser %d: resumed blob 0x%s (%s)", self.index, key.hex()[:12],
                      action.value)
 
-    async def _networks_forever(self) -> None:
-        while True:
-            await asyncio.sleep(NETWORKS_REFRESH_S)
-            try:
-                await self.networks.refresh()
-            except Exception as exc:
-                log.warning("disperser %d: network refresh failed: %s", self.index, exc)
-
     async def use_epoch(self, epoch: int) -> dict:
         """Send new blobs to `epoch` once its registry is on every network we route to;
         batches already open finish in the epoch they started in."""
@@ -218,18 +206,9 @@ class Disperser:
     async def rotate_epoch(self) -> int:
         """Open and seal the next epoch at C0 (new seed, current stakes, new tickets and
         quorums), register it on every network and move every disperser to it."""
-        from zg_actors.da.deploy import open_epoch  # deploy.py starts this actor
+        from zg_actors.da.deploy import next_epoch, running_dispersers  # deploy.py starts us
 
-        epoch = await open_epoch(self.nodes.handles())
-        await self.use_epoch(epoch)
-        others = []
-        for i in range(self.config.da.dispersers):
-            if i != self.index:
-                try:
-                    others.append(ray.get_actor(disperser_name(i)))
-                except ValueError:
-                    continue
-        await asyncio.gather(*[d.use_epoch.remote(epoch) for d in others])
+        epoch = await next_epoch(self.nodes.handles(), running_dispersers(self.config))
         self.rotations += 1
         log.info("disperser %d: rotated to DA epoch %d", self.index, epoch)
         return epoch
@@ -365,28 +344,17 @@ class Disperser:
         return BlobStatus.CONFIRMED, ""
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
-        """Poll the network until the batch's blobs are FINALIZED (or time out: FAILED)."""
-        first = blobs[0].header.key
-        deadline = time.time() + self.config.da.confirm_timeout_s
+        """Follow the batch's blobs on the network until FINALIZED (or time out: FAILED)."""
         confirmed = False
-        height = 0
         try:
-            while time.time() < deadline:
-                try:
-                    status = BlobStatus(await self.networks.blob_status(network_id, first))
-                except Exception:
-                    status = BlobStatus.UNKNOWN
+            async for status in self.networks.blob_statuses(
+                    network_id, blobs[0].header.key, self.config.da.confirm_timeout_s):
                 if status == BlobStatus.CONFIRMED and not confirmed:
                     confirmed = True
                     self._finish(blobs, status, "")
                 if status in (BlobStatus.FINALIZED, BlobStatus.FAILED):
                     self._finish(blobs, status, "")
                     return
-                try:  # statuses change only with a new block
-                    height = await self.networks.wait_height(network_id, height + 1,
-                                                             deadline - time.time())
-                except Unavailable:
-                    await asyncio.sleep(POLL_INTERVAL_S)
             self._finish(blobs, BlobStatus.FAILED, "certificate not final before the timeout")
         finally:
             self.routes.release(network_id, len(blobs))
@@ -412,7 +380,7 @@ class Disperser:
         if 0 <= since == self.feed.seq and wait_s > 0:
             with contextlib.suppress(TimeoutError):  # no change in time: answer empty
                 await asyncio.wait_for(self._feed_changed.wait(),
-                                       min(wait_s, NODE_CALL_TIMEOUT_S))
+                                       min(wait_s, DA_CALL_TIMEOUT_S))
         return self.feed.since(since)
 
     # ---- queries and retrieval -------------------------------------------------------

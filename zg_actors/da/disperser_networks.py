@@ -12,20 +12,24 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
 
-from zg_actors.chain.tx import make_tx
+from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.config import Config
-from zg_actors.da.chain_view import ChainView, epoch_quorum
+from zg_actors.da.chains import NetworkChains
 from zg_actors.da.dispersal import Routes
+from zg_actors.da.params import BlobStatus
 from zg_actors.da.quorum import EpochRegistry, Quorum
 from zg_actors.errors import Unavailable
+from zg_actors.staking.actors import STAKING_ACTOR_NAME
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.25  # how often a tx's effect (a deposit, an epoch, a status) is read
+NETWORKS_REFRESH_S = 1.0  # how often a disperser looks for launched or retired networks
 
 
 class DisperserNetworks:
@@ -35,30 +39,42 @@ class DisperserNetworks:
         self.config = config
         self.index = index
         self.account = account
-        self.chain = ChainView(prefer=index)
+        self.chains = NetworkChains(prefer=index)
         self.routes = Routes()
         self.epoch: int | None = None
-        self._epochs: dict = {}  # {(network id, epoch): (registry, quorums)} as recorded
         self._tx_lock = asyncio.Lock()
 
     async def epoch_quorum(self, network_id: int, epoch: int,
                            quorum_id: int) -> tuple[EpochRegistry, Quorum]:
-        return await epoch_quorum(self.chain, self._epochs, network_id, epoch, quorum_id)
+        return await self.chains.epoch_quorum(network_id, epoch, quorum_id)
 
     async def quorums(self, network_id: int) -> tuple[EpochRegistry, list[Quorum]]:
         """The current epoch's registry and quorums on the network."""
         assert self.epoch is not None
-        registry, _ = await self.epoch_quorum(network_id, self.epoch, 0)
-        return registry, self._epochs[(network_id, self.epoch)][1]
+        return await self.chains.quorums(network_id, self.epoch)
+
+    async def _query(self, network_id: int, method: str, *args: Any) -> Any:
+        return await self.chains(network_id).query("da", method, *args)
+
+    async def _deposit(self, network_id: int) -> int:
+        return await self._query(network_id, "deposit", self.account.address)
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(NETWORKS_REFRESH_S)
+            try:
+                await self.refresh()
+            except Exception as exc:
+                log.warning("disperser %d: network refresh failed: %s", self.index, exc)
 
     async def refresh(self) -> None:
         """Start routing to launched networks (after our deposit and the epoch's registry
         are on their chain); stop routing to retired ones."""
-        active = await ray.get_actor("networks").active_networks.remote()
+        active = await ray.get_actor(NETWORK_MANAGER_NAME).active_networks.remote()
         for network_id in self.routes.networks:
             if network_id not in active:
                 self.routes.close(network_id)
-                self.chain.forget(network_id)
+                self.chains.forget(network_id)
             else:
                 with contextlib.suppress(Unavailable):  # validators busy: next refresh
                     await self._keep_deposit(network_id)
@@ -82,25 +98,21 @@ class DisperserNetworks:
 
     async def _prepare_once(self, network_id: int) -> None:
         assert self.epoch is not None
-        nonce = await self.chain.nonce(network_id, self.account.address)
-        sent = []
-        if await self.chain.query(network_id, "epoch", self.epoch) is None:
-            sent.append(("register_epoch", await ray.get_actor(
-                "staking").da_epoch_attested.remote(self.epoch)))
-        deposit = await self.chain.query(network_id, "deposit", self.account.address)
+        calls: list[tuple[str, str, list]] = []
+        if await self._query(network_id, "epoch", self.epoch) is None:
+            calls.append(("da", "register_epoch", await ray.get_actor(
+                STAKING_ACTOR_NAME).da_epoch_attested.remote(self.epoch)))
+        deposit = await self._deposit(network_id)
         if deposit < self.config.da.disperser_deposit:
-            sent.append(("deposit", [self.config.da.disperser_deposit - deposit]))
-        for method, args in sent:
-            tx = make_tx(self.account, network_id, nonce, "da", method, args)
-            await self.chain.submit(network_id, tx.encoded)
-            nonce += 1
+            calls.append(("da", "deposit", [self.config.da.disperser_deposit - deposit]))
+        chain = self.chains(network_id)
+        if calls:
+            await chain.send_batch(self.account, calls)
         deadline = time.time() + self.config.da.confirm_timeout_s
         while time.time() < deadline:
-            if (await self.chain.query(network_id, "epoch", self.epoch) is not None and
-                    await self.chain.query(network_id, "deposit", self.account.address)
-                    >= self.config.da.disperser_deposit):
-                self.routes.open(network_id, await self.chain.nonce(network_id,
-                                                                    self.account.address))
+            if (await self._query(network_id, "epoch", self.epoch) is not None and
+                    await self._deposit(network_id) >= self.config.da.disperser_deposit):
+                self.routes.open(network_id, await chain.nonce(self.account.address))
                 log.info("disperser %d: network %d takes certificates", self.index, network_id)
                 return
             await asyncio.sleep(POLL_INTERVAL_S)
@@ -109,14 +121,14 @@ class DisperserNetworks:
 
     async def use_epoch(self, epoch: int) -> None:
         """Disperse in `epoch` once its registry is on every network we route to."""
-        posting = await ray.get_actor("staking").da_epoch_attested.remote(epoch)
+        posting = await ray.get_actor(STAKING_ACTOR_NAME).da_epoch_attested.remote(epoch)
         for network_id in self.routes.networks:
-            if await self.chain.query(network_id, "epoch", epoch) is not None:
+            if await self._query(network_id, "epoch", epoch) is not None:
                 continue
             await self.send_tx(network_id, "register_epoch", posting)
         deadline = time.time() + self.config.da.confirm_timeout_s
         for network_id in self.routes.networks:
-            while await self.chain.query(network_id, "epoch", epoch) is None:
+            while await self._query(network_id, "epoch", epoch) is None:
                 if time.time() > deadline:
                     raise Unavailable(f"network {network_id} did not record epoch {epoch}",
                                       network_id=network_id, epoch=epoch)
@@ -124,30 +136,23 @@ class DisperserNetworks:
         self.epoch = epoch
 
     async def send_tx(self, network_id: int, method: str, args: list) -> int:
-        """Send a `da` tx from this disperser's account on the network's nonce sequence;
-        returns the nonce used."""
+        """Send a `da` tx from this disperser's account on the network's nonce sequence
+        (ChainClient.send re-reads a stale nonce and resends); returns the nonce used."""
         async with self._tx_lock:
-            nonce = self.routes.nonce(network_id)
-            try:
-                await self.chain.submit(network_id, make_tx(
-                    self.account, network_id, nonce, "da", method, args).encoded)
-            except Unavailable:
-                # Our nonce may be stale (the account also sent txs elsewhere): resync, retry.
-                nonce = await self.chain.nonce(network_id, self.account.address)
-                await self.chain.submit(network_id, make_tx(
-                    self.account, network_id, nonce, "da", method, args).encoded)
-            self.routes.sent(network_id, nonce)
-            return nonce
+            tx = await self.chains(network_id).send(self.account, "da", method, args,
+                                                    nonce=self.routes.nonce(network_id))
+            self.routes.sent(network_id, tx.nonce)
+            return tx.nonce
 
     async def _keep_deposit(self, network_id: int) -> None:
         """Top the deposit up when a bad-encoding proof slashed it below the minimum: the
         network would refuse every later certificate (on the same nonce sequence, the
         top-up comes before them), and the blobs they carry would time out."""
         topped_up = self.routes.topped_up.get(network_id)
-        if topped_up is not None and await self.chain.nonce(
-                network_id, self.account.address) <= topped_up:
+        if topped_up is not None and await self.chains(network_id).nonce(
+                self.account.address) <= topped_up:
             return  # the last top-up is not committed yet
-        deposit = await self.chain.query(network_id, "deposit", self.account.address)
+        deposit = await self._deposit(network_id)
         missing = self.config.da.disperser_deposit - deposit
         if missing > 0:
             log.warning("disperser %d: deposit on network %d is %d, topping it up",
@@ -157,7 +162,22 @@ class DisperserNetworks:
 
     async def blob_status(self, network_id: int, key: bytes) -> int:
         """The blob's status in the network's `da` module."""
-        return (await self.chain.query(network_id, "blob", key))["status"]
+        return (await self._query(network_id, "blob", key))["status"]
 
-    async def wait_height(self, network_id: int, height: int, timeout_s: float) -> int:
-        return await self.chain.wait_height(network_id, height, timeout_s)
+    async def blob_statuses(self, network_id: int, key: bytes,
+                            timeout_s: float) -> AsyncIterator[BlobStatus]:
+        """The blob's status in the network's `da` module, read again after each new block
+        (statuses change only with one) for `timeout_s`; UNKNOWN while it cannot be read."""
+        deadline = time.time() + timeout_s
+        height = 0
+        while time.time() < deadline:
+            try:
+                status = BlobStatus(await self.blob_status(network_id, key))
+            except Exception:
+                status = BlobStatus.UNKNOWN
+            yield status
+            try:
+                height = await self.chains(network_id).wait_height(height + 1,
+                                                                   deadline - time.time())
+            except Unavailable:
+                await asyncio.sleep(POLL_INTERVAL_S)

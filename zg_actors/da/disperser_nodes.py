@@ -24,7 +24,7 @@ from zg_actors.da.keys import da_signer_identity
 from zg_actors.da.node_actor import da_node_name
 from zg_actors.da.quorum import EpochRegistry, Quorum
 
-NODE_CALL_TIMEOUT_S = 10.0  # a DA node not answering a probe in this time counts as down
+DA_CALL_TIMEOUT_S = 10.0  # a call to a DA node or disperser not answered by then has failed
 PROBE_INTERVAL_S = 1.0  # how often a disperser asks each DA node whether it is up
 
 
@@ -73,16 +73,21 @@ class DANodes:
     def why_down(self, registry: EpochRegistry) -> dict[int, str]:
         return self.liveness.why_down(registry, self.node_of)
 
+    async def probe_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            await self.probe()
+
     async def probe(self) -> None:
         """Ask every DA node for its status: one that is not running, or whose call fails
-        or is not answered within NODE_CALL_TIMEOUT_S, is down until it answers again."""
+        or is not answered within DA_CALL_TIMEOUT_S, is down until it answers again."""
         async def probe(node: int) -> None:
             handle = self.handle(node)
             if handle is None:
                 self.liveness.failed(node, "not running")
                 return
             try:
-                await asyncio.wait_for(handle.status.remote(), NODE_CALL_TIMEOUT_S)
+                await asyncio.wait_for(handle.status.remote(), DA_CALL_TIMEOUT_S)
             except Exception as exc:  # dead, restarting, or hung
                 self.forget(node, exc)
                 self.liveness.failed(node, f"not answering ({type(exc).__name__})")
@@ -128,7 +133,7 @@ class DANodes:
                 futures.append(asyncio.ensure_future(asyncio.wrap_future(
                     handle.get_slices.remote(header.key).future())))
         good: dict[int, np.ndarray] = {}
-        for future in asyncio.as_completed(futures, timeout=NODE_CALL_TIMEOUT_S * 2):
+        for future in asyncio.as_completed(futures, timeout=DA_CALL_TIMEOUT_S * 2):
             try:
                 served = await future
             except Exception:

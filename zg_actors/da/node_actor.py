@@ -24,12 +24,13 @@ from zg_actors.crypto import bls
 from zg_actors.crypto.accounts import recover_address
 from zg_actors.da.blob import BlobHeader
 from zg_actors.da.certificate import Batch
-from zg_actors.da.chain_view import ChainView, epoch_quorum
+from zg_actors.da.chains import NetworkChains
 from zg_actors.da.errors import NotADisperser
 from zg_actors.da.keys import da_signer_identity
 from zg_actors.da.node_store import DANodeStore, Held
 from zg_actors.da.quorum import EpochRegistry, epoch_message
 from zg_actors.errors import Unavailable
+from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import C0_NETWORK_ID
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ class DANode:
         self.identity = da_signer_identity(self.config.devnet.key_seed, index)
         self.store = DANodeStore(Path(data_dir) / f"da-node-{index}", index,
                                  self.config.da.k, self.config.da.n, self.config.lmdb_map_mb)
-        self.chain = ChainView(prefer=index + 1)  # dispersers start at the first
-        self._epochs: dict = {}
+        self.chains = NetworkChains(prefer=index + 1)  # dispersers start at the first
         self._dispersers: set[tuple[int, bytes]] = set()
         self._pruner: asyncio.Task | None = None
         self._sampler: asyncio.Task | None = None
@@ -84,7 +84,7 @@ class DANode:
         sent = 0
         for network_id in self.store.networks():
             try:
-                round_info = await self.chain.query(network_id, "sampling")
+                round_info = await self.chains(network_id).query("da", "sampling")
             except Unavailable:
                 continue  # a retired network
             if round_info["round"] <= self._answered_round.get(network_id, 0):
@@ -94,12 +94,9 @@ class DANode:
                                                   round_info["target"],
                                                   SAMPLE_ANSWERS_PER_ROUND)
             if answers:
-                nonce = await self.chain.nonce(network_id, self.identity.address)
-                for offset, args in enumerate(answers):
-                    tx = make_tx(self.identity.account, network_id, nonce + offset, "da",
-                                 "sample", args)
-                    await self.chain.submit(network_id, tx.encoded)
-                    sent += 1
+                await self.chains(network_id).send_batch(
+                    self.identity.account, [("da", "sample", args) for args in answers])
+                sent += len(answers)
         self.answers_sent += sent
         return sent
 
@@ -114,7 +111,7 @@ class DANode:
 
     async def register(self) -> None:
         """Register this signer at C0 with its stake and a BLS proof of possession."""
-        staking = ray.get_actor("staking")
+        staking = ray.get_actor(STAKING_ACTOR_NAME)
         pop = await asyncio.get_running_loop().run_in_executor(
             None, bls.pop_prove, self.identity.bls_secret)
         nonce = await staking.nonce_of.remote(self.identity.address)
@@ -125,7 +122,7 @@ class DANode:
 
     async def join_epoch(self, epoch: int) -> bytes:
         """Sign the epoch seed (the VRF input of this signer's tickets) and hand it to C0."""
-        staking = ray.get_actor("staking")
+        staking = ray.get_actor(STAKING_ACTOR_NAME)
         registry = EpochRegistry.decode(await staking.da_epoch_registry.remote(epoch))
         signature = bls.sign(self.identity.bls_secret, epoch_message(epoch, registry.seed))
         await staking.da_submit_ticket.remote(epoch, self.identity.address, signature)
@@ -136,7 +133,7 @@ class DANode:
         lose it if they commit to a bad encoding."""
         if (network_id, disperser) in self._dispersers:
             return
-        deposit = await self.chain.query(network_id, "deposit", disperser)
+        deposit = await self.chains(network_id).query("da", "deposit", disperser)
         if deposit < self.config.da.disperser_deposit:
             raise NotADisperser(f"0x{disperser.hex()} has deposited {deposit} on network "
                                 f"{network_id}, not a registered disperser",
@@ -154,8 +151,7 @@ class DANode:
                       tuple(BlobHeader.decode(h) for h in headers))
         disperser = recover_address(batch.sign_bytes, disperser_signature)
         await self._check_disperser(network_id, disperser)
-        registry, quorum = await epoch_quorum(self.chain, self._epochs, network_id, epoch,
-                                              quorum_id)
+        registry, quorum = await self.chains.epoch_quorum(network_id, epoch, quorum_id)
         mine = quorum.slots_of(registry.index_of(self.identity.address))
         verified = self.store.verify_batch(batch, mine, slots, slices, slice_roots)
         stored_at = int(time.time() * 1000)  # unix ms
