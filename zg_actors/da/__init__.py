@@ -7,8 +7,9 @@ difficulty, answers), `module` (the chain module), `dispersal` (batching,
 routing and nonces, slices per signer, signature tallies), `node_store` (a DA
 node's checks and LMDB records), `disperser_store` (a disperser's blob records),
 `keys` (devnet identities). The Ray shell: `node_actor` (DANode),
-`disperser_actor` (Disperser) with `disperser_networks` (its txs on each network),
-`chain_view` (reads and txs through a network's validators), and `deploy`
+`disperser_actor` (Disperser) with `disperser_networks` (its txs on each network)
+and `disperser_nodes` (its calls to the DA nodes),
+`chains` (a chain client per network, the epochs each recorded), and `deploy`
 (deploy_da, open_epoch, teardown_da); `bench` and `demo` drive a deployment
 through the gRPC gateway (zg_actors.rpc).
 """

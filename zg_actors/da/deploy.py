@@ -3,8 +3,8 @@
 `deploy_da` funds and registers the DA signers at C0, starts the DA nodes, opens
 the first epoch if none is, then starts the dispersers (the gRPC gateway in front
 of them is rpc/gateway.py's `deploy_gateway`). `open_epoch` is the one way an
-epoch opens: from the driver (`deploy_da`, `advance_epoch`, run by the chain client's run_sync) and
-from disperser 0's rotation timer (awaited in the actor).
+epoch opens: from the driver (`deploy_da`, `advance_epoch`, through the chain
+client's run_sync) and from disperser 0's rotation timer (awaited in the actor).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import ray
 
 from zg_actors.chain.block import Block
-from zg_actors.chain.client import ChainClient, run_sync
+from zg_actors.chain.client import ChainClient, GetActor, run_sync
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.config import ZG, Config
@@ -43,14 +43,14 @@ EPOCH_RETRY_S = 0.5  # pause between tries of a step of opening an epoch
 SLOW_CALL_TIMEOUT_S = 300.0  # registering DA signers (a BLS proof each); moving dispersers
 
 
-async def _open_at_c0(staking: Any) -> int:
+async def _open_at_c0(staking: Any, get_actor: GetActor) -> int:
     """Open the next epoch at C0, seeded by the latest certified block of the first
     network, as its validators are asked through the chain client (the first that
     answers tells its committed height and gives that block)."""
-    networks = await ray.get_actor(NETWORK_MANAGER_NAME).active_networks.remote()
+    networks = await get_actor(NETWORK_MANAGER_NAME).active_networks.remote()
     if not networks:
         raise Unavailable("DA epochs are seeded by network blocks: launch a network first")
-    chain = ChainClient(min(networks))
+    chain = ChainClient(min(networks), get_actor=get_actor)
     deadline = time.time() + EPOCH_STEP_TIMEOUT_S
     while True:
         try:
@@ -64,13 +64,13 @@ async def _open_at_c0(staking: Any) -> int:
         await asyncio.sleep(EPOCH_RETRY_S)
 
 
-async def open_epoch(nodes: list[Any]) -> int:
+async def open_epoch(nodes: list[Any], get_actor: GetActor = ray.get_actor) -> int:
     """Open the next DA epoch (new seed, current stakes), have the DA nodes submit their
     ticket signatures, and let C0 seal the registry: at once when every signer sent its
     ticket, else after the ticket window. A node that fails to join is asked again until
-    the epoch is sealed; returns the epoch."""
-    staking = ray.get_actor(STAKING_ACTOR_NAME)
-    epoch = await _open_at_c0(staking)
+    the epoch is sealed; returns the epoch. `get_actor` looks actors up by name."""
+    staking = get_actor(STAKING_ACTOR_NAME)
+    epoch = await _open_at_c0(staking, get_actor)
     deadline = time.time() + EPOCH_STEP_TIMEOUT_S
     pending = list(nodes)
     while True:
