@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from zg_actors.da.params import BlobStatus
 from zg_actors.da.status import StatusCache, StatusFeed
 
@@ -26,6 +28,25 @@ def test_the_feed_numbers_changes_and_reports_gaps() -> None:
     assert not feed.since(0)["complete"]
     assert feed.since(1)["complete"] and len(feed.since(1)["changes"]) == 3
     assert StatusFeed().incarnation != feed.incarnation
+
+
+def test_a_follower_at_the_head_of_the_feed_waits_for_the_next_change() -> None:
+    async def follow() -> tuple[dict, dict, dict]:
+        feed = StatusFeed()
+        feed.publish([status(1, BlobStatus.PROCESSING)])
+        behind = await feed.wait_since(0, 30.0)  # changes after 0: at once
+        waiting = asyncio.ensure_future(feed.wait_since(1, 30.0))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        feed.publish([status(1, BlobStatus.CONFIRMED)])  # wakes it
+        woken = await asyncio.wait_for(waiting, 5.0)
+        quiet = await feed.wait_since(2, 0.05)  # nothing new in time: an empty answer
+        return behind, woken, quiet
+
+    behind, woken, quiet = asyncio.run(follow())
+    assert [c["status"] for c in behind["changes"]] == [BlobStatus.PROCESSING]
+    assert woken["seq"] == 2 and woken["changes"] == [status(1, BlobStatus.CONFIRMED)]
+    assert quiet["seq"] == 2 and quiet["changes"] == []
 
 
 def test_the_cache_answers_only_while_every_feed_is_followed() -> None:

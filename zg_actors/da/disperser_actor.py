@@ -12,7 +12,6 @@ restarted, it resumes the blobs it had not finished.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -84,7 +83,6 @@ class Disperser:
         self.rotations = 0
         # Status changes for the gateway's cache (da/status.py); new process, new feed.
         self.feed = StatusFeed()
-        self._feed_changed = asyncio.Event()
 
     # ---- lifecycle -----------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -262,7 +260,7 @@ class Disperser:
                 for pending, _ in accepted:
                     self.routes.release(pending.header.network_id)
                 raise
-            self._publish([a for a in answers if isinstance(a, dict)])
+            self.feed.publish([a for a in answers if isinstance(a, dict)])
         for pending, _ in accepted:
             header = pending.header
             self.queue.add((header.network_id, header.epoch, header.quorum_id), pending, now)
@@ -365,23 +363,13 @@ class Disperser:
         if status == BlobStatus.FINALIZED:
             self.latencies += [now - pending.created for pending in blobs]
             del self.latencies[:-LATENCIES_KEPT]
-        self._publish([status_of(p.header, status, error) for p in blobs])
-
-    def _publish(self, statuses: list[Status]) -> None:
-        """Hand persisted status changes to the feed and wake its followers."""
-        self.feed.publish(statuses)
-        self._feed_changed.set()
-        self._feed_changed = asyncio.Event()
+        self.feed.publish([status_of(p.header, status, error) for p in blobs])
 
     async def status_changes(self, since: int, wait_s: float = 0.0) -> dict:
         """Status changes after `since` (StatusFeed.since; -1: where the feed is now),
         waiting up to `wait_s` for one when there is none yet (a long poll)."""
         self._ensure_started()
-        if 0 <= since == self.feed.seq and wait_s > 0:
-            with contextlib.suppress(TimeoutError):  # no change in time: answer empty
-                await asyncio.wait_for(self._feed_changed.wait(),
-                                       min(wait_s, DA_CALL_TIMEOUT_S))
-        return self.feed.since(since)
+        return await self.feed.wait_since(since, min(wait_s, DA_CALL_TIMEOUT_S))
 
     # ---- queries and retrieval -------------------------------------------------------
     async def status(self, request_id: bytes) -> Status:

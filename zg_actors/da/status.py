@@ -10,6 +10,8 @@ incarnation) or a gap in a feed clears it, and unknown ids still go to the dispe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections import OrderedDict, deque
 from typing import Any
@@ -35,12 +37,23 @@ class StatusFeed:
         self.incarnation = os.urandom(8).hex()  # a restarted disperser starts a new feed
         self.seq = 0
         self._changes: deque[tuple[int, Status]] = deque(maxlen=max_changes)
+        self._changed = asyncio.Event()  # set, then replaced, by each publish
 
     def publish(self, statuses: list[Status]) -> None:
         """Call after the changes are persisted: followers may answer from them at once."""
         for status in statuses:
             self.seq += 1
             self._changes.append((self.seq, status))
+        self._changed.set()  # wakes the followers waiting in wait_since
+        self._changed = asyncio.Event()
+
+    async def wait_since(self, seq: int, wait_s: float) -> dict[str, Any]:
+        """since(seq), after waiting up to `wait_s` for a change when there is none after
+        `seq` yet (a long poll: a follower asks again at once)."""
+        if 0 <= seq == self.seq and wait_s > 0:
+            with contextlib.suppress(TimeoutError):  # no change in time: answer empty
+                await asyncio.wait_for(self._changed.wait(), wait_s)
+        return self.since(seq)
 
     def since(self, seq: int) -> dict[str, Any]:
         """Changes after `seq` (-1: none, only where the feed is now). `complete` is False
