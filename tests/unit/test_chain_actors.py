@@ -276,15 +276,15 @@ def test_catching_up_asks_the_most_advanced_peer_for_the_blocks_after_ours() -> 
     peers = Peers(0, [0, 1, 2, 3], lambda peer: registry.get_actor(validator_name(0, peer)))
 
     async def scenario() -> None:
-        assert await peers.blocks_after(3, 64) == [(b"block-%d" % h, b"cert-%d" % h)
+        assert await peers.blocks_from(4, 64) == [(b"block-%d" % h, b"cert-%d" % h)
                                                    for h in (4, 5, 6)]
         assert (near.asked, far.asked) == ([], [(4, 64)])
-        assert await peers.blocks_after(6, 64) == []  # no peer is ahead of 6
+        assert await peers.blocks_from(7, 64) == []  # no peer is ahead of 6
         far.fails = True
-        assert await peers.blocks_after(3, 64) == []
+        assert await peers.blocks_from(4, 64) == []
         restarted = Ahead(6)  # a new actor under its name: found, the old handle forgotten
         registry.actors[validator_name(0, 2)] = restarted
-        assert len(await peers.blocks_after(3, 64)) == 3 and restarted.asked == [(4, 64)]
+        assert len(await peers.blocks_from(4, 64)) == 3 and restarted.asked == [(4, 64)]
 
     run(scenario)
 

@@ -85,14 +85,14 @@ class Peers:
                 best, best_height = identity, peer_height
         return best
 
-    async def blocks_after(self, height: int, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to `limit` committed (block, certificate) pairs from `height + 1` on, from the
-        most advanced peer; [] when no peer is ahead or the one asked did not answer."""
-        best = await self.most_advanced(height)
+    async def blocks_from(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` committed (block, certificate) pairs from height `start` on, from
+        the most advanced peer; [] when no peer is ahead or the one asked did not answer."""
+        best = await self.most_advanced(start - 1)
         if best is None:
             return []
         try:
-            return await self.call(best, "get_blocks", height + 1, limit)
+            return await self.call(best, "get_blocks", start, limit)
         except Exception:
             self.forget(best)
             return []

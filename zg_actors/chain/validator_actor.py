@@ -66,11 +66,11 @@ class Validator:
         networks = self.config.networks
         pacing = BlockPacing(networks.block_interval_s, networks.empty_block_interval_s,
                              time.time(), time.time())
+        self.record = ValidatorStats(ChainMetrics(network_id))
         self.heights = Heights(self.node, self.identity, timeout_config(self.config), self.c0,
-                               pacing, ValidatorStats(ChainMetrics(network_id)),
-                               networks.reward_burn_threshold)
+                               pacing, self.record, networks.reward_burn_threshold)
         self.catch_up = CatchUp(
-            self.node, lambda height: self.peers.blocks_after(height - 1, SYNC_BATCH_BLOCKS),
+            self.node, lambda start: self.peers.blocks_from(start, SYNC_BATCH_BLOCKS),
             self.c0.set_at_tick, self._caught_up)
         self._committed_event = asyncio.Event()  # set, then replaced, at every commit
         self._idle: asyncio.TimerHandle | None = None  # waiting for txs before a height
@@ -269,7 +269,7 @@ class Validator:
             self._wake()  # an idle network proposes a tx at once
             if forward:
                 self.peers.broadcast("submit_txs", accepted, False)
-        self.heights.record.metrics.mempool(len(self.node.mempool))
+        self.record.metrics.mempool(len(self.node.mempool))
         return results
 
     async def account(self, address: bytes) -> dict:
@@ -291,4 +291,4 @@ class Validator:
 
     async def stats(self, since: float = 0.0) -> dict:
         """Commit log and latency samples for reports and benchmarks."""
-        return {**await self.status(), **self.heights.record.since(since)}
+        return {**await self.status(), **self.record.since(since)}
