@@ -251,3 +251,101 @@ def test_a_peer_that_was_down_and_one_that_restarted_get_what_we_signed() -> Non
         peers.stop()
 
     run(scenario)
+
+
+def test_catching_up_asks_the_most_advanced_peer_for_the_blocks_after_ours() -> None:
+    from zg_actors.chain.peers import Peers
+
+    class Ahead:
+        def __init__(self, height: int, fails: bool = False) -> None:
+            self.height, self.fails = height, fails
+            self.asked: list[tuple[int, int]] = []
+
+        async def committed_height(self) -> int:
+            return self.height
+
+        async def get_blocks(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:
+            self.asked.append((start, limit))
+            if self.fails:
+                raise RuntimeError("its store is closing")
+            return [(b"block-%d" % h, b"cert-%d" % h) for h in range(start, self.height + 1)]
+
+    registry = Registry()
+    near, far = Ahead(4), Ahead(6)
+    registry.actors = {validator_name(0, 1): near, validator_name(0, 2): far}
+    peers = Peers(0, [0, 1, 2, 3], lambda peer: registry.get_actor(validator_name(0, peer)))
+
+    async def scenario() -> None:
+        assert await peers.blocks_from(4, 64) == [(b"block-%d" % h, b"cert-%d" % h)
+                                                   for h in (4, 5, 6)]
+        assert (near.asked, far.asked) == ([], [(4, 64)])
+        assert await peers.blocks_from(7, 64) == []  # no peer is ahead of 6
+        far.fails = True
+        assert await peers.blocks_from(4, 64) == []
+        restarted = Ahead(6)  # a new actor under its name: found, the old handle forgotten
+        registry.actors[validator_name(0, 2)] = restarted
+        assert len(await peers.blocks_from(4, 64)) == 3 and restarted.asked == [(4, 64)]
+
+    run(scenario)
+
+
+# ---- StakingView: double-sign evidence -------------------------------------------------
+class EvidenceC0:
+    def __init__(self, fails: bool = False) -> None:
+        self.fails = fails
+        self.evidence: list[object] = []
+
+    async def submit_evidence(self, evidence: object) -> None:
+        self.evidence.append(evidence)
+        if self.fails:
+            raise RuntimeError("evidence 0x.. was already applied")
+
+
+def test_a_double_sign_is_reported_to_c0_once_whichever_vote_came_first() -> None:
+    from zg_actors.chain.consensus import Vote, VoteType
+    from zg_actors.chain.staking_view import double_sign_evidence
+
+    from .helpers import IDENTITIES, validator_set
+
+    registry = Registry()
+    registry.actors[STAKING_ACTOR_NAME] = c0 = EvidenceC0()
+    view = StakingView(3, lambda: registry.get_actor(STAKING_ACTOR_NAME))
+    vset = validator_set(IDENTITIES)
+    first = Vote(7, 1, VoteType.PREVOTE, b"a" * 32, 2, b"sig-a")
+    second = Vote(7, 1, VoteType.PREVOTE, b"b" * 32, 2, b"sig-b")
+
+    async def scenario() -> None:
+        await view.report_double_sign(vset, first, second)
+        await view.report_double_sign(vset, second, first)
+
+    run(scenario)
+    assert c0.evidence == [double_sign_evidence(3, vset, first, second)]
+    evidence = c0.evidence[0]
+    assert (evidence.network_id, evidence.height, evidence.round, evidence.step) == (3, 7, 1, 1)
+    assert evidence.validator == vset.validators[2].address
+    assert (evidence.block_hash_b, evidence.signature_b) == (b"b" * 32, b"sig-b")
+    registry.actors[STAKING_ACTOR_NAME] = refusing = EvidenceC0(fails=True)
+    third = Vote(8, 0, VoteType.PRECOMMIT, b"c" * 32, 1, b"sig-c")
+    run(lambda: view.report_double_sign(vset, third, second))  # C0's refusal is logged only
+    assert len(refusing.evidence) == 1
+
+
+# ---- Validator: a retired network ------------------------------------------------------
+def test_a_retired_networks_validator_refuses_txs_with_its_own_error_code(
+        tmp_path: Path) -> None:
+    from zg_actors.chain.network import UnknownNetworkId
+    from zg_actors.staking.ledger import UnknownNetwork
+
+    config = small_config()
+    validator = start_validator(config, tmp_path, Registry(), [0, 1, 2, 3], 0)
+
+    async def retire_then_submit() -> None:
+        await validator.stop()
+        await validator.submit_txs([b"tx"])
+
+    with pytest.raises(UnknownNetworkId, match="network 0 is retired") as refused:
+        run(retire_then_submit)
+    assert refused.value.to_dict()["code"] == "UNKNOWN_NETWORK_ID"
+    assert UnknownNetwork.code == "UNKNOWN_NETWORK"  # C0's: a network it never registered
+    assert validator.node.mempool.pending_count == 0
+    validator.node.close()

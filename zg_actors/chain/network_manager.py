@@ -20,7 +20,8 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from zg_actors.chain.validator_actor import UnknownNetworkId, Validator, validator_name
+from zg_actors.chain.network import UnknownNetworkId
+from zg_actors.chain.validator_actor import Validator, validator_name
 from zg_actors.config import config_from_dict
 from zg_actors.crypto.devkeys import validator_identity
 from zg_actors.errors import InvalidInput

@@ -85,6 +85,18 @@ class Peers:
                 best, best_height = identity, peer_height
         return best
 
+    async def blocks_from(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` committed (block, certificate) pairs from height `start` on, from
+        the most advanced peer; [] when no peer is ahead or the one asked did not answer."""
+        best = await self.most_advanced(start - 1)
+        if best is None:
+            return []
+        try:
+            return await self.call(best, "get_blocks", start, limit)
+        except Exception:
+            self.forget(best)
+            return []
+
     # ---- eventual delivery of our proposals and votes --------------------------------
     def gossip(self, key: MessageKey, message: object) -> None:
         """Send a message we signed to every peer, and again until each holds it."""

@@ -1,6 +1,6 @@
 """The Relayer actor: bridges validators' rewards from every network to C0.
 
-Validators burn their rewards on their own network (chain/validator_actor.py); the relayer
+Validators burn their rewards on their own network (Heights.burn_rewards); the relayer
 finds the committed burns and has C0 mint them from burn proofs.  Its cursor per network
 is in LMDB; C0 mints each burn once anyway (AlreadyProcessed), so a cursor that lags after
 a restart costs calls, never a second mint.

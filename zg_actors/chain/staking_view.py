@@ -1,4 +1,5 @@
-"""One network's reads of C0, the staking actor: its validator set at a tick, C0's final tick.
+"""One network's link to C0, the staking actor: its validator set at a tick, C0's final
+tick, and double-sign evidence for C0 to slash.
 
 No Ray here: the actor passes in how the staking actor's handle is looked up, so unit tests
 drive this with a stand-in C0.  Every read gives up after C0_READ_TIMEOUT_S: while C0 is
@@ -13,12 +14,22 @@ from collections.abc import Callable
 from typing import Any
 
 from zg_actors.chain.block import Block
+from zg_actors.chain.consensus import Vote
 from zg_actors.chain.node import ChainNode
 from zg_actors.chain.validator_set import ValidatorSet, set_changes
+from zg_actors.staking.ledger import DoubleSignEvidence
 
 log = logging.getLogger(__name__)
 
 C0_READ_TIMEOUT_S = 1.0  # a C0 read not answered by then: C0 counts as unreachable
+
+
+def double_sign_evidence(network_id: int, vset: ValidatorSet, first: Vote,
+                         second: Vote) -> DoubleSignEvidence:
+    """The evidence that the validator of `first` signed `second` too, for one step."""
+    return DoubleSignEvidence(network_id, first.height, first.round, int(first.vote_type),
+                              vset.validators[first.validator].address, first.block_hash,
+                              first.signature, second.block_hash, second.signature)
 
 
 class StakingView:
@@ -28,6 +39,7 @@ class StakingView:
         self.network_id = network_id
         self.staking = staking  # -> the staking actor's handle (raises while it is gone)
         self.sets_by_tick: dict[int, ValidatorSet] = {}
+        self.evidence_sent: set[bytes] = set()  # ids of the evidence handed to C0
 
     async def set_at_tick(self, tick: int) -> ValidatorSet:
         """C0's validator set of this network at `tick` (raises when C0 cannot be read)."""
@@ -71,6 +83,18 @@ class StakingView:
                         self.network_id, exc)
             return None
 
-    async def submit_evidence(self, evidence: object) -> None:
-        """Hand double-sign evidence to C0, which slashes the offender once."""
-        await self.staking().submit_evidence.remote(evidence)
+    async def report_double_sign(self, vset: ValidatorSet, first: Vote, second: Vote) -> None:
+        """Hand C0 the evidence that a validator of `vset` signed both votes; C0 slashes
+        it.  Each pair once from here (C0 slashes once anyway: another validator may have
+        been first)."""
+        evidence = double_sign_evidence(self.network_id, vset, first, second)
+        if evidence.id in self.evidence_sent:
+            return
+        self.evidence_sent.add(evidence.id)
+        log.warning("network %d: validator 0x%s double-signed at height %d round %d; "
+                    "submitting evidence to C0", self.network_id, evidence.validator.hex(),
+                    evidence.height, evidence.round)
+        try:
+            await self.staking().submit_evidence.remote(evidence)
+        except Exception as exc:
+            log.info("evidence not applied: %s", exc)
