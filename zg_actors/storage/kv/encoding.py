@@ -265,10 +265,11 @@ class BodyReader:
         out = []
         for _ in range(self._count("access controls")):
             code = self._int(OP_BYTES, "an ACL op")
-            if code not in AclOp._value2member_map_:
+            try:
+                op = AclOp(code)
+            except ValueError as exc:
                 raise DataParseError(INVALID_DATA, f"unknown ACL op 0x{code:02x} at byte "
-                                     f"{self.position - 1}", op=code)
-            op = AclOp(code)
+                                     f"{self.position - 1}", op=code) from exc
             stream_id = self._take(STREAM_ID_BYTES, "a stream id")
             key = self._key() if op in OPS_WITH_KEY else None
             account = self._take(ADDRESS_BYTES, "an address") if op in OPS_WITH_ACCOUNT else None

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from zg_actors.storage.kv.encoding import (
-    OPS_WITH_ACCOUNT,
     RENOUNCE_OPS,
     AccessControl,
     AclOp,
@@ -115,10 +114,7 @@ class Replayer:
                                    "needed", tx_seq=entry.tx_seq)
         try:
             writes, controls = self._judge(entry, ids, BodyReader(padded_entry(data)))
-        except DataParseError as exc:
-            self.state.commit(entry.tx_seq, exc.result)
-            return exc.result
-        except Rejected as exc:
+        except (DataParseError, Rejected) as exc:
             self.state.commit(entry.tx_seq, exc.result)
             return exc.result
         self.state.commit(entry.tx_seq, COMMIT, writes, controls)
@@ -164,13 +160,12 @@ class Replayer:
             elif self.state.is_admin(sender, stream_id, seq):
                 admin_of.add(stream_id)
         for control in controls:
-            if control.op in OPS_WITH_ACCOUNT:
+            if control.account is not None:
                 account = control.account
             elif control.op in RENOUNCE_OPS:
                 account = sender  # a renounce is about its sender
             else:
                 account = ZERO_ADDRESS  # SET_KEY_* are about a key, not an account
-            assert account is not None
             key = control.key or b""
             meta = (control.op & 0xF0, control.stream_id, key, account)
             # The last op of each (category, stream, key, account) wins; a grant-admin to

@@ -25,6 +25,7 @@ from zg_actors.storage.kv.encoding import (
     ADDRESS_BYTES,
     SKIP_CHECKS_VERSION,
     STREAM_ID_BYTES,
+    VERSION_BYTES,
     AclOp,
 )
 from zg_actors.storage.kv.store import OrderedStore
@@ -34,7 +35,6 @@ ZERO_ADDRESS = bytes(ADDRESS_BYTES)  # the account of SET_KEY_* rows, the operat
 # the admin grant a stream's first tx gives its sender
 LATEST = SKIP_CHECKS_VERSION  # "no version given": every row counts
 VALUE, CREATED, ACL, SPECIAL_WRITER, RESULT, PROGRESS = b"v", b"c", b"a", b"w", b"r", b"p"
-VERSION_BYTES = 8
 _AFTER_ALL_VERSIONS = b"\xff" * (VERSION_BYTES + 1)  # sorts after every row of one key
 
 
