@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,7 +27,8 @@ from zg_actors.storage.kv.encoding import (
 from zg_actors.storage.kv.errors import EntryDataMissing, ReplayOutOfOrder
 from zg_actors.storage.kv.replay import FlowEntry, Replayer
 from zg_actors.storage.kv.state import KeyValue, KVState
-from zg_actors.storage.kv.store import MemoryStore
+from zg_actors.storage.kv.store import LmdbStore, MemoryStore
+from zg_actors.store import Store
 
 S = bytes([0xAA]) * 32
 T = bytes([0xBB]) * 32
@@ -506,3 +509,28 @@ def test_random_histories_commit_all_or_nothing_and_replay_alike(
             two = Replayer(two.state, two.streams)
         send(two, sender, tx)
     assert one.state.digest(one.streams) == two.state.digest(two.streams)
+
+
+def test_an_lmdb_store_replays_to_the_same_state_and_keeps_it_across_a_reopen(
+        tmp_path: Path) -> None:
+    memory = node()
+    lmdb_store = Store(tmp_path / "kv", ["kv"])
+    on_disk = Replayer(KVState(LmdbStore(lmdb_store, "kv")), (S, T))
+    keys = [b"\x00", b"a", b"a\x00", b"\xff"]
+    more = [(ALICE, KVTx(SKIP, writes=tuple(StreamWrite(S, k, k + b"!") for k in keys))),
+            (ALICE, put(S, b"a", b""))]
+    for sender, tx in [*history()[:3], *more]:
+        send(memory, sender, tx)
+        send(on_disk, sender, tx)
+    lmdb_store.close()
+    reopened = Replayer(KVState(LmdbStore(Store(tmp_path / "kv", ["kv"]), "kv")), (S, T))
+    assert reopened.state.next_tx_seq == 5
+    for sender, tx in history()[3:]:
+        send(memory, sender, tx)
+        send(reopened, sender, tx)
+    assert reopened.state.digest(reopened.streams) == memory.state.digest(memory.streams)
+    state = reopened.state
+    assert [state.first(S).key, state.last(S).key, state.next(S, b"\x00").key,
+            state.prev(S, b"\xff").key] == [b"\x00", b"\xff", b"a\x00", b"k"]
+    assert state.get_value(S, b"a", 3) == KeyValue(b"a", 3, b"a!")
+    assert state.is_writer_of_stream(BOB, S) and state.tx_result(5) == "VersionConfliction"

@@ -22,9 +22,9 @@ from zg_actors.storage.kv.encoding import (
 )
 from zg_actors.storage.kv.replay import FlowEntry, Replayer
 from zg_actors.storage.kv.state import KeyValue, KVState
-from zg_actors.storage.kv.store import MemoryStore, OrderedStore
+from zg_actors.storage.kv.store import LmdbStore, MemoryStore, OrderedStore
 
 __all__ = ["STREAM_DOMAIN", "AccessControl", "AclOp", "FlowEntry", "KVState", "KVTx",
-           "KeyValue", "MemoryStore", "OrderedStore", "Replayer", "StreamRead", "StreamWrite",
+           "KeyValue", "LmdbStore", "MemoryStore", "OrderedStore", "Replayer", "StreamRead", "StreamWrite",
            "decode_tx", "encode_tx", "parse_stream_id", "stream_id_from_name", "stream_tags",
            "tag_stream_ids"]

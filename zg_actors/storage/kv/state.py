@@ -28,7 +28,7 @@ from zg_actors.storage.kv.encoding import (
     VERSION_BYTES,
     AclOp,
 )
-from zg_actors.storage.kv.store import OrderedStore
+from zg_actors.storage.kv.store import OrderedStore, successor
 from zg_actors.store import u64
 
 ZERO_ADDRESS = bytes(ADDRESS_BYTES)  # the account of SET_KEY_* rows, the operator of
@@ -45,12 +45,6 @@ def esc(key: bytes) -> bytes:
 
 def unesc(raw: bytes) -> bytes:
     return raw[:-2].replace(b"\x00\xff", b"\x00")
-
-
-def _successor(prefix: bytes) -> bytes:
-    """The least byte string above every string that starts with `prefix`."""
-    stripped = prefix.rstrip(b"\xff")
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 @dataclass(frozen=True)
@@ -169,7 +163,9 @@ class KVState:
                           LATEST if version is None else version)
 
     def last(self, stream_id: bytes, version: int | None = None) -> KeyValue | None:
-        return self._walk(stream_id, _successor(VALUE + stream_id), False,
+        end = successor(VALUE + stream_id)
+        assert end is not None  # VALUE is not FF
+        return self._walk(stream_id, end, False,
                           LATEST if version is None else version)
 
     # ---- access control (0G's stream_store.rs queries) ----------------------------------
