@@ -25,6 +25,6 @@ from zg_actors.storage.kv.state import KeyValue, KVState
 from zg_actors.storage.kv.store import LmdbStore, MemoryStore, OrderedStore
 
 __all__ = ["STREAM_DOMAIN", "AccessControl", "AclOp", "FlowEntry", "KVState", "KVTx",
-           "KeyValue", "LmdbStore", "MemoryStore", "OrderedStore", "Replayer", "StreamRead", "StreamWrite",
-           "decode_tx", "encode_tx", "parse_stream_id", "stream_id_from_name", "stream_tags",
-           "tag_stream_ids"]
+           "KeyValue", "LmdbStore", "MemoryStore", "OrderedStore", "Replayer", "StreamRead",
+           "StreamWrite", "decode_tx", "encode_tx", "parse_stream_id", "stream_id_from_name",
+           "stream_tags", "tag_stream_ids"]
