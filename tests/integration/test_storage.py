@@ -18,6 +18,17 @@ from zg_actors.storage.actors import StorageMiner, find_miners, miner_name, stop
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.errors import UploadIncomplete, WrongEntry
 from zg_actors.storage.file import file_tree, pad, sector_roots, split_fragments
+from zg_actors.storage.kv.encoding import (
+    SKIP_CHECKS_VERSION,
+    KVTx,
+    StreamWrite,
+    encode_tx,
+    stream_id_from_name,
+    stream_tags,
+)
+from zg_actors.storage.kv.replay import FlowEntry, Replayer
+from zg_actors.storage.kv.state import KVState
+from zg_actors.storage.kv.store import MemoryStore
 from zg_actors.storage.sdk import StorageClient
 
 from .conftest import cli_json
@@ -211,3 +222,41 @@ def test_a_big_file_tree_is_hashed_in_pieces_by_ray_tasks(deployment) -> None:
     hasher = client._row_hasher(len(data))
     assert hasher is not sector_roots
     assert file_tree(data, client._keep_height, hasher) == file_tree(data, client._keep_height)
+
+
+def test_tagged_uploads_carry_their_tags_each_as_a_new_entry_and_replay_as_kv_txs(
+        storage, tmp_path, capsys) -> None:
+    client, _config, network_id = storage
+    stream = stream_id_from_name("notes")
+    tags = stream_tags([stream])
+    body = encode_tx(KVTx(SKIP_CHECKS_VERSION, writes=(StreamWrite(stream, b"k", b"v1"),)))
+    root = file_tree(body).root
+    source = tmp_path / "kv-tx.bin"
+    source.write_bytes(body)
+    assert main(["upload", str(source), "--network", str(network_id), "--tags",
+                 "0x" + tags.hex(), "--json"]) == 0
+    first = cli_json(capsys)
+    assert first["tags"] == "0x" + tags.hex() and first["status"] == STATUS_FINALIZED
+    # The same bytes with the same tags again: a message of its own, a new entry (as 0G's
+    # client always submits), not the earlier entry of that root.
+    again = client.upload(body, network_id, tags=tags)
+    assert again["tx_seq"] == first["tx_seq"] + 1 and again["root"] == root
+    assert again["status"] == STATUS_FINALIZED
+    entries = [client._query(network_id, "entry", seq)
+               for seq in (first["tx_seq"], again["tx_seq"])]
+    assert [(e["tags"], e["root"], e["status"]) for e in entries] == \
+        [(tags, root, STATUS_FINALIZED)] * 2
+    # An untagged upload of that root still reuses an entry it has.
+    plain = client.upload(body, network_id)
+    assert plain["tx_seq"] in (first["tx_seq"], again["tx_seq"]) and plain["tags"] == b""
+    # What a KV node does with them: the entries' tags and data replay as KV txs.
+    replayer = Replayer(KVState(MemoryStore()), [stream])
+    flow = client._query(network_id, "flow")["entries"]
+    results = []
+    for seq in range(flow):
+        info = client._query(network_id, "entry", seq)
+        entry = FlowEntry(seq, info["sender"], info["tags"])
+        data = client.download(info["root"]) if replayer.needs_data(entry) else None
+        results.append(replayer.apply(entry, data))
+    assert results[first["tx_seq"]] == results[again["tx_seq"]] == "Commit"
+    assert replayer.state.get_value(stream, b"k").version == again["tx_seq"]

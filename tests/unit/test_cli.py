@@ -54,6 +54,15 @@ def test_bad_compute_arguments_fail_before_any_cluster_is_contacted(
     assert status == 2 and out["error"] == error and needle in out["message"]
 
 
+def test_upload_tags_that_are_not_hex_fail_before_any_cluster_is_contacted(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    file = tmp_path / "f"
+    file.write_bytes(b"data")
+    status, out = run(capsys, "upload", str(file), "--tags", "0xzz", "--address", "127.0.0.1:1")
+    assert status == 2 and out["error"] == "InvalidInput"
+    assert "tags '0xzz' is not hex" in out["message"]
+
+
 def test_a_config_file_that_is_not_utf8_or_holds_nan(capsys: pytest.CaptureFixture[str],
                                                      tmp_path: Path) -> None:
     latin1 = tmp_path / "latin1.yaml"

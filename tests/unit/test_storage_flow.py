@@ -13,7 +13,15 @@ from zg_actors.chain.tx import make_tx
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.storage.constants import STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.file import file_tree
-from zg_actors.storage.flow import append_subtree, flow_root, pad_to, storage_fee, zero_hash
+from zg_actors.storage.flow import (
+    MAX_TAGS_BYTES,
+    append_subtree,
+    flow_root,
+    pad_to,
+    storage_fee,
+    zero_hash,
+)
+from zg_actors.storage.kv.encoding import STREAM_DOMAIN
 from zg_actors.storage.placement import assigned_miners, client_account, miner_account
 from zg_actors.store.overlay import Overlay
 
@@ -55,6 +63,7 @@ class Chain:
         self._commit(self.machine.genesis(self.state.get))
         self.height = 0
         self.nonces: dict[bytes, int] = {}
+        self.txs: list = []  # every tx run, in order
 
     def _commit(self, overlay: Overlay) -> None:
         for key, value in overlay.writes():
@@ -67,6 +76,7 @@ class Chain:
         nonce = self.nonces.get(account.address, 0)
         tx = make_tx(account, 1, nonce, "flow", method, args)
         self.nonces[account.address] = nonce + 1
+        self.txs.append(tx)
         receipt = self.block([tx])[0]
         return receipt
 
@@ -85,8 +95,8 @@ class Chain:
         return self.machine.query(self.state.get, "token", "balance", (address,))
 
 
-def submit_args(tree, value: int) -> list:
-    return [tree.size, b"", [[root, height] for root, height in tree.nodes], value]
+def submit_args(tree, value: int, tags: bytes = b"") -> list:
+    return [tree.size, tags, [[root, height] for root, height in tree.nodes], value]
 
 
 def test_submit_places_aligned_nodes_and_numbers_entries() -> None:
@@ -107,6 +117,7 @@ def test_submit_places_aligned_nodes_and_numbers_entries() -> None:
     event = r2.events[0]
     assert (event.name, event.data[1], event.data[2], event.data[3]) == ("Submit", 1, 1024,
                                                                            300_000)
+    assert event.data[5] == b"" and first["tags"] == b""  # an untagged submission
     assert chain.query("file_info", big.root)["tx_seq"] == 1
     assert chain.query("file_info", keccak256(b"unknown")) is None
     # The flow root is the tree over every sector, padding included.
@@ -200,3 +211,33 @@ def test_shards_of_a_segment_go_to_distinct_miners(miners: int, shards: int) -> 
             assert len(set(owners)) == shards
             for j, owner in enumerate(owners):
                 assert miner_shard(tx_seq, segment, owner, miners, shards) == j
+
+
+def test_submit_event_and_entry_carry_the_tags_and_the_entry_is_found_by_its_tx() -> None:
+    chain = Chain()
+    client = client_account(chain.config.devnet.key_seed)
+    tree = file_tree(b"kv tx body")
+    tags = STREAM_DOMAIN + bytes([7]) * 32
+    fee = storage_fee(list(tree.nodes), chain.config.storage.price_per_sector)
+    first = chain.run(client, "submit", submit_args(tree, fee, tags))
+    again = chain.run(client, "submit", submit_args(tree, fee, tags))  # same root: a new entry
+    assert first.ok and again.ok, (first.error, again.error)
+    event = again.events[0]
+    assert event.name == "Submit" and event.data[1] == 1 and event.data[5] == tags
+    assert event.data[4] == [tree.root]
+    assert chain.query("entry", 1)["tags"] == tags
+    assert chain.query("entry_of_tx", chain.txs[0].hash)["tx_seq"] == 0
+    assert chain.query("entry_of_tx", chain.txs[1].hash)["tx_seq"] == 1
+    assert chain.query("entry_of_tx", keccak256(b"no such tx")) is None
+
+
+def test_tags_that_are_not_bytes_or_too_long_are_refused() -> None:
+    chain = Chain()
+    client = client_account(chain.config.devnet.key_seed)
+    tree = file_tree(b"x")
+    fee = storage_fee(list(tree.nodes), chain.config.storage.price_per_sector)
+    not_bytes = chain.run(client, "submit", submit_args(tree, fee, [b"a"]))  # type: ignore[arg-type]
+    assert "tags must be bytes" in not_bytes.error
+    too_long = chain.run(client, "submit", submit_args(tree, fee, bytes(MAX_TAGS_BYTES + 1)))
+    assert f"limit {MAX_TAGS_BYTES}" in too_long.error
+    assert chain.query("flow")["entries"] == 0

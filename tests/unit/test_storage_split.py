@@ -60,6 +60,7 @@ class FakeChain:
 
     def __init__(self, limit: int) -> None:
         self.entries: dict[bytes, dict] = {}
+        self.tags: list[bytes] = []  # of each entry submitted
         self.client = object.__new__(StorageClient)
         self.client.config = SimpleNamespace(storage=SimpleNamespace(max_entry_bytes=limit))
         self.client.networks = lambda: [3]  # type: ignore[method-assign]
@@ -67,8 +68,10 @@ class FakeChain:
         self.client.file_info = self.file_info  # type: ignore[method-assign]
         self.client.download = self.download  # type: ignore[method-assign]
 
-    def upload_entry(self, net: int, data: bytes, on_progress, wait: bool) -> dict:
+    def upload_entry(self, net: int, data: bytes, on_progress, wait: bool,
+                     tags: bytes = b"") -> dict:
         assert len(data) <= self.client.config.storage.max_entry_bytes
+        self.tags.append(tags)
         tree = file_tree(data)
         seq = len(self.entries)
         self.entries[tree.root] = {"tx_seq": seq, "size": len(data), "data": data,
@@ -110,6 +113,7 @@ def test_upload_splits_and_download_fragments_joins() -> None:
     assert [f["status"] for f in receipt["fragments"]] == [STATUS_UPLOADING,
                                                            STATUS_FINALIZED, STATUS_FINALIZED]
     assert chain.client.download_fragments(receipt["roots"]) == data
+    assert chain.tags == [b"", b"", b""] and receipt["tags"] == b""
     info = chain.client.fragments_info(receipt["roots"])
     assert info["size"] == len(data) and info["entries"] == 3 and info["segments"] == 6
     assert info["status"] == STATUS_UPLOADING  # the first fragment is not finalized yet
@@ -133,3 +137,10 @@ def test_parse_roots() -> None:
         parse_roots(f"{a},")
     with pytest.raises(InvalidInput):
         parse_roots("12,34")
+
+
+def test_upload_gives_its_tags_to_every_fragment() -> None:
+    chain = FakeChain(limit=2 * SEGMENT_BYTES)
+    tags = b"\x01" * 64
+    receipt = chain.client.upload(os.urandom(3 * SEGMENT_BYTES), tags=tags)
+    assert chain.tags == [tags, tags] and receipt["tags"] == tags

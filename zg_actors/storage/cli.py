@@ -16,13 +16,18 @@ from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import STATUS_FINALIZED
 
 
-def parse_root(text: str) -> bytes:
-    """A file root as typed: 64 hex digits, with or without 0x."""
+def parse_hex(text: str, name: str) -> bytes:
+    """Bytes typed as hex, with or without 0x ("0x" alone is empty)."""
     digits = text[2:] if text.lower().startswith("0x") else text
     try:
-        root = bytes.fromhex(digits)
+        return bytes.fromhex(digits)
     except ValueError as exc:
-        raise InvalidInput(f"root {text!r} is not hex", root=text) from exc
+        raise InvalidInput(f"{name} {text!r} is not hex", **{name: text}) from exc
+
+
+def parse_root(text: str) -> bytes:
+    """A file root as typed: 64 hex digits, with or without 0x."""
+    root = parse_hex(text, "root")
     if len(root) != 32:
         raise InvalidInput(f"root {text!r} has {len(root)} bytes, a file root has 32",
                            root=text)
@@ -89,6 +94,7 @@ def cmd_file_root(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     data = _read(args.file)
+    tags = parse_hex(args.tags, "tags")
     client = _client(args)
     with _bar(args) as bar:
         task = bar.add_task(f"uploading {args.file}", total=None)
@@ -97,7 +103,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total)
 
         receipt = client.upload(data, args.network, on_progress=step,
-                                wait=not args.no_wait)
+                                wait=not args.no_wait, tags=tags)
     mb_s = receipt["size"] / 1e6 / max(receipt["seconds"], 1e-9)
 
     def human() -> None:
@@ -202,6 +208,10 @@ def register(sub: Any, bench_sub: Any) -> None:
     upload.add_argument("--no-wait", action="store_true",
                         help="send every shard once and return: status UPLOADING (with the "
                         "shards not acknowledged) unless already FINALIZED")
+    upload.add_argument("--tags", default="", metavar="HEX",
+                        help="the submission's tags (0G's Submission.tags, "
+                        "e.g. a KV tx's STREAM tag), on every fragment's entry; a tagged "
+                        "upload always submits a new entry (default: none)")
     download = add_command(sub, "download", cmd_download, "fetch a file by root into OUT, "
                            "verifying every segment proof and the file root (OUT and the root "
                            "are checked first: nothing is fetched for a path that cannot be "

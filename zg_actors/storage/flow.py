@@ -111,6 +111,10 @@ def _seq_key(tx_seq: int) -> bytes:
     return b"entry/" + u64(tx_seq)
 
 
+def _tx_key(tx_hash: bytes) -> bytes:
+    return b"tx/" + tx_hash
+
+
 def _int_arg(value: Decoded, name: str) -> int:
     try:
         return as_int(value)
@@ -150,7 +154,8 @@ class FlowModule(Module):
     """`flow`: submissions, the flow root, tx sequence numbers, finalization, mining contexts.
 
     State: `length`, `frontier/<level>`, `seq` (next tx sequence number),
-    `entry/<tx_seq>`, `root/<file root>` -> [tx_seq, ...], `pool/<pricing segment>`,
+    `entry/<tx_seq>` (tags included), `root/<file root>` -> [tx_seq, ...],
+    `tx/<submit tx hash>` -> tx_seq, `pool/<pricing segment>`,
     `full/<pricing segment>` (height it filled), `treasury`, `context/<epoch>`.
     """
 
@@ -227,7 +232,11 @@ class FlowModule(Module):
         state.put_obj(_seq_key(tx_seq), _record(info))
         by_root = b"root/" + file_root
         state.put_obj(by_root, [*(state.get_obj(by_root) or []), tx_seq])
-        ctx.emit(MODULE, "Submit", ctx.sender, tx_seq, start, size, [r for r, _ in parsed])
+        state.put_int(_tx_key(ctx.tx_hash), tx_seq)
+        # 0G's Submit event carries the whole submission, tags included: a KV node learns
+        # of KV txs (tags = STREAM + stream ids) from it.
+        ctx.emit(MODULE, "Submit", ctx.sender, tx_seq, start, size, [r for r, _ in parsed],
+                 tag_bytes)
         return tx_seq
 
     def _distribute_fee(self, state: ModuleState, start: int, end: int, paid: int) -> None:
@@ -300,6 +309,13 @@ class FlowModule(Module):
 
     def query_entry(self, state: ModuleState, tx_seq: int) -> dict:
         return self._entry(state, tx_seq)
+
+    def query_entry_of_tx(self, state: ModuleState, tx_hash: bytes) -> dict | None:
+        """The entry the submit tx `tx_hash` created; None if it made none (yet)."""
+        key = _tx_key(bytes(tx_hash))
+        if state.get(key) is None:
+            return None
+        return self._entry(state, state.get_int(key))
 
     def query_file_info(self, state: ModuleState, root: bytes) -> dict | None:
         """The entry of a file root (a FINALIZED one first, else the earliest); None if unknown."""

@@ -21,6 +21,7 @@ import ray
 
 from zg_actors.chain.client import SyncChainClient
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
+from zg_actors.chain.tx import Transaction
 from zg_actors.config import Config
 from zg_actors.crypto import sector_tree
 from zg_actors.erasure import data_matrix
@@ -148,22 +149,22 @@ class StorageClient:
                 return {**info, "network_id": net}
         raise UnknownFile(f"no network has a file with root 0x{root.hex()}", root=root)
 
-    def _send_submission(self, network_id: int, tree: Any) -> int:
-        """Sign and send the `flow.submit` tx of `tree`; returns its nonce."""
+    def _send_submission(self, network_id: int, tree: Any, tags: bytes) -> Transaction:
+        """Sign and send the `flow.submit` tx of `tree` with its submission `tags`."""
         nodes = [[root, height] for root, height in tree.nodes]
         value = storage_fee(list(tree.nodes), self.config.storage.price_per_sector)
         return self.chain(network_id).send(self.account, MODULE, "submit",
-                                           [tree.size, b"", nodes, value]).nonce
+                                           [tree.size, tags, nodes, value])
 
     def _await_nonce(self, network_id: int, nonce: int, what: str) -> None:
         """Wait until the client's tx with `nonce` is committed; Unavailable after
         COMMIT_TIMEOUT_S."""
         self.chain(network_id).wait_nonce(self.account.address, nonce, COMMIT_TIMEOUT_S, what)
 
-    def _await_submission(self, network_id: int, tree: Any, nonce: int) -> dict:
-        """The flow entry of the submission sent with `nonce`, once committed."""
-        self._await_nonce(network_id, nonce, "submission")
-        info = self._query(network_id, "file_info", tree.root)
+    def _await_submission(self, network_id: int, tree: Any, tx: Transaction) -> dict:
+        """The flow entry the submission `tx` created, once committed."""
+        self._await_nonce(network_id, tx.nonce, "submission")
+        info = self._query(network_id, "entry_of_tx", tx.hash)
         if info is None:  # committed but failed: the receipt's error is the reason
             raise InvalidInput(f"network {network_id} rejected the submission of "
                                f"0x{tree.root.hex()}", network=network_id)
@@ -184,7 +185,8 @@ class StorageClient:
 
     # ---- upload -------------------------------------------------------------------------
     def upload(self, data: bytes, network_id: int | None = None,
-               on_progress: Progress | None = None, wait: bool = True) -> dict:
+               on_progress: Progress | None = None, wait: bool = True,
+               tags: bytes = b"") -> dict:
         """Submit `data` and store its segments; returns root, tx_seq, network, status and
         timings.
 
@@ -201,6 +203,10 @@ class StorageClient:
         root and tx_seq. `root`/`tx_seq` are the first fragment's; `roots` lists every
         fragment root in file order (download them with download_fragments(roots)) and
         `fragments` gives each one's root, size, tx_seq and segments.
+
+        `tags` are the submission's tags (0G's `Submission.tags`, e.g. a KV tx's STREAM
+        tag), given to every fragment. A tagged upload always submits a new entry, as 0G's
+        client does: each is a message (a KV tx) of its own, even with a root seen before.
         """
         networks = self.networks()
         if not networks:
@@ -218,14 +224,14 @@ class StorageClient:
                 if on_progress:
                     on_progress(base + done, total)
 
-            entry = self._upload_entry(net, data[offset:offset + length], step, wait)
+            entry = self._upload_entry(net, data[offset:offset + length], step, wait, tags)
             fragments.append(entry)
             done_before += entry["segments"]
         done = time.time()
         first = fragments[0]
         finalized = all(f["status"] == STATUS_FINALIZED for f in fragments)
         return {"root": first["root"], "tx_seq": first["tx_seq"], "network_id": net,
-                "size": len(data), "segments": total,
+                "size": len(data), "segments": total, "tags": tags,
                 "status": STATUS_FINALIZED if finalized else STATUS_UPLOADING,
                 "shard_acks": sum(f["shard_acks"] for f in fragments),
                 "shards_resent": sum(f["shards_resent"] for f in fragments),
@@ -236,9 +242,9 @@ class StorageClient:
                 "seconds": done - started}
 
     def _upload_entry(self, net: int, data: bytes, on_progress: Progress | None,
-                      wait: bool) -> dict:
-        """One flow entry: submit (unless the root is already on chain), store, and with
-        `wait` see it FINALIZED."""
+                      wait: bool, tags: bytes = b"") -> dict:
+        """One flow entry: submit (unless the root is already on chain and untagged),
+        store, and with `wait` see it FINALIZED."""
         if len(data) > self.config.storage.max_entry_bytes:  # split_fragments prevents it
             raise FileTooLarge(f"entry of {len(data)} bytes exceeds storage.max_entry_bytes "
                                f"{self.config.storage.max_entry_bytes}", size=len(data))
@@ -246,7 +252,7 @@ class StorageClient:
         deadline = time.monotonic() + self.config.storage.upload_deadline_s
         tree = file_tree(data, self._keep_height, self._row_hasher(len(data)))
         padded = pad(data)
-        info = self._query(net, "file_info", tree.root)
+        info = None if tags else self._query(net, "file_info", tree.root)
         acks, missing = 0, set()
         if info is not None and info["status"] == STATUS_FINALIZED:
             if on_progress:
@@ -259,11 +265,11 @@ class StorageClient:
             # root there. If another submission took that sequence, they refuse (WrongEntry)
             # and the shards are sent again for the sequence this one got.
             expected = self._query(net, "flow")["entries"]
-            nonce = self._send_submission(net, tree)
+            tx = self._send_submission(net, tree, tags)
             committed: dict = {}
 
             def await_commit() -> None:
-                committed.update(self._await_submission(net, tree, nonce))
+                committed.update(self._await_submission(net, tree, tx))
                 if committed["tx_seq"] != expected:
                     raise WrongEntry(f"tx sequence {expected} went to another submission",
                                      tx_seq=expected)
@@ -272,7 +278,7 @@ class StorageClient:
                 acks, missing = self._send_segments(net, expected, tree, padded, on_progress,
                                                     before_wait=await_commit)
             except WrongEntry:
-                committed = committed or self._await_submission(net, tree, nonce)
+                committed = committed or self._await_submission(net, tree, tx)
                 acks, missing = self._send_segments(net, committed["tx_seq"], tree, padded,
                                                     on_progress)
             info = committed

@@ -1,0 +1,30 @@
+"""0G Storage's KV layer (spec/kv.md): structured data on the log.
+
+Pure core, no Ray: `encoding.py` (the KV tx body, the STREAM tag, stream ids),
+`store.py` (the ordered store interface and an in-memory one), `state.py` (values by
+version, ACL rows, results, progress and the reads kv_* answers) and `replay.py` (0G's
+replay rules).
+"""
+
+from zg_actors.storage.kv.encoding import (
+    STREAM_DOMAIN,
+    AccessControl,
+    AclOp,
+    KVTx,
+    StreamRead,
+    StreamWrite,
+    decode_tx,
+    encode_tx,
+    parse_stream_id,
+    stream_id_from_name,
+    stream_tags,
+    tag_stream_ids,
+)
+from zg_actors.storage.kv.replay import FlowEntry, Replayer
+from zg_actors.storage.kv.state import KeyValue, KVState
+from zg_actors.storage.kv.store import LmdbStore, MemoryStore, OrderedStore
+
+__all__ = ["STREAM_DOMAIN", "AccessControl", "AclOp", "FlowEntry", "KVState", "KVTx",
+           "KeyValue", "LmdbStore", "MemoryStore", "OrderedStore", "Replayer", "StreamRead",
+           "StreamWrite", "decode_tx", "encode_tx", "parse_stream_id", "stream_id_from_name",
+           "stream_tags", "tag_stream_ids"]
