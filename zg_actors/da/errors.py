@@ -55,10 +55,6 @@ class NotADisperser(DAError, InvalidInput):
     code = "NOT_A_DISPERSER"
 
 
-class InsufficientSignatures(DAError, Unavailable):
-    code = "INSUFFICIENT_SIGNATURES"
-
-
 class QuorumUnavailable(DAError, Unavailable):
     """Too few of a quorum's slots are held by reachable DA nodes to certify a blob now:
     DisperseBlob refuses it (gRPC UNAVAILABLE) instead of acknowledging what it cannot keep."""

@@ -52,10 +52,6 @@ class StakingError(ZgError):
     code = "STAKING_ERROR"
 
 
-class UnknownAccount(StakingError, NotFound):
-    code = "NOT_FOUND"
-
-
 class UnknownNetwork(StakingError, NotFound):
     code = "UNKNOWN_NETWORK"
 
