@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zg_actors.crypto.encoding import Decoded, Encodable, as_int, decode, encode
+from zg_actors.crypto.accounts import ADDRESS_BYTES
+from zg_actors.crypto.encoding import (
+    Decoded,
+    Encodable,
+    EncodingError,
+    as_bytes,
+    as_int,
+    as_str,
+    decode,
+    encode,
+)
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import NotFound, ZgError
 from zg_actors.store.overlay import Overlay
@@ -25,6 +35,54 @@ class ModuleError(ZgError):
 
 class UnknownMethod(ModuleError, NotFound):
     code = "UNKNOWN_METHOD"
+
+
+SHOWN_VALUE_BYTES = 32  # a bad argument is quoted up to this many bytes: enough to recognise
+
+
+def shown(value: Decoded) -> str:
+    """A decoded argument as an error message quotes it: hex (cut short) or a list's length."""
+    if isinstance(value, list):
+        return f"a list of length {len(value)}"
+    cut = "..." if len(value) > SHOWN_VALUE_BYTES else ""
+    return "0x" + value[:SHOWN_VALUE_BYTES].hex() + cut
+
+
+@dataclass(frozen=True)
+class ArgDecoder:
+    """Turns a call's decoded args into typed values. A bad one raises `error`, the calling
+    module's own typed error, naming the argument and its value before anything is written."""
+
+    error: type[ZgError] = ModuleError
+
+    def _bad(self, name: str, value: Decoded, expected: str) -> ZgError:
+        return self.error(f"{name} must be {expected}, got {shown(value)}", argument=name,
+                          value=shown(value))
+
+    def address(self, value: Decoded, name: str) -> bytes:
+        try:
+            return as_bytes(value, ADDRESS_BYTES)
+        except EncodingError as exc:
+            raise self._bad(name, value, f"a {ADDRESS_BYTES}-byte address") from exc
+
+    def uint(self, value: Decoded, name: str, positive: bool = False) -> int:
+        try:
+            amount = as_int(value)
+        except EncodingError as exc:
+            raise self._bad(name, value, "a non-negative integer") from exc
+        if positive and amount == 0:
+            raise self.error(f"{name} must be positive, got 0", argument=name, value=0)
+        return amount
+
+    def text(self, value: Decoded, name: str, max_chars: int | None = None) -> str:
+        try:
+            text = as_str(value)
+        except EncodingError as exc:
+            raise self._bad(name, value, "UTF-8 text") from exc
+        if max_chars is not None and len(text) > max_chars:
+            raise self.error(f"{name} is {len(text)} characters, limit {max_chars}",
+                             argument=name, length=len(text))
+        return text
 
 
 @dataclass(frozen=True)
