@@ -1,5 +1,6 @@
-"""How a module call turns a tx's args into typed values: one decoder for every module,
-whose errors name the argument and its value and change nothing."""
+"""How a module call turns a tx's args into typed values: the handler's arity is checked
+first, then one decoder for every module, whose errors name the argument and its value
+and change nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from zg_actors.chain.modules.base import (
     ArgDecoder,
     BlockInfo,
     Context,
+    Module,
     ModuleError,
 )
 from zg_actors.chain.modules.token import TokenModule
@@ -78,3 +80,42 @@ def test_every_module_decodes_its_args_the_same_way() -> None:
     with pytest.raises(BadArgument, match="to must be a 20-byte address, got 0x0a0a0a"):
         c0.run(lambda ledger: ledger.apply_tx(tx))
     assert c0.state == before
+
+
+class Echo(Module):
+    name = "echo"
+
+    def tx_join(self, ctx: Context, first: bytes, second: bytes = b"") -> bytes:
+        return first + second
+
+    def tx_count(self, ctx: Context, *items: bytes) -> int:
+        return len(items)
+
+    def tx_broken(self, ctx: Context, value: bytes) -> int:
+        return len(value[0])  # the bug: an item of bytes is an int
+
+
+def test_a_call_with_the_wrong_number_of_args_is_a_typed_error() -> None:
+    echo = Echo()
+    with pytest.raises(ModuleError, match="echo.join takes 1 to 2 arguments, 0 given"):
+        echo.apply(call_context(), "join", ())
+    with pytest.raises(ModuleError, match="echo.join takes 1 to 2 arguments, 3 given"):
+        echo.apply(call_context(), "join", (b"a", b"b", b"c"))
+    assert echo.apply(call_context(), "join", (b"a",)) == b"a"
+    assert echo.apply(call_context(), "count", ()) == 0
+    assert echo.apply(call_context(), "count", (b"a", b"b")) == 2
+
+    c0 = LedgerHarness(small_config())
+    alice = c0_account(small_config().devnet.key_seed, 0)
+    before = dict(c0.state)
+    tx = make_tx(alice, C0_NETWORK_ID, c0.ledger.nonce_of(alice.address), "staking",
+                 "transfer", [SENDER])
+    with pytest.raises(BadArgument, match="staking.transfer takes 2 arguments, 1 given"):
+        c0.run(lambda ledger: ledger.apply_tx(tx))
+    assert c0.state == before
+
+
+def test_a_type_error_inside_a_handler_surfaces_as_itself() -> None:
+    with pytest.raises(TypeError, match="has no len") as raised:
+        Echo().apply(call_context(), "broken", (b"\x01",))
+    assert not isinstance(raised.value, ModuleError)  # a bug, not the caller's wrong args

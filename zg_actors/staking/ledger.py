@@ -23,7 +23,7 @@ from zg_actors.chain.block import (
     verify_certificate,
     vote_sign_bytes,
 )
-from zg_actors.chain.modules.base import ArgDecoder, Receipt
+from zg_actors.chain.modules.base import ArgDecoder, Receipt, check_arity
 from zg_actors.chain.tx import Transaction, check_nonce, check_transaction, decode_tx
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
 from zg_actors.crypto import bls
@@ -294,11 +294,8 @@ class StakingLedger:
             raise BadArgument(f"C0 has no method {tx.module}.{tx.method}", module=tx.module,
                               method=tx.method)
         self._set_int(_nonce(tx.sender), tx.nonce + 1)
-        try:
-            result = handler(tx.sender, *tx.args)
-        except TypeError as exc:
-            raise BadArgument(f"{tx.method}: wrong arguments ({len(tx.args)} given)",
-                              method=tx.method) from exc
+        check_arity(handler, tx.args, BadArgument, f"staking.{tx.method}")
+        result = handler(tx.sender, *tx.args)
         self.advance_tick()
         return Receipt(tx.hash, True, 0, (), "", result if result is not None else b"")
 

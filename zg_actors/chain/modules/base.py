@@ -8,7 +8,9 @@ only entry for txs; a ModuleError rolls back the tx's writes (not its fee).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from zg_actors.crypto.accounts import ADDRESS_BYTES
@@ -35,6 +37,32 @@ class ModuleError(ZgError):
 
 class UnknownMethod(ModuleError, NotFound):
     code = "UNKNOWN_METHOD"
+
+
+@functools.cache
+def _arity(function: Callable) -> tuple[int, int | None]:
+    """(fewest, most) positional arguments `function` takes, self included; None: any
+    number. Read once per handler, since every tx asks."""
+    params = inspect.signature(function).parameters.values()
+    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    fewest = sum(p.default is inspect.Parameter.empty for p in positional)
+    varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    return fewest, None if varargs else len(positional)
+
+
+def check_arity(handler: Callable, args: Sequence[object], error: type[ZgError],
+                method: str) -> None:
+    """Raise `error` unless the bound method `handler` takes `args` after its first argument
+    (the call's context or sender): a wrong count is the caller's mistake, while a
+    TypeError raised inside a handler is a bug and surfaces as one."""
+    fewest, most = _arity(handler.__func__)
+    fewest, most = fewest - 2, None if most is None else most - 2  # less self and the first
+    if len(args) < fewest or (most is not None and len(args) > most):
+        takes = (f"at least {fewest}" if most is None else
+                 f"{fewest}" if fewest == most else f"{fewest} to {most}")
+        raise error(f"{method} takes {takes} arguments, {len(args)} given", method=method,
+                    given=len(args))
 
 
 SHOWN_VALUE_BYTES = 32  # a bad argument is quoted up to this many bytes: enough to recognise
@@ -193,11 +221,8 @@ class Module:
         if handler is None:
             raise UnknownMethod(f"module {self.name!r} has no method {method!r}",
                                 module=self.name, method=method)
-        try:
-            return handler(ctx, *args)
-        except TypeError as exc:
-            raise ModuleError(f"{self.name}.{method}: wrong arguments ({len(args)} given)",
-                              method=method) from exc
+        check_arity(handler, args, ModuleError, f"{self.name}.{method}")
+        return handler(ctx, *args)
 
     def prepare(self, state: ModuleState, method: str, args: tuple[Decoded, ...]) -> None:
         """Runs when a tx enters the mempool, on the committed state (read-only): a module
