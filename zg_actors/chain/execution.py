@@ -47,7 +47,7 @@ class FeeTooLow(TxError):
 
 
 class FeeUnpayable(TxError, InsufficientBalance):
-    code = "INSUFFICIENT_BALANCE"
+    code = "FEE_UNPAYABLE"
 
 
 @dataclass

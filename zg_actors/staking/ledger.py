@@ -60,7 +60,7 @@ class NotAValidator(StakingError, NotFound):
 
 
 class StakingInsufficientBalance(StakingError, InsufficientBalance):
-    code = "INSUFFICIENT_BALANCE"
+    code = "STAKING_INSUFFICIENT_BALANCE"
 
 
 class InvalidEvidence(StakingError, InvalidProof):
@@ -76,7 +76,7 @@ class AlreadyProcessed(StakingError, InvalidInput):
 
 
 class BadArgument(StakingError, InvalidInput):
-    code = "INVALID_ARGUMENT"
+    code = "STAKING_BAD_ARGUMENT"
 
 
 _args = ArgDecoder(BadArgument)

@@ -19,7 +19,7 @@ _args = ArgDecoder(ModuleError)
 
 
 class TokenInsufficientBalance(ModuleError, InsufficientBalance):
-    code = "INSUFFICIENT_BALANCE"
+    code = "TOKEN_INSUFFICIENT_BALANCE"
 
 
 def _balance_key(address: bytes) -> bytes:
