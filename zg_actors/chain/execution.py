@@ -100,7 +100,8 @@ class StateMachine:
 
     def check_method(self, tx: Transaction) -> None:
         """At mempool entry only: a call to a method its module lacks is refused there.
-        In a block such a tx stays valid (it fails its receipt and pays), as before."""
+        In a block such a tx stays valid: like any call that fails, it pays its fee and
+        gets a failed receipt (the rule in this module's docstring)."""
         if not self.modules[tx.module].has_method(tx.method):
             raise UnknownTxMethod(f"module {tx.module!r} has no method {tx.method!r}",
                                   module=tx.module, method=tx.method)

@@ -229,7 +229,7 @@ class ChainNode:
         self.machine.prepare(self.state_get, tx)
 
     def _reload_mempool(self) -> None:
-        """Re-admit the persisted txs, oldest first, through today's entry checks and
+        """Re-admit the persisted txs, oldest first, through the current entry checks and
         limits (the config may have changed, blocks committed them, queued ones expired);
         what fails is deleted from the store."""
         records: list[tuple[float, int, bytes, Transaction]] = []

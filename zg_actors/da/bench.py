@@ -246,7 +246,7 @@ def sustained_mb_per_s(finalized_at: Sequence[float], blob_bytes: int,
     `offered_until` (when the client stopped offering blobs). It leaves out the start
     (the first batch's latency) and the drain: once no blobs come, the last batch fills
     no more and seals only on the batch interval (20 s for big blobs), so counting the
-    rounds after the offer stopped made the figure measure that wait. None when those
+    rounds after the offer stopped would make the figure measure that wait. None when those
     rounds are under MIN_SUSTAINED_SPAN_S apart."""
     finalized_at = [t for t in finalized_at if offered_until is None or t <= offered_until]
     if not finalized_at:
