@@ -1,4 +1,4 @@
-"""0G DA (spec/da.md): blobs, quorums, certificates, the `da` chain module, sampling.
+"""0G DA (docs/spec/da.md): blobs, quorums, certificates, the `da` chain module, sampling.
 
 Pure modules (no Ray): `params` (constants, BlobStatus), `blob` (layout, slice
 and data roots, headers), `quorum` (epoch tickets, quorums, assignment

@@ -24,7 +24,7 @@
    backend, and for blobs of 2 MiB and more, py_ecc's ratio within 20% of the fast
    backend's (the ratios take out machine drift between the two runs; the raw MB/s
    quotient is reported beside it).
-4. Published figures, for comparison only (spec/da.md).
+4. Published figures, for comparison only (docs/spec/da.md).
 """
 
 from __future__ import annotations

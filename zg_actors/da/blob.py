@@ -1,7 +1,7 @@
-"""Blobs: layout into slices, slice roots, the data root and blob headers (spec/da.md).
+"""Blobs: layout into slices, slice roots, the data root and blob headers (docs/spec/da.md).
 
 A blob of `size` bytes is laid out by the canonical erasure code
-(spec/erasure.md) into n slices of equal length, k data and n - k parity,
+(docs/spec/erasure.md) into n slices of equal length, k data and n - k parity,
 each padded to whole 256-byte sectors. Slice i's root is the 0G Merkle tree
 over the keccak of its sectors; the data root is the 0G tree over the n slice
 roots, so one Merkle proof ties any slice to the data root.

@@ -1,4 +1,4 @@
-"""Protocol constants of 0G DA as this project runs it (spec/da.md), each with its unit."""
+"""Protocol constants of 0G DA as this project runs it (docs/spec/da.md), each with its unit."""
 
 from __future__ import annotations
 

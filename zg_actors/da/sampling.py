@@ -1,4 +1,4 @@
-"""Sampling rewards (0G's DA sampling, spec/da.md): qualities, validity, difficulty.
+"""Sampling rewards (0G's DA sampling, docs/spec/da.md): qualities, validity, difficulty.
 
 Every SAMPLING_ROUND_BLOCKS blocks a network starts a round with a fresh
 seed. For a stored line (slice) of a blob, line quality = keccak(seed, epoch,

@@ -387,7 +387,7 @@ class StakingLedger:
         self._credit(sender, ready)
         return ready
 
-    # ---- DA signers and epochs (spec/da.md) -------------------------------------
+    # ---- DA signers and epochs (docs/spec/da.md) -------------------------------------
     # DA signers stake like validators (same record, under dasig/) but sign DA batches,
     # not blocks.  An epoch snapshots them with a seed from a certified block of the
     # first network; each signer then submits its BLS signature of (epoch, seed), from

@@ -1,4 +1,4 @@
-"""0G Storage log layer (spec/storage.md): file roots, the flow, miners, client.
+"""0G Storage log layer (docs/spec/storage.md): file roots, the flow, miners, client.
 
 The pure core is `file.py` (file roots, segments, submissions), `flow.py` (the
 incremental flow tree and the `flow` chain module), `placement.py` (which miner
