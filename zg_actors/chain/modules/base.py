@@ -79,7 +79,8 @@ def shown(value: Decoded) -> str:
 @dataclass(frozen=True)
 class ArgDecoder:
     """Turns a call's decoded args into typed values. A bad one raises `error`, the calling
-    module's own typed error, naming the argument and its value before anything is written."""
+    module's own typed error, naming the argument and its value (the call's writes roll
+    back with it)."""
 
     error: type[ZgError] = ModuleError
 
