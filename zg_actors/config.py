@@ -252,7 +252,7 @@ class ComputeConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """0G Storage log layer (spec/storage.md); devnet sizes are scaled down where noted."""
+    """0G Storage log layer (docs/spec/storage.md); devnet sizes are scaled down where noted."""
 
     miners: int = 4  # StorageMiner actors
     data_shards: int = 2  # k: each segment is erasure-coded into k + m shards on distinct miners
@@ -267,7 +267,7 @@ class StorageConfig:
     blocks_per_epoch: int = 10  # mining context refresh, in blocks of the network
     client_balance: int = 1_000_000 * ZG  # network tokens the devnet storage client starts with
     miner_num_cpus: float = 0.1
-    # PoRA mining and incentives (spec/storage.md); devnet values make answers cheap to find.
+    # PoRA mining and incentives (docs/spec/storage.md); devnet values make answers cheap to find.
     max_mining_range_sectors: int = 2**20  # 0G: 2^35 sectors (8 TiB); devnet: 256 MiB
     pora_difficulty: int = 256  # initial target = 2^256 / this: expected seals checked per hit
     wanted_answers_per_epoch: int = 5  # 0G mainnet: 5
@@ -343,7 +343,7 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class DAConfig:
-    """0G DA (spec/da.md): blob code, signers, quorums, batching, dispersers, gateway."""
+    """0G DA (docs/spec/da.md): blob code, signers, quorums, batching, dispersers, gateway."""
 
     k: int = 32  # data slices per blob
     n: int = 96  # slices per blob = slots per quorum (0G: 1024 of 3072, the same 1/3 rate)

@@ -114,8 +114,8 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
         pillars = run_pillars(deployment, config, say)
         supply = runtime.call(deployment.staking.supply_report.remote())
         local, height0 = _supply_at_one_height(handles0[0])
-    # Block rewards are not the only mint any more (storage and DA rewards mint too), so
-    # the check is the supply identity plus: at least every block's reward was minted.
+    # Block rewards are not the only mint (storage and DA rewards mint too), so the
+    # check is the supply identity plus: at least every block's reward was minted.
     local_ok = (local["supply"] == local["genesis"] + local["minted"] - local["burned"]
                 and local["minted"] >= config.networks.block_reward * height0)
     report = {"networks": reports, "drivers": {n: {"sent": d.sent, "rejected": len(d.rejected)}

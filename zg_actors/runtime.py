@@ -160,8 +160,8 @@ def median_timing(timings: list[dict], key: str = "mb_per_s") -> dict:
     middle = len(ordered) // 2
     chosen = dict(ordered[middle])
     if len(ordered) % 2 == 0:
-        # The mean of the two middle timings: taking the upper one (as this did) raised
-        # every even-count median, e.g. the DA bench's anchor of 3 + 3 timings.
+        # The mean of the two middle timings: either one alone would bias every even-count
+        # median, e.g. the DA bench's anchor of 3 + 3 timings.
         for field in (key, "seconds"):
             if field in chosen:
                 chosen[field] = (ordered[middle - 1][field] + ordered[middle][field]) / 2

@@ -31,3 +31,18 @@ def test_sector_bytes_is_defined_once() -> None:
 
 def test_u64_is_defined_once() -> None:
     assert _definitions("u64") + _definitions("_u64") == ["store/__init__.py"]
+
+
+def _inline_u64(path: Path) -> list[int]:
+    """Lines of `path` that build an 8-byte integer by hand instead of calling `u64`."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "to_bytes" and node.args
+            and isinstance(node.args[0], ast.Constant) and node.args[0].value == 8]
+
+
+def test_chain_builds_u64_keys_with_the_one_helper() -> None:
+    inline = {str(path.relative_to(PACKAGE)): lines
+              for path in sorted((PACKAGE / "chain").rglob("*.py"))
+              if (lines := _inline_u64(path))}
+    assert inline == {}

@@ -1,4 +1,4 @@
-"""Replay of KV txs (spec/kv.md "Replay" and "ACL rules"), with 0G's result strings
+"""Replay of KV txs (docs/spec/kv.md "Replay" and "ACL rules"), with 0G's result strings
 (0g-storage-kv stream_replayer.rs ReplayResult's Display)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""File roots and submissions (spec/storage.md "File root"), checked against a literal
+"""File roots and submissions (docs/spec/storage.md "File root"), checked against a literal
 reading of the spec written independently of zg_actors.storage.file."""
 
 from __future__ import annotations

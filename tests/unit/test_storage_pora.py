@@ -1,4 +1,4 @@
-"""PoRA (spec/storage.md): sealing, recall, quality, difficulty, and answers checked by
+"""PoRA (docs/spec/storage.md): sealing, recall, quality, difficulty, and answers checked by
 the `mine` module through the real state machine, with reward accounting."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Files over storage.max_entry_bytes are split into several flow entries (spec/storage.md
+"""Files over storage.max_entry_bytes are split into several flow entries (docs/spec/storage.md
 "Submission and the flow"), like 0G's client with --fragment-size."""
 
 from __future__ import annotations

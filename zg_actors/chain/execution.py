@@ -27,6 +27,7 @@ from zg_actors.crypto.encoding import encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_root
 from zg_actors.errors import InsufficientBalance
+from zg_actors.store import from_u64, u64
 from zg_actors.store.overlay import Overlay
 
 AUTH = "auth"  # namespace of account nonces
@@ -47,7 +48,7 @@ class FeeTooLow(TxError):
 
 
 class FeeUnpayable(TxError, InsufficientBalance):
-    code = "INSUFFICIENT_BALANCE"
+    code = "FEE_UNPAYABLE"
 
 
 @dataclass
@@ -99,14 +100,15 @@ class StateMachine:
 
     def check_method(self, tx: Transaction) -> None:
         """At mempool entry only: a call to a method its module lacks is refused there.
-        In a block such a tx stays valid (it fails its receipt and pays), as before."""
+        In a block such a tx stays valid: like any call that fails, it pays its fee and
+        gets a failed receipt (the rule in this module's docstring)."""
         if not self.modules[tx.module].has_method(tx.method):
             raise UnknownTxMethod(f"module {tx.module!r} has no method {tx.method!r}",
                                   module=tx.module, method=tx.method)
 
     def account_nonce(self, get: Callable[[bytes], bytes | None], address: bytes) -> int:
         raw = get(nonce_key(address))
-        return int.from_bytes(raw, "big") if raw else 0
+        return from_u64(raw) if raw else 0
 
     def apply_tx(self, ctx: Context, tx: Transaction) -> Receipt:
         """Check and apply one tx on ctx.overlay; TxError means the tx may not be in a block."""
@@ -119,7 +121,7 @@ class StateMachine:
             raise FeeUnpayable(f"sender cannot pay fee {tx.fee}: {exc}", fee=tx.fee,
                                sender=tx.sender) from exc
         token.credit(fee_state, ctx.block.proposer, tx.fee)
-        ctx.overlay.put(nonce_key(tx.sender), (tx.nonce + 1).to_bytes(8, "big"))
+        ctx.overlay.put(nonce_key(tx.sender), u64(tx.nonce + 1))
         call = Context(ctx.block, ctx.overlay.child(), tx.sender, tx.hash, tx.fee)
         try:
             result = self.modules[tx.module].apply(call, tx.method, tx.args)

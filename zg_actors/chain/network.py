@@ -42,7 +42,7 @@ def build_state_machine(config: Config, network_id: int) -> StateMachine:
     # Storage on every network: the devnet client pays for uploads, miners confirm (zero fee).
     genesis[client_account(seed).address] = config.storage.client_balance
     modules += [FlowModule(config.storage, seed), MineModule(config.storage)]
-    # DA on every network: dispersers pay certificate txs and deposits (spec/da.md).
+    # DA on every network: dispersers pay certificate txs and deposits (docs/spec/da.md).
     genesis.update({disperser_account(seed, i).address: 10 * config.da.disperser_deposit
                     for i in range(config.da.dispersers)})
     modules.append(DAModule(da_module_params(config)))

@@ -45,7 +45,7 @@ from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
 from zg_actors.errors import Unavailable
 from zg_actors.staking.ledger import BurnProof
-from zg_actors.store import Store, from_u64, u64
+from zg_actors.store import U64_BYTES, Store, from_u64, u64
 
 DBS = ("meta", "blocks", "certs", "receipts", "state", "mempool", "signed", "vsets")
 MAX_FUTURE_DRIFT_MS = 10_000  # a proposal's time may run ahead of ours by this much
@@ -101,22 +101,22 @@ def vote_key(height: int, round_: int, vote_type: int) -> bytes:
 
 
 def round_key(height: int) -> bytes:
-    return ROUND_PREFIX + height.to_bytes(8, "big")
+    return ROUND_PREFIX + u64(height)
 
 
 def lock_key(height: int) -> bytes:
-    return LOCK_PREFIX + height.to_bytes(8, "big")
+    return LOCK_PREFIX + u64(height)
 
 
 def proposal_key(height: int, round_: int) -> bytes:
-    return PROPOSAL_PREFIX + height.to_bytes(8, "big") + round_.to_bytes(4, "big")
+    return PROPOSAL_PREFIX + u64(height) + round_.to_bytes(4, "big")
 
 
 def signed_key_height(key: bytes) -> int | None:
     """The height a "signed" record is about; None for a key of no known format."""
     for prefix, tail in ((ROUND_PREFIX, 0), (LOCK_PREFIX, 0), (PROPOSAL_PREFIX, 4)):
-        if key.startswith(prefix) and len(key) == len(prefix) + 8 + tail:
-            return int.from_bytes(key[len(prefix):len(prefix) + 8], "big")
+        if key.startswith(prefix) and len(key) == len(prefix) + U64_BYTES + tail:
+            return from_u64(key[len(prefix):len(prefix) + U64_BYTES])
     try:
         return as_int(as_list(decode(key), 3)[0])
     except EncodingError:  # not a vote key: leave it alone
@@ -229,7 +229,7 @@ class ChainNode:
         self.machine.prepare(self.state_get, tx)
 
     def _reload_mempool(self) -> None:
-        """Re-admit the persisted txs, oldest first, through today's entry checks and
+        """Re-admit the persisted txs, oldest first, through the current entry checks and
         limits (the config may have changed, blocks committed them, queued ones expired);
         what fails is deleted from the store."""
         records: list[tuple[float, int, bytes, Transaction]] = []

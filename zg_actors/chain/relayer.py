@@ -20,7 +20,7 @@ from zg_actors.config import config_from_dict
 from zg_actors.crypto import bls
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import AlreadyProcessed
-from zg_actors.store import Store
+from zg_actors.store import Store, from_u64, u64
 
 RELAYER_NAME = "relayer"
 RELAY_BATCH_HEIGHTS = 200  # heights whose burns one call to a validator fetches
@@ -67,7 +67,7 @@ class Relayer:
             handles = await manager.validator_handles.remote(network_id)
             key = network_id.to_bytes(4, "big")
             raw = self.store.get("cursor", key)
-            cursor = int.from_bytes(raw, "big") if raw else 1
+            cursor = from_u64(raw) if raw else 1
             for handle in handles.values():  # the first validator that answers
                 try:
                     height = await asyncio.wait_for(handle.committed_height.remote(),
@@ -86,7 +86,7 @@ class Relayer:
                     except Exception as exc:
                         self._error(exc)
                 top = min(height, cursor + RELAY_BATCH_HEIGHTS - 1)
-                self.store.put("cursor", key, (top + 1).to_bytes(8, "big"))
+                self.store.put("cursor", key, u64(top + 1))
                 break
         self.minted += minted
         return minted

@@ -41,7 +41,7 @@ class WrongNetwork(TxError, InvalidInput):
 
 
 class TxSignatureInvalid(TxError, InvalidSignature):
-    code = "INVALID_SIGNATURE"
+    code = "INVALID_TX_SIGNATURE"
 
 
 class NonceError(TxError, InvalidInput):
@@ -59,7 +59,7 @@ class MalformedTxBatch(InvalidInput):
 
 
 class UnknownTxMethod(TxError, InvalidInput):
-    code = "UNKNOWN_METHOD"
+    code = "UNKNOWN_TX_METHOD"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class DuplicateTx(TxError, InvalidInput):
 
 
 class MempoolFull(TxError, Unavailable):
-    code = "RESOURCE_EXHAUSTED"
+    code = "MEMPOOL_FULL"
 
 
 class AccountLimitExceeded(TxError, Unavailable):

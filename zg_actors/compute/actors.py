@@ -263,7 +263,8 @@ class ComputeProvider:
             return report
 
     async def _reject(self, user: bytes, rejected: list[dict]) -> None:
-        """Receipts the chain refused: kept aside as evidence, no longer retried."""
+        """Receipts the chain refused: kept aside as evidence and not retried, since the
+        chain would refuse them again."""
         self.stats["rejected_traces"] += len(rejected)
         reasons = ", ".join(f"nonce {r['nonce']}: {r['status']}" for r in rejected)
         self._note(f"settlement of {len(rejected)} requests of 0x{user.hex()} refused "

@@ -19,7 +19,7 @@ from zg_actors.errors import (
 class ComputeInsufficientBalance(ModuleError, InsufficientBalance):
     """A ledger, sub-account or wallet cannot cover an amount; says how much more and where."""
 
-    code = "INSUFFICIENT_BALANCE"
+    code = "COMPUTE_INSUFFICIENT_BALANCE"
 
 
 class UnknownProvider(ModuleError, NotFound):
@@ -33,13 +33,13 @@ class UnknownLedger(ModuleError, NotFound):
 class InvalidServiceCall(ModuleError, InvalidInput):
     """Malformed arguments or a call the account's state does not allow."""
 
-    code = "INVALID_ARGUMENT"
+    code = "INVALID_SERVICE_CALL"
 
 
 class StaleNonce(InvalidInput):
     """A request nonce at or below one the provider already served: a replay or stale header."""
 
-    code = "INVALID_NONCE"
+    code = "STALE_NONCE"
 
 
 class FeeCapTooLow(InvalidInput):

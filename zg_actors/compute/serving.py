@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zg_actors.chain.modules import token
-from zg_actors.chain.modules.base import Context, Module, ModuleState
+from zg_actors.chain.modules.base import ArgDecoder, Context, Module, ModuleState
 from zg_actors.compute.errors import (
     ComputeInsufficientBalance,
     InvalidServiceCall,
@@ -57,6 +57,7 @@ from zg_actors.crypto.keccak import keccak256
 # Token-module address that holds every deposit and stake; no key exists for it.
 ESCROW = keccak256(b"zg/serving/escrow")[-ADDRESS_BYTES:]
 _SERVICES = b"services"  # index: encoded list of provider addresses
+_args = ArgDecoder(InvalidServiceCall)
 
 
 @dataclass(frozen=True)
@@ -82,33 +83,8 @@ def _subs_key(user: bytes) -> bytes:
     return b"subs/" + user
 
 
-def _address(value: Decoded, name: str) -> bytes:
-    try:
-        return as_bytes(value, ADDRESS_BYTES)
-    except EncodingError as exc:
-        raise InvalidServiceCall(f"{name} must be a 20-byte address", argument=name) from exc
-
-
-def _amount(value: Decoded, name: str, positive: bool = True) -> int:
-    try:
-        amount = as_int(value)
-    except EncodingError as exc:
-        raise InvalidServiceCall(f"{name} must be a non-negative integer",
-                                 argument=name) from exc
-    if positive and amount == 0:
-        raise InvalidServiceCall(f"{name} must be positive, got 0", argument=name, value=0)
-    return amount
-
-
 def _text(value: Decoded, name: str) -> str:
-    try:
-        text = as_str(value)
-    except EncodingError as exc:
-        raise InvalidServiceCall(f"{name} must be UTF-8 text", argument=name) from exc
-    if len(text) > SERVICE_FIELD_MAX_CHARS:
-        raise InvalidServiceCall(f"{name} is {len(text)} characters, limit "
-                                 f"{SERVICE_FIELD_MAX_CHARS}", argument=name, length=len(text))
-    return text
+    return _args.text(value, name, SERVICE_FIELD_MAX_CHARS)
 
 
 def _hex(address: bytes) -> str:
@@ -221,8 +197,8 @@ class ServingModule(Module):
         service = {"provider": ctx.sender, "service_type": _text(service_type, "service_type"),
                    "endpoint": _text(endpoint, "endpoint"), "model": _text(model, "model"),
                    "verifiability": verify,
-                   "input_price": _amount(input_price, "input_price", positive=False),
-                   "output_price": _amount(output_price, "output_price", positive=False),
+                   "input_price": _args.uint(input_price, "input_price"),
+                   "output_price": _args.uint(output_price, "output_price"),
                    "extra": _text(extra, "extra"), "updated_at_ms": ctx.block.time_ms,
                    "stake": existing["stake"] if existing else self.params.provider_stake}
         if existing is None:
@@ -254,7 +230,7 @@ class ServingModule(Module):
     # ---- main account -----------------------------------------------------------------
     def tx_deposit(self, ctx: Context, amount: Decoded) -> Decoded:
         """Wallet -> main account; the first deposit creates it with the minimum balance."""
-        value = _amount(amount, "amount")
+        value = _args.uint(amount, "amount", positive=True)
         state = ctx.state(SERVING_MODULE)
         ledger = get_ledger(state, ctx.sender)
         if ledger is None:
@@ -284,7 +260,7 @@ class ServingModule(Module):
 
     def tx_refund(self, ctx: Context, amount: Decoded) -> Decoded:
         """Main account -> wallet, after collecting every sub-account refund that unlocked."""
-        value = _amount(amount, "amount")
+        value = _args.uint(amount, "amount", positive=True)
         state = ctx.state(SERVING_MODULE)
         ledger = require_ledger(state, ctx.sender)
         self._collect_unlocked(ctx, state, ctx.sender, ledger)
@@ -323,7 +299,7 @@ class ServingModule(Module):
     # ---- sub-accounts -----------------------------------------------------------------
     def tx_transfer(self, ctx: Context, provider: Decoded, amount: Decoded) -> Decoded:
         """Main account -> the sub-account of `provider`, cancelling pending refunds first."""
-        to, value = _address(provider, "provider"), _amount(amount, "amount")
+        to, value = _args.address(provider, "provider"), _args.uint(amount, "amount", positive=True)
         state = ctx.state(SERVING_MODULE)
         require_service(state, to)
         ledger = require_ledger(state, ctx.sender)
@@ -345,7 +321,7 @@ class ServingModule(Module):
 
     def tx_retrieve(self, ctx: Context, provider: Decoded) -> Decoded:
         """Collect unlocked refunds of this sub-account, and start a refund of the rest."""
-        of = _address(provider, "provider")
+        of = _args.address(provider, "provider")
         state = ctx.state(SERVING_MODULE)
         ledger = require_ledger(state, ctx.sender)
         sub = get_sub(state, ctx.sender, of)

@@ -223,18 +223,6 @@ _backend: type[_PyEcc] | type[_Milagro] | type[_Blspy] = _PyEcc
 _INSTALL_HINTS = {"milagro": "pip install milagro-bls-binding", "blspy": "pip install blspy"}
 
 
-def use_py_ecc() -> None:
-    use("py_ecc")
-
-
-def use_milagro() -> None:
-    use("milagro")
-
-
-def use_fastest() -> None:
-    use("fastest")
-
-
 def _resolve(name: str) -> type[_PyEcc] | type[_Milagro] | type[_Blspy]:
     classes = {"py_ecc": _PyEcc, "milagro": _Milagro, "blspy": _Blspy}
     if name == "fastest":

@@ -39,8 +39,3 @@ def _load() -> Callable[[bytes], bytes]:
 
 keccak256: Callable[[bytes], bytes] = _load()
 """keccak256(data) -> 32-byte digest."""
-
-
-def keccak_pair(left: bytes, right: bytes) -> bytes:
-    """Hash of two concatenated 32-byte nodes: the parent in every Merkle tree here."""
-    return keccak256(left + right)

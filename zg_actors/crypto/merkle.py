@@ -1,4 +1,4 @@
-"""0G's Merkle tree and proofs (spec/storage.md "File root", steps 5-6).
+"""0G's Merkle tree and proofs (docs/spec/storage.md "File root", steps 5-6).
 
 The same tree serves file roots, segment roots, block tx roots and DA slice
 roots: hash adjacent pairs left to right with keccak(left || right); an odd

@@ -24,7 +24,7 @@
    backend, and for blobs of 2 MiB and more, py_ecc's ratio within 20% of the fast
    backend's (the ratios take out machine drift between the two runs; the raw MB/s
    quotient is reported beside it).
-4. Published figures, for comparison only (docs/docs/spec/da.md).
+4. Published figures, for comparison only (docs/spec/da.md).
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def sustained_mb_per_s(finalized_at: Sequence[float], blob_bytes: int,
     `offered_until` (when the client stopped offering blobs). It leaves out the start
     (the first batch's latency) and the drain: once no blobs come, the last batch fills
     no more and seals only on the batch interval (20 s for big blobs), so counting the
-    rounds after the offer stopped made the figure measure that wait. None when those
+    rounds after the offer stopped would make the figure measure that wait. None when those
     rounds are under MIN_SUSTAINED_SPAN_S apart."""
     finalized_at = [t for t in finalized_at if offered_until is None or t <= offered_until]
     if not finalized_at:
@@ -378,7 +378,7 @@ def deploy_and_stream(cfg: Config, backend: str, size: int, duration_s: float,
                       say: Callable[[str], None]) -> dict[str, Any]:
     """One run: C0, one network, DA and the gateway on a fresh embedded Ray and data dir,
     a stream of `size`-byte blobs for duration_s, then everything torn down."""
-    from zg_actors.da.deploy import deploy_da, teardown_da
+    from zg_actors.da.actors import deploy_da, teardown_da
     from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
 
     data_dir = tempfile.mkdtemp(prefix="zg-bench-da-")

@@ -1,4 +1,4 @@
-"""Blobs: layout into slices, slice roots, the data root and blob headers (docs/docs/spec/da.md).
+"""Blobs: layout into slices, slice roots, the data root and blob headers (docs/spec/da.md).
 
 A blob of `size` bytes is laid out by the canonical erasure code
 (docs/spec/erasure.md) into n slices of equal length, k data and n - k parity,

@@ -36,7 +36,7 @@ class InvalidTicket(DAError, InvalidProof):
 class UntrustedRegistry(DAError, InvalidProof):
     """An epoch registry that does not carry C0's attestation of exactly its contents."""
 
-    code = "UNTRUSTED_EPOCH_REGISTRY"
+    code = "UNTRUSTED_REGISTRY"
 
 
 class InvalidDACertificate(DAError, InvalidProof):
@@ -44,7 +44,7 @@ class InvalidDACertificate(DAError, InvalidProof):
 
 
 class UnknownBlob(DAError, NotFound):
-    code = "NOT_FOUND"
+    code = "UNKNOWN_BLOB"
 
 
 class UnknownEpoch(DAError, NotFound):
@@ -53,10 +53,6 @@ class UnknownEpoch(DAError, NotFound):
 
 class NotADisperser(DAError, InvalidInput):
     code = "NOT_A_DISPERSER"
-
-
-class InsufficientSignatures(DAError, Unavailable):
-    code = "INSUFFICIENT_SIGNATURES"
 
 
 class QuorumUnavailable(DAError, Unavailable):
@@ -69,4 +65,4 @@ class QuorumUnavailable(DAError, Unavailable):
 class Overloaded(DAError, Unavailable):
     """Too much in flight: the caller should retry later (gRPC RESOURCE_EXHAUSTED)."""
 
-    code = "RESOURCE_EXHAUSTED"
+    code = "OVERLOADED"

@@ -1,4 +1,4 @@
-"""The canonical erasure code and its backends (spec/erasure.md); no Ray in here.
+"""The canonical erasure code and its backends (docs/spec/erasure.md); no Ray in here.
 
     shards = encode(payload, k=10, m=4)                # (14, L) uint8
     payload = decode({i: shards[i] for i in (0, 3, 5, 6, 7, 8, 9, 10, 11, 13)},

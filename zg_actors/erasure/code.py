@@ -1,4 +1,4 @@
-"""The canonical erasure code (spec/erasure.md): systematic Reed-Solomon over GF(2^8).
+"""The canonical erasure code (docs/spec/erasure.md): systematic Reed-Solomon over GF(2^8).
 
 k data shards are the padded payload cut in k; m parity shards are the Cauchy
 rows times the data. Any k shards, each known by its index, give the payload

@@ -39,25 +39,26 @@ class MalformedMessage(InvalidInput):
 
 
 class RpcError(ZgError):
-    """A gRPC call failed; `code` is the gRPC status code name."""
+    """A gRPC call failed; the detail `grpc_code` is the gRPC status code name, and the
+    server's own error class and fields come along as details."""
 
     code = "RPC_ERROR"
 
 
 class RpcInvalidArgument(RpcError, InvalidInput):
-    code = "INVALID_ARGUMENT"
+    code = "RPC_INVALID_ARGUMENT"
 
 
 class RpcNotFound(RpcError, NotFound):
-    code = "NOT_FOUND"
+    code = "RPC_NOT_FOUND"
 
 
 class RpcUnavailable(RpcError, Unavailable):
-    code = "UNAVAILABLE"
+    code = "RPC_UNAVAILABLE"
 
 
 class RpcResourceExhausted(RpcError, Unavailable):
-    code = "RESOURCE_EXHAUSTED"
+    code = "RPC_RESOURCE_EXHAUSTED"
 
 
 _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {

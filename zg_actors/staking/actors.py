@@ -174,7 +174,7 @@ class StakingActor:
     async def supply_report(self) -> dict[str, Any]:
         return self.service.audit()
 
-    # ---- DA signers and epochs (spec/da.md) ----------------------------------------
+    # ---- DA signers and epochs (docs/spec/da.md) ----------------------------------------
     async def da_signers(self) -> list[dict]:
         return [{"address": r.address, "stake": r.stake, "jailed": r.jailed,
                  "bls_pubkey": r.bls_pubkey}

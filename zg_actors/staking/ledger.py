@@ -23,11 +23,10 @@ from zg_actors.chain.block import (
     verify_certificate,
     vote_sign_bytes,
 )
-from zg_actors.chain.modules.base import Receipt
+from zg_actors.chain.modules.base import ArgDecoder, Receipt, check_arity
 from zg_actors.chain.tx import Transaction, check_nonce, check_transaction, decode_tx
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
 from zg_actors.crypto import bls
-from zg_actors.crypto.accounts import ADDRESS_BYTES
 from zg_actors.crypto.encoding import (
     Decoded,
     EncodingError,
@@ -52,10 +51,6 @@ class StakingError(ZgError):
     code = "STAKING_ERROR"
 
 
-class UnknownAccount(StakingError, NotFound):
-    code = "NOT_FOUND"
-
-
 class UnknownNetwork(StakingError, NotFound):
     code = "UNKNOWN_NETWORK"
 
@@ -65,7 +60,7 @@ class NotAValidator(StakingError, NotFound):
 
 
 class StakingInsufficientBalance(StakingError, InsufficientBalance):
-    code = "INSUFFICIENT_BALANCE"
+    code = "STAKING_INSUFFICIENT_BALANCE"
 
 
 class InvalidEvidence(StakingError, InvalidProof):
@@ -81,7 +76,10 @@ class AlreadyProcessed(StakingError, InvalidInput):
 
 
 class BadArgument(StakingError, InvalidInput):
-    code = "INVALID_ARGUMENT"
+    code = "STAKING_BAD_ARGUMENT"
+
+
+_args = ArgDecoder(BadArgument)
 
 
 @dataclass(frozen=True)
@@ -169,20 +167,6 @@ def _vset(h: bytes) -> bytes:
 
 def u32(value: int) -> bytes:
     return value.to_bytes(4, "big")
-
-
-def _address(value: Decoded, name: str) -> bytes:
-    try:
-        return as_bytes(value, ADDRESS_BYTES)
-    except EncodingError as exc:
-        raise BadArgument(f"{name} must be a 20-byte address", argument=name) from exc
-
-
-def _amount(value: Decoded, name: str) -> int:
-    try:
-        return as_int(value)
-    except EncodingError as exc:
-        raise BadArgument(f"{name} must be a non-negative integer", argument=name) from exc
 
 
 @dataclass
@@ -310,26 +294,24 @@ class StakingLedger:
             raise BadArgument(f"C0 has no method {tx.module}.{tx.method}", module=tx.module,
                               method=tx.method)
         self._set_int(_nonce(tx.sender), tx.nonce + 1)
-        try:
-            result = handler(tx.sender, *tx.args)
-        except TypeError as exc:
-            raise BadArgument(f"{tx.method}: wrong arguments ({len(tx.args)} given)",
-                              method=tx.method) from exc
+        check_arity(handler, tx.args, BadArgument, f"staking.{tx.method}")
+        result = handler(tx.sender, *tx.args)
         self.advance_tick()
         return Receipt(tx.hash, True, 0, (), "", result if result is not None else b"")
 
     def _tx_transfer(self, sender: bytes, to: Decoded, amount: Decoded) -> None:
-        recipient, value = _address(to, "to"), _amount(amount, "amount")
+        recipient, value = _args.address(to, "to"), _args.uint(amount, "amount")
         self._debit(sender, value)
         self._credit(recipient, value)
 
     def _tx_approve(self, sender: bytes, spender: Decoded, amount: Decoded) -> None:
-        self._set_int(_allow(sender, _address(spender, "spender")), _amount(amount, "amount"))
+        grantee = _args.address(spender, "spender")
+        self._set_int(_allow(sender, grantee), _args.uint(amount, "amount"))
 
     def _tx_transfer_from(self, sender: bytes, owner: Decoded, to: Decoded,
                           amount: Decoded) -> None:
-        source, recipient = _address(owner, "owner"), _address(to, "to")
-        value = _amount(amount, "amount")
+        source, recipient = _args.address(owner, "owner"), _args.address(to, "to")
+        value = _args.uint(amount, "amount")
         allowed = self.allowance(source, sender)
         if allowed < value:
             raise StakingInsufficientBalance(
@@ -340,7 +322,7 @@ class StakingLedger:
         self._credit(recipient, value)
 
     def _tx_burn(self, sender: bytes, amount: Decoded) -> None:
-        value = _amount(amount, "amount")
+        value = _args.uint(amount, "amount")
         self._debit(sender, value)
         self._add(b"supply", -value)
         self._add(b"burned", value)
@@ -351,7 +333,7 @@ class StakingLedger:
         pubkey = as_bytes(bls_pubkey)
         if not bls.pop_verify(pubkey, as_bytes(pop)):
             raise InvalidProof("BLS proof of possession does not verify", pubkey=pubkey)
-        value = _amount(amount, "amount")
+        value = _args.uint(amount, "amount")
         if value < self.params.min_stake:
             raise BadArgument(f"stake {value} below the minimum {self.params.min_stake}",
                               amount=value, minimum=self.params.min_stake)
@@ -369,7 +351,7 @@ class StakingLedger:
         self._add(b"total_staked", value)
 
     def _tx_stake(self, sender: bytes, amount: Decoded) -> None:
-        value = _amount(amount, "amount")
+        value = _args.uint(amount, "amount")
         record = self.validator(sender)
         self._debit(sender, value)
         record.stake += value
@@ -380,7 +362,7 @@ class StakingLedger:
     def _tx_unstake(self, sender: bytes, amount: Decoded) -> None:
         """Stake leaves voting power now but is withdrawable only after unbonding, so a
         validator cannot escape a slash for what it signed while staked."""
-        value = _amount(amount, "amount")
+        value = _args.uint(amount, "amount")
         record = self.validator(sender)
         if value == 0 or value > record.stake:
             raise StakingInsufficientBalance(f"cannot unstake {value}: stake is {record.stake}",
@@ -405,7 +387,7 @@ class StakingLedger:
         self._credit(sender, ready)
         return ready
 
-    # ---- DA signers and epochs (spec/da.md) -------------------------------------
+    # ---- DA signers and epochs (docs/spec/da.md) -------------------------------------
     # DA signers stake like validators (same record, under dasig/) but sign DA batches,
     # not blocks.  An epoch snapshots them with a seed from a certified block of the
     # first network; each signer then submits its BLS signature of (epoch, seed), from
@@ -669,8 +651,8 @@ class StakingLedger:
         if as_bytes(receipt_fields[0]) != tx.hash or as_int(receipt_fields[1]) != 1:
             raise InvalidBurnProof("the burn's receipt is not a success for this tx",
                                    tx=tx.hash)
-        amount = _amount(tx.args[0], "amount")
-        recipient = _address(tx.args[1], "c0_recipient")
+        amount = _args.uint(tx.args[0], "amount")
+        recipient = _args.address(tx.args[1], "c0_recipient")
         self._credit(recipient, amount)
         self._add(b"supply", amount)
         self._add(b"minted", amount)

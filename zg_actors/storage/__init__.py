@@ -1,10 +1,10 @@
-"""0G Storage log layer (spec/storage.md): file roots, the flow, miners, client.
+"""0G Storage log layer (docs/spec/storage.md): file roots, the flow, miners, client.
 
 The pure core is `file.py` (file roots, segments, submissions), `flow.py` (the
 incremental flow tree and the `flow` chain module), `placement.py` (which miner
 keeps which shard) and `miner.py` (a miner's checks and LMDB store). The Ray
 shell is `actors.py`; `sdk.py` is the client behind `zg upload/download`. The KV
-layer on top of the log is `kv/` (spec/kv.md).
+layer on top of the log is `kv/` (docs/spec/kv.md).
 """
 
 from zg_actors.storage.constants import (

@@ -65,7 +65,7 @@ def redundancy_of(config: Config) -> Redundancy:
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class StorageMiner:
-    """Miner `index`: keeps the shards assigned to it (spec/storage.md "Redundancy")."""
+    """Miner `index`: keeps the shards assigned to it (docs/spec/storage.md "Redundancy")."""
 
     def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
         self.config = config_from_dict(config_dict)

@@ -1,4 +1,4 @@
-"""Protocol units of 0G Storage (spec/storage.md "Units"), named once with their unit."""
+"""Protocol units of 0G Storage (docs/spec/storage.md "Units"), named once with their unit."""
 
 from __future__ import annotations
 

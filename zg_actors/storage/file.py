@@ -1,5 +1,5 @@
 """File roots and submissions, exactly as 0G's storage client computes them
-(spec/storage.md "File root" and "Submission").
+(docs/spec/storage.md "File root" and "Submission").
 
 Uploading: one call builds everything the client sends.
 

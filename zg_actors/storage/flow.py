@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from zg_actors.chain.modules import token
-from zg_actors.chain.modules.base import Context, Module, ModuleState
+from zg_actors.chain.modules.base import ArgDecoder, Context, Module, ModuleState
 from zg_actors.config import StorageConfig
 from zg_actors.crypto.encoding import Decoded, EncodingError, as_bytes, as_int, as_list, encode
 from zg_actors.crypto.keccak import HASH_BYTES, keccak256
@@ -35,6 +35,7 @@ from zg_actors.store import u64
 
 MODULE = "flow"
 MAX_TAGS_BYTES = 4096
+_args = ArgDecoder(InvalidSubmission)
 Frontier = dict[int, bytes]  # {level: root of the complete subtree at that level}
 
 
@@ -115,13 +116,6 @@ def _tx_key(tx_hash: bytes) -> bytes:
     return b"tx/" + tx_hash
 
 
-def _int_arg(value: Decoded, name: str) -> int:
-    try:
-        return as_int(value)
-    except EncodingError as exc:
-        raise InvalidSubmission(f"{name} must be a non-negative integer", argument=name) from exc
-
-
 def _parse_nodes(raw: Decoded) -> list[Node]:
     try:
         return [(as_bytes(item[0], HASH_BYTES), as_int(item[1]))
@@ -184,7 +178,7 @@ class FlowModule(Module):
     def tx_submit(self, ctx: Context, length: Decoded, tags: Decoded, nodes: Decoded,
                   value: Decoded) -> Decoded:
         """Append a file's nodes to the flow; the sender pays `value` >= sectors x unit price."""
-        size, paid = _int_arg(length, "length"), _int_arg(value, "value")
+        size, paid = _args.uint(length, "length"), _args.uint(value, "value")
         parsed = _parse_nodes(nodes)
         if not isinstance(tags, bytes):
             raise InvalidSubmission("tags must be bytes", argument="tags")
@@ -256,7 +250,7 @@ class FlowModule(Module):
 
     def tx_confirm(self, ctx: Context, tx_seq: Decoded) -> Decoded:
         """A miner states it holds all its shards of the entry; FINALIZED when all did."""
-        seq = _int_arg(tx_seq, "tx_seq")
+        seq = _args.uint(tx_seq, "tx_seq")
         miner = self.miners.get(ctx.sender)
         if miner is None:
             raise NotAMiner(f"0x{ctx.sender.hex()} is not a registered storage miner",

@@ -9,7 +9,7 @@ State: `miner/<id>` -> beneficiary, `target`, `answers/<epoch>` (count),
 from __future__ import annotations
 
 from zg_actors.chain.modules import token
-from zg_actors.chain.modules.base import Context, Module, ModuleError, ModuleState
+from zg_actors.chain.modules.base import ArgDecoder, Context, Module, ModuleError, ModuleState
 from zg_actors.config import StorageConfig
 from zg_actors.crypto.encoding import Decoded, EncodingError, as_bytes, as_int, as_list
 from zg_actors.errors import InvalidInput, NotFound
@@ -83,10 +83,7 @@ class MineModule(Module):
 
     def tx_donate(self, ctx: Context, amount: Decoded) -> Decoded:
         """Fund the base reward pool."""
-        try:
-            value = as_int(amount)
-        except EncodingError as exc:
-            raise AnswerRejected("amount must be a non-negative integer") from exc
+        value = ArgDecoder(AnswerRejected).uint(amount, "amount")
         token.debit(ctx.state(token.MODULE), ctx.sender, value)
         ctx.state(MODULE).add_int(b"base_pool", value)
         return b""

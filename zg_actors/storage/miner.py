@@ -85,7 +85,7 @@ def segment_shard(segment: np.ndarray, shard: int, redundancy: Redundancy) -> np
 
 @dataclass(frozen=True)
 class ShardDelivery:
-    """What a client sends one miner for one segment (spec/storage.md "Redundancy").
+    """What a client sends one miner for one segment (docs/spec/storage.md "Redundancy").
 
     `rows` are data rows of the canonical code: either the miner's own data row alone,
     with the k data rows' subtree roots (data_shard_height), or all k of them, which a

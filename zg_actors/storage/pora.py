@@ -1,4 +1,4 @@
-"""Proof of Random Access (spec/storage.md "PoRA mining"; 0G node `miner/`, `Mine.sol`).
+"""Proof of Random Access (docs/spec/storage.md "PoRA mining"; 0G node `miner/`, `Mine.sol`).
 
 Pure: sealing, the scratchpad, recall, quality, difficulty, the answer a miner
 sends and its complete check. A miner needs its own sealed replica of the

@@ -1,7 +1,7 @@
 """Which shards to rebuild, and onto which miner (pure): the decisions of the repairer.
 
 Every segment should be held as k + m shards on k + m distinct live miners
-(spec/storage.md "Redundancy"). A shard is missing when no live miner holds it:
+(docs/spec/storage.md "Redundancy"). A shard is missing when no live miner holds it:
 its miner crashed, was lost, or restarted on an empty store. A segment that still
 has k shards can be decoded, so each missing shard is rebuilt from them onto one
 live miner that holds no shard of that segment: the shard's own miner when it is

@@ -1,4 +1,4 @@
-"""Pricing-segment reward pools (spec/storage.md "Incentives"), pure integer arithmetic.
+"""Pricing-segment reward pools (docs/spec/storage.md "Incentives"), pure integer arithmetic.
 
 A pool is released over time once its segment of the flow is full: linearly
 over the lifetime (0G ChunkLinearReward) or by exponential decay of a fixed

@@ -4,7 +4,7 @@
     receipt = client.upload(data)             # root, tx_seq, network_id
     data = client.download(receipt["root"])   # every proof and the file root checked
 
-Upload follows spec/storage.md: compute the tree, submit to the `flow` module,
+Upload follows docs/spec/storage.md: compute the tree, submit to the `flow` module,
 wait until the entry is on chain, then send each segment (put once into the
 object store) with its proof to the k + m miners that keep its shards.
 """
@@ -373,7 +373,7 @@ class StorageClient:
         awaited.
 
         A data miner gets its own row of each segment and the segment's k subtree roots
-        and checks that row alone; a parity miner gets all k data rows (spec/storage.md
+        and checks that row alone; a parity miner gets all k data rows (docs/spec/storage.md
         "Redundancy"). Each miner's rows of a window travel as one packed array.
         """
         miners = find_miners(self.config)

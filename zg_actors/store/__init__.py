@@ -14,6 +14,7 @@ import lmdb
 
 MAX_SUB_DATABASES = 32
 MIB = 1024 * 1024
+U64_BYTES = 8  # heights, sequence numbers, nonces: 8-byte big-endian keys and values
 
 Write = tuple[str, bytes, bytes | None]  # (sub-db, key, value or None to delete)
 
@@ -89,7 +90,7 @@ class Store:
 
 def u64(value: int) -> bytes:
     """Big-endian key so that LMDB's byte order is numeric order."""
-    return value.to_bytes(8, "big")
+    return value.to_bytes(U64_BYTES, "big")
 
 
 def from_u64(key: bytes) -> int:

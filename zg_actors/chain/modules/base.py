@@ -8,10 +8,22 @@ only entry for txs; a ModuleError rolls back the tx's writes (not its fee).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from zg_actors.crypto.encoding import Decoded, Encodable, as_int, decode, encode
+from zg_actors.crypto.accounts import ADDRESS_BYTES
+from zg_actors.crypto.encoding import (
+    Decoded,
+    Encodable,
+    EncodingError,
+    as_bytes,
+    as_int,
+    as_str,
+    decode,
+    encode,
+)
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import NotFound, ZgError
 from zg_actors.store.overlay import Overlay
@@ -25,6 +37,81 @@ class ModuleError(ZgError):
 
 class UnknownMethod(ModuleError, NotFound):
     code = "UNKNOWN_METHOD"
+
+
+@functools.cache
+def _arity(function: Callable) -> tuple[int, int | None]:
+    """(fewest, most) positional arguments `function` takes, self included; None: any
+    number. Read once per handler, since every tx asks."""
+    params = inspect.signature(function).parameters.values()
+    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    fewest = sum(p.default is inspect.Parameter.empty for p in positional)
+    varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    return fewest, None if varargs else len(positional)
+
+
+def check_arity(handler: Callable, args: Sequence[object], error: type[ZgError],
+                method: str) -> None:
+    """Raise `error` unless the bound method `handler` takes `args` after its first argument
+    (the call's context or sender): a wrong count is the caller's mistake, while a
+    TypeError raised inside a handler is a bug and surfaces as one."""
+    fewest, most = _arity(handler.__func__)
+    fewest, most = fewest - 2, None if most is None else most - 2  # less self and the first
+    if len(args) < fewest or (most is not None and len(args) > most):
+        takes = (f"at least {fewest}" if most is None else
+                 f"{fewest}" if fewest == most else f"{fewest} to {most}")
+        raise error(f"{method} takes {takes} arguments, {len(args)} given", method=method,
+                    given=len(args))
+
+
+SHOWN_VALUE_BYTES = 32  # a bad argument is quoted up to this many bytes: enough to recognise
+
+
+def shown(value: Decoded) -> str:
+    """A decoded argument as an error message quotes it: hex (cut short) or a list's length."""
+    if isinstance(value, list):
+        return f"a list of length {len(value)}"
+    cut = "..." if len(value) > SHOWN_VALUE_BYTES else ""
+    return "0x" + value[:SHOWN_VALUE_BYTES].hex() + cut
+
+
+@dataclass(frozen=True)
+class ArgDecoder:
+    """Turns a call's decoded args into typed values. A bad one raises `error`, the calling
+    module's own typed error, naming the argument and its value (the call's writes roll
+    back with it)."""
+
+    error: type[ZgError] = ModuleError
+
+    def _bad(self, name: str, value: Decoded, expected: str) -> ZgError:
+        return self.error(f"{name} must be {expected}, got {shown(value)}", argument=name,
+                          value=shown(value))
+
+    def address(self, value: Decoded, name: str) -> bytes:
+        try:
+            return as_bytes(value, ADDRESS_BYTES)
+        except EncodingError as exc:
+            raise self._bad(name, value, f"a {ADDRESS_BYTES}-byte address") from exc
+
+    def uint(self, value: Decoded, name: str, positive: bool = False) -> int:
+        try:
+            amount = as_int(value)
+        except EncodingError as exc:
+            raise self._bad(name, value, "a non-negative integer") from exc
+        if positive and amount == 0:
+            raise self.error(f"{name} must be positive, got 0", argument=name, value=0)
+        return amount
+
+    def text(self, value: Decoded, name: str, max_chars: int | None = None) -> str:
+        try:
+            text = as_str(value)
+        except EncodingError as exc:
+            raise self._bad(name, value, "UTF-8 text") from exc
+        if max_chars is not None and len(text) > max_chars:
+            raise self.error(f"{name} is {len(text)} characters, limit {max_chars}",
+                             argument=name, length=len(text))
+        return text
 
 
 @dataclass(frozen=True)
@@ -135,11 +222,8 @@ class Module:
         if handler is None:
             raise UnknownMethod(f"module {self.name!r} has no method {method!r}",
                                 module=self.name, method=method)
-        try:
-            return handler(ctx, *args)
-        except TypeError as exc:
-            raise ModuleError(f"{self.name}.{method}: wrong arguments ({len(args)} given)",
-                              method=method) from exc
+        check_arity(handler, args, ModuleError, f"{self.name}.{method}")
+        return handler(ctx, *args)
 
     def prepare(self, state: ModuleState, method: str, args: tuple[Decoded, ...]) -> None:
         """Runs when a tx enters the mempool, on the committed state (read-only): a module

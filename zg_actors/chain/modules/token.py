@@ -7,37 +7,23 @@ same amount of ZG on C0 from the burn proof.
 
 from __future__ import annotations
 
-from zg_actors.chain.modules.base import Context, Module, ModuleError, ModuleState
-from zg_actors.crypto.accounts import ADDRESS_BYTES
-from zg_actors.crypto.encoding import Decoded, EncodingError, as_bytes, as_int
+from zg_actors.chain.modules.base import ArgDecoder, Context, Module, ModuleError, ModuleState
+from zg_actors.crypto.encoding import Decoded
 from zg_actors.errors import InsufficientBalance
 
 MODULE = "token"
 _SUPPLY = b"supply"
 _MINTED = b"minted"
 _BURNED = b"burned"
+_args = ArgDecoder(ModuleError)
 
 
 class TokenInsufficientBalance(ModuleError, InsufficientBalance):
-    code = "INSUFFICIENT_BALANCE"
+    code = "TOKEN_INSUFFICIENT_BALANCE"
 
 
 def _balance_key(address: bytes) -> bytes:
     return b"bal/" + address
-
-
-def _address_arg(value: Decoded, name: str) -> bytes:
-    try:
-        return as_bytes(value, ADDRESS_BYTES)
-    except EncodingError as exc:
-        raise ModuleError(f"{name} must be a 20-byte address", argument=name) from exc
-
-
-def _amount_arg(value: Decoded, name: str) -> int:
-    try:
-        return as_int(value)
-    except EncodingError as exc:
-        raise ModuleError(f"{name} must be a non-negative integer", argument=name) from exc
 
 
 def balance_of(state: ModuleState, address: bytes) -> int:
@@ -80,7 +66,7 @@ class TokenModule(Module):
             ctx.emit(MODULE, "Reward", ctx.block.proposer, self.block_reward)
 
     def tx_transfer(self, ctx: Context, to: Decoded, amount: Decoded) -> Decoded:
-        recipient, value = _address_arg(to, "to"), _amount_arg(amount, "amount")
+        recipient, value = _args.address(to, "to"), _args.uint(amount, "amount")
         state = ctx.state(MODULE)
         debit(state, ctx.sender, value)
         credit(state, recipient, value)
@@ -89,8 +75,8 @@ class TokenModule(Module):
 
     def tx_burn(self, ctx: Context, amount: Decoded, c0_recipient: Decoded) -> Decoded:
         """Destroy `amount` here; the bridge mints it as ZG to c0_recipient on C0."""
-        value = _amount_arg(amount, "amount")
-        recipient = _address_arg(c0_recipient, "c0_recipient")
+        value = _args.uint(amount, "amount")
+        recipient = _args.address(c0_recipient, "c0_recipient")
         if value == 0:
             raise ModuleError("burn amount must be positive", amount=value)
         state = ctx.state(MODULE)

@@ -1,4 +1,4 @@
-"""0G Storage's KV layer (spec/kv.md): structured data on the log.
+"""0G Storage's KV layer (docs/spec/kv.md): structured data on the log.
 
 Pure core, no Ray: `encoding.py` (the KV tx body, the STREAM tag, stream ids),
 `store.py` (the ordered store interface and an in-memory one), `state.py` (values by

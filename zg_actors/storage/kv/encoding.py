@@ -1,4 +1,4 @@
-"""The KV tx body, the STREAM tag and stream ids (spec/kv.md "Body encoding").
+"""The KV tx body, the STREAM tag and stream ids (docs/spec/kv.md "Body encoding").
 
 A KV transaction is the data of one flow entry, big-endian:
 

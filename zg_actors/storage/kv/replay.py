@@ -1,4 +1,4 @@
-"""Replay of flow entries into KV state, as 0G's KV node does it (spec/kv.md "Replay"
+"""Replay of flow entries into KV state, as 0G's KV node does it (docs/spec/kv.md "Replay"
 and "ACL rules"; 0g-storage-kv node/stream/src/stream_manager/stream_replayer.rs).
 
     replayer = Replayer(KVState(MemoryStore()), streams=[stream_id])

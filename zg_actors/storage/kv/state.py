@@ -1,5 +1,5 @@
 """A KV node's replayed state over an ordered store: values by version, ACL rows, tx
-results and replay progress, with the reads kv_* answers (spec/kv.md "Storage model").
+results and replay progress, with the reads kv_* answers (docs/spec/kv.md "Storage model").
 
 Rows (u64 big-endian so that byte order is numeric order; `esc(key)` keeps key order
 and ends every key with 00 00, so that no key's rows run into another's):
