@@ -198,3 +198,29 @@ def test_preparing_txs_off_the_event_loop_admits_nothing(tmp_path: Path) -> None
     assert len(node.mempool) == 0 and node.store.keys("mempool") == []
     assert node.add_txs([tx.encoded]) == [None] and list(node.mempool) == [tx.hash]
     node.close()
+
+
+def test_a_bug_inside_a_handler_fails_its_tx_instead_of_halting_block_building() -> None:
+    from zg_actors.chain.modules.base import Module
+
+    class Buggy(Module):
+        name = "buggy"
+
+        def tx_count(self, ctx, value):  # noqa: ANN001, ANN202 - a module under test
+            return len(value[0])  # the bug: an item of bytes is an int
+
+    config = small_config()
+    machine = build_state_machine(config, 0)
+    machine.modules["buggy"] = Buggy()
+    state: dict[bytes, bytes] = {}
+    for key, value in machine.genesis(state.get).writes():
+        state[key] = value
+    alice, bob = load_account(SEED, 0), load_account(SEED, 1)
+    txs = [make_tx(alice, 0, 0, "buggy", "count", [b"\x01"]),
+           make_tx(alice, 0, 1, "token", "transfer", [bob.address, 5])]
+    included, rejected, result = machine.build_block(
+        state.get, BlockInfo(0, 1, 1, validator_identity(SEED, 0).address), txs, b"\x00" * 32)
+    assert len(included) == 2 and rejected == []
+    bug, transfer = result.receipts[1:]
+    assert not bug.ok and bug.error.startswith("InternalError: buggy.count raised TypeError")
+    assert transfer.ok

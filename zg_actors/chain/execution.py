@@ -10,6 +10,7 @@ advances the nonce, and gets a failed receipt.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from zg_actors.crypto.merkle import merkle_root
 from zg_actors.errors import InsufficientBalance
 from zg_actors.store import from_u64, u64
 from zg_actors.store.overlay import Overlay
+
+log = logging.getLogger(__name__)
 
 AUTH = "auth"  # namespace of account nonces
 _VERIFIED_CACHE_LIMIT = 200_000
@@ -127,6 +130,16 @@ class StateMachine:
             result = self.modules[tx.module].apply(call, tx.method, tx.args)
         except ModuleError as exc:
             return Receipt(tx.hash, False, tx.fee, (), str(exc))
+        except TxError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a handler's bug must not halt the chain
+            # Every validator runs the same code on the same tx, so each fails it alike; a
+            # tx that crashed block building would stay in every mempool and stop proposals.
+            log.error("%s.%s raised %s on tx 0x%s", tx.module, tx.method, type(exc).__name__,
+                      tx.hash.hex(), exc_info=exc)
+            return Receipt(tx.hash, False, tx.fee, (),
+                           f"InternalError: {tx.module}.{tx.method} raised "
+                           f"{type(exc).__name__}: {exc}")
         ctx.overlay.merge(call.overlay)
         return Receipt(tx.hash, True, tx.fee, tuple(call.events), "", result)
 
