@@ -222,10 +222,12 @@ class ChainNode:
                                 arrival)
 
     def check_entry(self, tx: Transaction) -> None:
-        """What a tx must pass before the txpool weighs it: the stateless checks, and a
-        method its module has (else it would only burn the sender's nonce)."""
+        """What a tx must pass before the txpool weighs it: the stateless checks, a
+        method its module has (else it would only burn the sender's nonce), and for an
+        Ethereum tx the funds for gas * price + value."""
         self.machine.check_stateless(tx)
         self.machine.check_method(tx)
+        self.machine.check_account(self.state_get, tx)
         self.machine.prepare(self.state_get, tx)
 
     def _reload_mempool(self) -> None:

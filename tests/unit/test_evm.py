@@ -1,0 +1,421 @@
+"""The `evm` module on py-evm: Ethereum txs through a validator's mempool, blocks and
+LMDB store, one ZG balance and nonce, fees, the state root (spec/evm.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import rlp
+from eth.vm.forks.cancun.receipts import CancunReceiptBuilder
+from eth_account import Account as EthAccount
+from eth_utils import to_checksum_address
+
+from zg_actors.chain.block import Block
+from zg_actors.chain.execution import StateMachine
+from zg_actors.chain.modules.base import BlockInfo
+from zg_actors.chain.network import build_state_machine
+from zg_actors.chain.tx import Transaction, decode_tx, make_tx
+from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
+from zg_actors.config import ZG
+from zg_actors.crypto.devkeys import load_account, validator_identity
+from zg_actors.evm.params import next_base_fee
+from zg_actors.store.overlay import Overlay
+
+from .helpers import make_node, sign_commit, small_config
+
+SEED = "zg-devnet"
+GWEI = 10**9
+
+# A hand-assembled contract. The first calldata byte selects: 1 stores the next 32
+# bytes in slot 0 and logs them under topic 0xAA; 2 returns slot 0; 3 reverts with
+# 0xdeadbeef; 4 loops until out of gas; anything else stops.
+OPCODES = {"STOP": 0x00, "EQ": 0x14, "SHR": 0x1C, "CALLDATALOAD": 0x35, "CODECOPY": 0x39,
+           "MSTORE": 0x52, "SLOAD": 0x54, "SSTORE": 0x55, "JUMP": 0x56, "JUMPI": 0x57,
+           "JUMPDEST": 0x5B, "PUSH1": 0x60, "PUSH4": 0x63, "DUP1": 0x80, "LOG1": 0xA1,
+           "RETURN": 0xF3, "REVERT": 0xFD}
+
+
+def _immediate(value: int) -> bytes:
+    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
+
+
+def assemble(program: list[str | int]) -> bytes:
+    """Mnemonics, int immediates, ':label' (a JUMPDEST) and '@label' (its offset, as a
+    PUSH1 operand) to bytecode, in two passes."""
+    labels: dict[str, int] = {}
+    size = 0
+    for item in program:
+        if isinstance(item, str) and item.startswith(":"):
+            labels[item[1:]] = size
+        size += len(_immediate(item)) if isinstance(item, int) else 1
+    out = bytearray()
+    for item in program:
+        if isinstance(item, int):
+            out += _immediate(item)
+        elif item.startswith(":"):
+            out.append(OPCODES["JUMPDEST"])
+        elif item.startswith("@"):
+            out.append(labels[item[1:]])
+        else:
+            out.append(OPCODES[item])
+    return bytes(out)
+
+
+RUNTIME = assemble([
+    "PUSH1", 0, "CALLDATALOAD", "PUSH1", 0xF8, "SHR",
+    "DUP1", "PUSH1", 1, "EQ", "PUSH1", "@store", "JUMPI",
+    "DUP1", "PUSH1", 2, "EQ", "PUSH1", "@load", "JUMPI",
+    "DUP1", "PUSH1", 3, "EQ", "PUSH1", "@revert", "JUMPI",
+    "DUP1", "PUSH1", 4, "EQ", "PUSH1", "@loop", "JUMPI",
+    "STOP",
+    ":store", "PUSH1", 1, "CALLDATALOAD", "DUP1", "PUSH1", 0, "SSTORE", "PUSH1", 0, "MSTORE",
+    "PUSH1", 0xAA, "PUSH1", 32, "PUSH1", 0, "LOG1", "STOP",
+    ":load", "PUSH1", 0, "SLOAD", "PUSH1", 0, "MSTORE", "PUSH1", 32, "PUSH1", 0, "RETURN",
+    ":revert", "PUSH4", 0xDEADBEEF, "PUSH1", 0, "MSTORE", "PUSH1", 4, "PUSH1", 28, "REVERT",
+    ":loop", "PUSH1", "@loop", "JUMP",
+])
+INIT_LENGTH = 12
+INIT = assemble(["PUSH1", len(RUNTIME), "PUSH1", INIT_LENGTH, "PUSH1", 0, "CODECOPY",
+                 "PUSH1", len(RUNTIME), "PUSH1", 0, "RETURN"]) + RUNTIME
+assert len(INIT) == INIT_LENGTH + len(RUNTIME)
+
+
+def store_call(value: int) -> bytes:
+    return b"\x01" + value.to_bytes(32, "big")
+
+
+def genesis_set(n: int = 4) -> ValidatorSet:
+    return ValidatorSet.from_list([
+        ValidatorInfo(validator_identity(SEED, i).address, validator_identity(SEED, i).bls_pubkey,
+                      100) for i in range(n)])
+
+
+class Wallet:
+    """A funded devnet account signing Ethereum txs as a wallet does (eth-account)."""
+
+    def __init__(self, index: int, chain_id: int) -> None:
+        self.account = load_account(SEED, index)
+        self.key = EthAccount.from_key(self.account.secret)
+        self.chain_id = chain_id
+        self.nonce = 0
+
+    @property
+    def address(self) -> bytes:
+        return self.account.address
+
+    def sign(self, to: bytes | None = None, value: int = 0, data: bytes = b"",
+             gas: int = 100_000, kind: int = 2, nonce: int | None = None,
+             chain_id: int | None = None, max_fee: int = 2 * GWEI) -> bytes:
+        fields: dict = {"chainId": self.chain_id if chain_id is None else chain_id,
+                        "nonce": self.nonce if nonce is None else nonce, "value": value,
+                        "data": data, "gas": gas}
+        if to is not None:
+            fields["to"] = to_checksum_address(to)
+        if kind == 2:
+            fields.update(type=2, maxFeePerGas=max_fee, maxPriorityFeePerGas=GWEI // 10)
+        else:
+            fields["gasPrice"] = max_fee
+            if kind == 1:
+                fields.update(type=1, accessList=[])
+        if nonce is None:
+            self.nonce += 1
+        return bytes(self.key.sign_transaction(fields).raw_transaction)
+
+
+class Net:
+    """One validator's ChainNode committing the blocks it builds (certificates signed by
+    the genesis set), so each test reads as txs in, blocks out."""
+
+    def __init__(self, tmp_path: Path, network_id: int = 1, name: str = "v0") -> None:
+        self.config = small_config()
+        self.vset = genesis_set()
+        self.network_id = network_id
+        self.tmp_path, self.name = tmp_path, name
+        self.node = make_node(tmp_path, self.config, network_id, self.vset, 1, name)
+        self.chain_id = self.config.networks.evm.chain_id(network_id)
+
+    def reopen(self) -> None:
+        self.node.close()
+        self.node = make_node(self.tmp_path, self.config, self.network_id, self.vset, 1,
+                              self.name)
+
+    @property
+    def proposer(self) -> bytes:
+        height = self.node.committed.height + 1
+        return self.vset.validators[self.vset.proposer(height, 0)].address
+
+    def submit(self, *raws: bytes) -> list[str | None]:
+        return self.node.add_txs(list(raws))
+
+    def commit_block(self) -> Block:
+        block = self.node.build_block(0, self.proposer, self.node.certificate_at(
+            self.node.committed.height), 1)
+        self.node.validate_block(block, self.proposer)
+        cert = sign_commit(self.node, self.config, block.hash, block.header.height, [0, 1, 2])
+        self.node.commit(block, cert)
+        return block
+
+    def query(self, method: str, *args: object) -> object:
+        return self.node.machine.query(self.node.state_get, "evm", method, args)
+
+    def receipt(self, raw: bytes) -> dict:
+        found = self.query("receipt", decode_tx(raw).hash)
+        assert found is not None, "tx has no receipt"
+        found["eth"] = CancunReceiptBuilder.decode(found["receipt"])
+        return found
+
+    def supply_holds(self, holders: list[bytes]) -> bool:
+        """The token invariant: the supply is genesis + minted - burned and equals the
+        sum of all balances (genesis holders, validators, and `holders`)."""
+        supply = self.node.machine.query(self.node.state_get, "token", "supply", ())
+        config = self.config
+        machine = build_state_machine(config, self.network_id)
+        genesis_holders = list(machine.modules["token"].genesis_balances)
+        everyone = set(genesis_holders) | {v.address for v in self.vset.validators} | set(holders)
+        total = sum(self.node.balance(address) for address in everyone)
+        return (supply["supply"] == supply["genesis"] + supply["minted"] - supply["burned"]
+                == total)
+
+
+@pytest.fixture
+def net(tmp_path: Path):
+    network = Net(tmp_path)
+    yield network
+    network.node.close()
+
+
+def deploy(net: Net, wallet: Wallet) -> bytes:
+    raw = wallet.sign(data=INIT, gas=200_000)
+    assert net.submit(raw) == [None]
+    net.commit_block()
+    receipt = net.receipt(raw)
+    assert receipt["eth"].state_root == b"\x01"
+    return receipt["contract_address"]
+
+
+def test_deploy_call_log_and_read_back(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    assert net.query("code", contract) == RUNTIME
+    raw = wallet.sign(to=contract, data=store_call(42))
+    assert net.submit(raw) == [None]
+    net.commit_block()
+    receipt = net.receipt(raw)
+    [log] = receipt["eth"].logs
+    assert (log.address, log.topics, int.from_bytes(log.data, "big")) == (contract, (0xAA,), 42)
+    assert receipt["eth"].bloom != 0 and receipt["gas_used"] > 21_000
+    assert net.query("storage", contract, 0) == 42
+    call = net.query("call", wallet.address, contract, b"\x02")
+    assert call["ok"] and int.from_bytes(call["output"], "big") == 42
+    assert net.query("nonce", wallet.address) == 2
+
+
+def test_revert_carries_its_data_and_still_pays(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    before = net.node.balance(wallet.address)
+    raw = wallet.sign(to=contract, data=b"\x03", value=5)
+    net.submit(raw)
+    block = net.commit_block()
+    receipt = net.receipt(raw)
+    assert receipt["eth"].state_root == b"" and receipt["output"] == bytes.fromhex("deadbeef")
+    [chain_receipt] = net.node.receipts_at(block.header.height)[1:]
+    assert b"execution reverted" in chain_receipt
+    fee = receipt["gas_used"] * receipt["effective_gas_price"]
+    assert net.node.balance(wallet.address) == before - fee  # the value came back
+    assert net.node.balance(contract) == 0
+    call = net.query("call", wallet.address, contract, b"\x03")
+    assert (call["ok"], call["error"], call["output"]) == (False, "execution reverted",
+                                                           bytes.fromhex("deadbeef"))
+
+
+def test_out_of_gas_burns_the_gas_limit_and_keeps_supply(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    raw = wallet.sign(to=contract, data=b"\x04", gas=60_000)
+    net.submit(raw)
+    net.commit_block()
+    receipt = net.receipt(raw)
+    assert receipt["eth"].state_root == b"" and receipt["gas_used"] == 60_000
+    assert net.supply_holds([contract])
+
+
+def test_value_transfer_and_native_transfer_move_one_balance_and_one_nonce(net: Net) -> None:
+    sender, other = Wallet(0, net.chain_id), Wallet(1, net.chain_id)
+    recipient = bytes.fromhex("11" * 20)
+    start = net.node.balance(sender.address)
+    raw = sender.sign(to=recipient, value=3 * ZG, gas=21_000)
+    net.submit(raw)
+    net.commit_block()
+    fee = net.receipt(raw)["gas_used"] * net.receipt(raw)["effective_gas_price"]
+    assert net.node.balance(recipient) == 3 * ZG == net.query("balance", recipient)
+    assert net.node.balance(sender.address) == start - 3 * ZG - fee
+    # The same account's next native tx takes the next nonce of the one account.
+    native = make_tx(sender.account, net.network_id, 1, "token", "transfer", [recipient, ZG])
+    assert net.submit(native.encoded) == [None]
+    net.commit_block()
+    assert net.node.balance(recipient) == 4 * ZG
+    assert net.query("nonce", sender.address) == 2
+    stale = sender.sign(to=recipient, value=1, gas=21_000, nonce=1)
+    [error] = net.submit(stale)
+    assert error is not None and "nonce too low" in error
+    assert net.supply_holds([recipient]) and other.address != recipient
+
+
+def test_fees_go_to_the_proposer_and_supply_holds_after_mixed_traffic(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    proposer = net.proposer
+    before = net.node.balance(proposer)
+    raws = [wallet.sign(to=contract, data=store_call(7)),
+            wallet.sign(to=contract, data=b"\x03", value=9),
+            wallet.sign(to=contract, data=b"\x04", gas=50_000),
+            wallet.sign(to=bytes.fromhex("22" * 20), value=ZG, gas=21_000, kind=0),
+            wallet.sign(to=bytes.fromhex("22" * 20), value=ZG, gas=30_000, kind=1)]
+    assert net.submit(*raws) == [None] * 5
+    block = net.commit_block()
+    assert len(block.txs) == 5
+    fees = sum(r["gas_used"] * r["effective_gas_price"] for r in map(net.receipt, raws))
+    reward = net.config.networks.block_reward
+    assert net.node.balance(proposer) - before == fees + reward
+    assert net.supply_holds([contract, bytes.fromhex("22" * 20)])
+
+
+def test_entry_checks_use_geths_words_and_change_nothing(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    poor = Wallet(3, net.chain_id)
+    gas_limit = net.config.networks.evm.block_gas_limit
+    cases = {
+        "invalid sender": wallet.sign(to=bytes(20), gas=21_000, chain_id=net.chain_id + 1,
+                                      nonce=0),
+        "intrinsic gas too low": wallet.sign(to=bytes(20), gas=20_999, nonce=0),
+        "exceeds block gas limit": wallet.sign(to=bytes(20), gas=gas_limit + 1, nonce=0),
+        "insufficient funds for gas * price + value": poor.sign(
+            to=bytes(20), value=net.node.balance(poor.address), gas=21_000, nonce=0),
+        "transaction type not supported": b"\x03" + wallet.sign(to=bytes(20), nonce=0)[1:],
+        "nonce too high": wallet.sign(to=bytes(20), gas=21_000, nonce=10_000),
+        "oversized data": wallet.sign(data=b"\x01" * net.config.networks.max_tx_bytes,
+                                      gas=2_000_000, nonce=0),
+    }
+    for words, raw in cases.items():
+        [error] = net.submit(raw)
+        assert error is not None and words in error, (words, error)
+    good = wallet.sign(to=bytes(20), gas=21_000, nonce=0)
+    assert net.submit(good) == [None]
+    [again] = net.submit(good)
+    assert again is not None and "already known" in again
+    assert list(net.node.mempool) == [decode_tx(good).hash]
+    fields = rlp.decode(good[1:])
+    unsigned_r = good[:1] + rlp.encode([*fields[:10], b"", fields[11]])  # r = 0: no signer
+    [error] = net.submit(unsigned_r)
+    assert error is not None and "invalid sender" in error
+    assert net.query("nonce", wallet.address) == 0 and net.node.committed.height == 0
+
+
+def test_two_networks_have_distinct_chain_ids_and_refuse_each_others_txs(
+        tmp_path: Path) -> None:
+    one, two = Net(tmp_path, 1, "one"), Net(tmp_path, 2, "two")
+    try:
+        assert one.chain_id != two.chain_id
+        assert one.query("chain_id") == one.chain_id
+        raw = Wallet(0, one.chain_id).sign(to=bytes(20), gas=21_000)
+        assert one.submit(raw) == [None]
+        [error] = two.submit(raw)
+        assert error is not None and "invalid chain id" in error
+    finally:
+        one.node.close()
+        two.node.close()
+
+
+def test_state_root_is_deterministic_and_covers_contract_storage(tmp_path: Path) -> None:
+    config = small_config()
+    machines = [build_state_machine(config, 1) for _ in range(2)]
+    wallet = Wallet(0, config.networks.evm.chain_id(1))
+    deploy_raw = wallet.sign(data=INIT, gas=200_000)
+    contract = decode_tx(deploy_raw)  # address follows from sender and nonce
+    call_raw = wallet.sign(to=contract_address(contract), data=store_call(5))
+    other_raw = Wallet(0, config.networks.evm.chain_id(1)).sign(
+        to=contract_address(contract), data=store_call(6), nonce=1)
+    roots = []
+    for machine, second in zip(machines, [call_raw, call_raw], strict=True):
+        roots.append(run_block(machine, [deploy_raw, second]))
+    assert roots[0] == roots[1]
+    assert run_block(build_state_machine(config, 1), [deploy_raw, other_raw]) != roots[0]
+
+
+def contract_address(create: Transaction) -> bytes:
+    from eth._utils.address import generate_contract_address
+
+    return generate_contract_address(create.sender, create.nonce)
+
+
+def run_block(machine: StateMachine, raws: list[bytes]) -> tuple[bytes, bytes]:
+    """(network state root, EVM root) after genesis and one block of `raws`."""
+    state: dict[bytes, bytes] = {}
+    state.update(machine.genesis(lambda key: None).writes())
+    included, rejected, result = machine.build_block(
+        state.get, BlockInfo(1, 1, 1_000, bytes(20)), [decode_tx(r) for r in raws], bytes(32))
+    assert (len(included), rejected) == (len(raws), [])
+    overlay = Overlay(state.get)
+    overlay.merge(result.overlay)
+    evm_root = machine.query(overlay.get, "evm", "root", ())
+    return result.state_root, evm_root
+
+
+def test_restart_keeps_code_storage_and_nonces(tmp_path: Path) -> None:
+    net = Net(tmp_path)
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    net.submit(wallet.sign(to=contract, data=store_call(99)))
+    net.commit_block()
+    root = net.query("root")
+    waiting = wallet.sign(to=contract, data=store_call(100))
+    assert net.submit(waiting) == [None]
+    net.reopen()
+    try:
+        assert list(net.node.mempool) == [decode_tx(waiting).hash]
+        assert net.query("code", contract) == RUNTIME
+        assert net.query("storage", contract, 0) == 99
+        assert net.query("root") == root and net.query("nonce", wallet.address) == 2
+        net.commit_block()
+        assert net.query("storage", contract, 0) == 100
+    finally:
+        net.node.close()
+
+
+def test_block_gas_limit_defers_txs_to_the_next_block(tmp_path: Path) -> None:
+    net = Net(tmp_path)
+    net.config = net.config.replace(**{"networks.evm.block_gas_limit": 50_000})
+    net.node.close()
+    net.node = make_node(tmp_path, net.config, 1, net.vset, 1, "gas")
+    try:
+        wallet = Wallet(0, net.chain_id)
+        raws = [wallet.sign(to=bytes(20), gas=21_000) for _ in range(3)]
+        assert net.submit(*raws) == [None] * 3
+        assert len(net.commit_block().txs) == 2
+        assert len(net.commit_block().txs) == 1
+    finally:
+        net.node.close()
+
+
+def test_base_fee_follows_gas_used_against_the_target(net: Net) -> None:
+    evm = net.config.networks.evm
+    start = net.query("base_fee")
+    assert start == evm.initial_base_fee
+    net.commit_block()  # empty: below target, the fee falls by 1/8
+    assert net.query("base_fee") == start - start // 8
+    limit = evm.block_gas_limit
+    assert next_base_fee(GWEI, limit, limit, 1) == GWEI + GWEI // 8
+    assert next_base_fee(GWEI, limit // 2, limit, 1) == GWEI
+    assert next_base_fee(evm.min_base_fee, 0, limit, evm.min_base_fee) == evm.min_base_fee
+
+
+def test_estimate_gas_finds_the_least_gas_that_succeeds(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    estimate = net.query("estimate_gas", wallet.address, contract, store_call(1))
+    assert net.query("call", wallet.address, contract, store_call(1), 0, estimate)["ok"]
+    assert not net.query("call", wallet.address, contract, store_call(1), 0,
+                         estimate - 1)["ok"]
+
