@@ -419,3 +419,17 @@ def test_estimate_gas_finds_the_least_gas_that_succeeds(net: Net) -> None:
     assert not net.query("call", wallet.address, contract, store_call(1), 0,
                          estimate - 1)["ok"]
 
+
+
+def test_zg_destroyed_by_a_self_destruct_counts_as_burned(net: Net) -> None:
+    """EIP-6780: a contract that self-destructs to itself in the tx that created it
+    destroys its balance; the token module counts it burned, so the supply holds."""
+    wallet = Wallet(0, net.chain_id)
+    self_destruct_to_self = bytes([0x30, 0xFF])  # ADDRESS SELFDESTRUCT
+    raw = wallet.sign(data=self_destruct_to_self, value=2 * ZG, gas=100_000)
+    assert net.submit(raw) == [None]
+    net.commit_block()
+    assert net.receipt(raw)["eth"].state_root == b"\x01"
+    supply = net.node.machine.query(net.node.state_get, "token", "supply", ())
+    assert supply["burned"] == 2 * ZG
+    assert net.supply_holds([contract_address(decode_tx(raw))])

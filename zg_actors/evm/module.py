@@ -192,6 +192,9 @@ class EvmModule(Module):
         # py-evm burns the base fee share; the proposer gets all of the fee here.
         block.state.delta_balance(ctx.block.proposer, gas_used * block.base_fee)
         block.state.lock_changes()
+        destroyed = -block.state.balance_change
+        if destroyed:  # a contract that self-destructed to itself in its creating tx
+            token.destroy(ctx.state(token.MODULE), destroyed)
         block.gas_used += gas_used
         price = effective_gas_price(eth, block.base_fee)
         ok = not computation.is_error

@@ -67,11 +67,19 @@ class LedgerAccountDB(AccountDB):
         super().__init__(db, state_root)
         self._layers: list[Overlay] = []
         self._checkpoints: list[JournalDBCheckpoint] = []
+        self._balance_changes: list[int] = []  # per layer: the sum of its balance changes
 
     def bind(self, overlay: Overlay) -> None:
         """Read and write balances and nonces in `overlay` (the current tx's), from now on."""
         self._layers = [overlay]
         self._checkpoints = []
+        self._balance_changes = [0]
+
+    @property
+    def balance_change(self) -> int:
+        """The sum of all balance changes since bind, once every checkpoint has closed: ZG
+        created (> 0) or destroyed (< 0) by execution."""
+        return self._balance_changes[0]
 
     @property
     def _ledger(self) -> Overlay:
@@ -84,10 +92,11 @@ class LedgerAccountDB(AccountDB):
     def set_balance(self, address: Address, balance: int) -> None:
         state = ModuleState(self._ledger, token.MODULE)
         delta = balance - token.balance_of(state, address)
-        if delta >= 0:
+        if delta > 0:
             token.credit(state, address, delta)
-        else:
+        elif delta < 0:
             token.debit(state, address, -delta)
+        self._balance_changes[-1] += delta
 
     def get_nonce(self, address: Address) -> int:
         return read_nonce(self._ledger.get, address)
@@ -122,6 +131,7 @@ class LedgerAccountDB(AccountDB):
     def record(self) -> JournalDBCheckpoint:
         checkpoint = super().record()
         self._layers.append(self._ledger.child())
+        self._balance_changes.append(0)
         self._checkpoints.append(checkpoint)
         return checkpoint
 
@@ -130,12 +140,13 @@ class LedgerAccountDB(AccountDB):
         at = self._checkpoints.index(checkpoint)
         for upper in range(len(self._layers) - 1, at, -1):
             self._layers[upper - 1].merge(self._layers[upper])
-        del self._layers[at + 1:], self._checkpoints[at:]
+            self._balance_changes[upper - 1] += self._balance_changes[upper]
+        del self._layers[at + 1:], self._balance_changes[at + 1:], self._checkpoints[at:]
 
     def discard(self, checkpoint: JournalDBCheckpoint) -> None:
         super().discard(checkpoint)
         at = self._checkpoints.index(checkpoint)
-        del self._layers[at + 1:], self._checkpoints[at:]
+        del self._layers[at + 1:], self._balance_changes[at + 1:], self._checkpoints[at:]
 
 
 class LedgerState(CancunState):
@@ -145,3 +156,7 @@ class LedgerState(CancunState):
 
     def bind(self, overlay: Overlay) -> None:
         self._account_db.bind(overlay)
+
+    @property
+    def balance_change(self) -> int:
+        return self._account_db.balance_change
