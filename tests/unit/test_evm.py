@@ -341,3 +341,23 @@ def test_zg_destroyed_by_a_self_destruct_counts_as_burned(net: Net) -> None:
     supply = net.node.machine.query(net.node.state_get, "token", "supply", ())
     assert supply["burned"] == 2 * ZG
     assert net.supply_holds([contract_address(decode_tx(raw))])
+
+
+def test_an_evm_tx_the_proposer_dropped_leaves_no_trace_in_its_block(tmp_path: Path) -> None:
+    """The proposer tried an Ethereum tx that failed in the block (its sender spent the
+    funds in a native tx just before): its block must carry the same state root as a
+    validator that never saw that tx computes."""
+    proposer_net, validator_net = Net(tmp_path, 1, "proposer"), Net(tmp_path, 1, "validator")
+    try:
+        wallet = Wallet(1, proposer_net.chain_id)
+        spend_all = make_tx(wallet.account, 1, 0, "token", "transfer",
+                            [bytes(20), proposer_net.node.balance(wallet.address)])
+        too_late = wallet.sign(to=bytes(20), value=1, gas=21_000, nonce=1)
+        assert proposer_net.submit(spend_all.encoded, too_late) == [None, None]
+        node = proposer_net.node
+        block = node.build_block(0, proposer_net.proposer, None, 1)
+        assert [tx.hash for tx in block.txs] == [spend_all.hash]
+        validator_net.node.validate_block(block, proposer_net.proposer)  # same roots
+    finally:
+        proposer_net.node.close()
+        validator_net.node.close()

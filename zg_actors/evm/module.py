@@ -78,6 +78,7 @@ class EvmBlock:
     db: OverlayDB
     base_fee: int
     gas_used: int = 0
+    applied: int = 0  # txs applied: a block whose EVM txs all failed changes no EVM state
 
 
 def effective_gas_price(eth: SignedTransactionAPI, base_fee: int) -> int:
@@ -196,6 +197,7 @@ class EvmModule(Module):
         if destroyed:  # a contract that self-destructed to itself in its creating tx
             token.destroy(ctx.state(token.MODULE), destroyed)
         block.gas_used += gas_used
+        block.applied += 1
         price = effective_gas_price(eth, block.base_fee)
         ok = not computation.is_error
         receipt = eth.make_receipt(b"\x01" if ok else b"", block.gas_used,
@@ -214,7 +216,9 @@ class EvmModule(Module):
         block: EvmBlock | None = ctx.block.scratch.pop(MODULE, None)
         base_fee = state.get_int(_BASE_FEE)
         gas_used = 0
-        if block is not None:
+        if block is not None and block.applied:
+            # Only then: opening the state wrote the fork's system contracts, which a
+            # validator that never saw this block's failed EVM txs would not write.
             block.db.overlay = ctx.overlay
             block.state.bind(ctx.overlay)
             block.state.persist()
