@@ -3,7 +3,9 @@ consensus; every validator executes them and keeps the contract in its LMDB stor
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -65,3 +67,29 @@ def test_a_deployed_contract_survives_validator_and_network_restarts(deployment)
     assert chain.submit([wallet.sign(to=contract, data=store_call(78))]) == [None]
     chain.wait_nonce(wallet.address, 2, 60)
     assert chain.query("evm", "storage", contract, 0) == 78
+
+
+def test_a_validator_that_lost_its_store_syncs_the_evm_state_from_peers(deployment) -> None:
+    d, config = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    members = handles_of(d, net)
+    validators = list(members.values())
+    wait_height(validators, 1)
+    chain = SyncChainClient(net)
+    wallet = Wallet(1, config.networks.evm.chain_id(net), config.devnet.key_seed)
+    create = wallet.sign(data=INIT, gas=200_000)
+    assert chain.submit([create]) == [None]
+    chain.wait_nonce(wallet.address, 0, 60)
+    contract = chain.query("evm", "receipt", decode_tx(create).hash)["contract_address"]
+    assert chain.submit([wallet.sign(to=contract, data=store_call(5))]) == [None]
+    chain.wait_nonce(wallet.address, 1, 60)
+    identity, victim = next(iter(members.items()))
+    store = Path(config.data_dir) / f"network-{net}" / f"validator-{identity}"
+    assert store.is_dir()
+    shutil.rmtree(store)  # its disk is gone; Ray restarts it on an empty store
+    runtime.kill_actor(victim, restart=True)
+    root = query_all([validators[1]], "root")[0]
+    assert runtime.wait_for(lambda: query_all([victim], "root")[0] == root, 90), \
+        "the validator did not sync the EVM state"
+    assert query_all([victim], "code", contract) == [RUNTIME]
+    assert query_all([victim], "storage", contract, 0) == [5]
