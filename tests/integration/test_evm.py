@@ -35,21 +35,30 @@ def query_all(validators: list, method: str, *args: object) -> list:
     return [ask(validator) for validator in validators]
 
 
-def test_a_deployed_contract_survives_validator_and_network_restarts(deployment) -> None:
+def deploy_and_store(deployment, value: int) -> tuple[int, dict, SyncChainClient, Wallet,
+                                                     bytes]:
+    """A new 4-validator network on which a wallet deployed the contract (raw txs through
+    the validators' mempools) and stored `value` in it: (network, validators by identity,
+    client, wallet, contract address)."""
     d, config = deployment
     net = ray.get(d.manager.launch_network.remote(4))["network_id"]
-    validators = list(handles_of(d, net).values())
-    wait_height(validators, 1)
+    members = handles_of(d, net)
+    wait_height(list(members.values()), 1)
     chain = SyncChainClient(net)
     wallet = Wallet(0, config.networks.evm.chain_id(net), config.devnet.key_seed)
     create = wallet.sign(data=INIT, gas=200_000)
     assert chain.submit([create]) == [None]
     chain.wait_nonce(wallet.address, 0, 60)
-    receipt = chain.query("evm", "receipt", decode_tx(create).hash)
-    contract = receipt["contract_address"]
+    contract = chain.query("evm", "receipt", decode_tx(create).hash)["contract_address"]
     assert len(contract) == 20
-    assert chain.submit([wallet.sign(to=contract, data=store_call(77))]) == [None]
+    assert chain.submit([wallet.sign(to=contract, data=store_call(value))]) == [None]
     chain.wait_nonce(wallet.address, 1, 60)
+    return net, members, chain, wallet, contract
+
+
+def test_a_deployed_contract_survives_validator_and_network_restarts(deployment) -> None:
+    _, validators_by_identity, chain, wallet, contract = deploy_and_store(deployment, 77)
+    validators = list(validators_by_identity.values())
     height = max(wait_height(validators, chain.committed_height(), quorum=4))
     # Every validator executed both txs: one code, one storage value, one EVM root.
     assert query_all(validators, "code", contract) == [RUNTIME] * 4
@@ -70,19 +79,9 @@ def test_a_deployed_contract_survives_validator_and_network_restarts(deployment)
 
 
 def test_a_validator_that_lost_its_store_syncs_the_evm_state_from_peers(deployment) -> None:
-    d, config = deployment
-    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
-    members = handles_of(d, net)
+    _, config = deployment
+    net, members, _, _, contract = deploy_and_store(deployment, 5)
     validators = list(members.values())
-    wait_height(validators, 1)
-    chain = SyncChainClient(net)
-    wallet = Wallet(1, config.networks.evm.chain_id(net), config.devnet.key_seed)
-    create = wallet.sign(data=INIT, gas=200_000)
-    assert chain.submit([create]) == [None]
-    chain.wait_nonce(wallet.address, 0, 60)
-    contract = chain.query("evm", "receipt", decode_tx(create).hash)["contract_address"]
-    assert chain.submit([wallet.sign(to=contract, data=store_call(5))]) == [None]
-    chain.wait_nonce(wallet.address, 1, 60)
     identity, victim = next(iter(members.items()))
     store = Path(config.data_dir) / f"network-{net}" / f"validator-{identity}"
     assert store.is_dir()
