@@ -15,7 +15,7 @@ from zg_actors.chain.modules.base import BlockInfo
 from zg_actors.chain.network import build_state_machine
 from zg_actors.chain.tx import Transaction, decode_tx, make_tx
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
-from zg_actors.config import ZG
+from zg_actors.config import ZG, ConfigError
 from zg_actors.crypto.devkeys import validator_identity
 from zg_actors.evm.params import next_base_fee
 from zg_actors.store.overlay import Overlay
@@ -205,6 +205,8 @@ def test_entry_checks_use_geths_words_and_change_nothing(net: Net) -> None:
         "nonce too high": wallet.sign(to=bytes(20), gas=21_000, nonce=10_000),
         "oversized data": wallet.sign(data=b"\x01" * net.config.networks.max_tx_bytes,
                                       gas=2_000_000, nonce=0),
+        "max fee per gas less than block base fee": wallet.sign(to=bytes(20), gas=21_000,
+                                                                nonce=0, max_fee=1),
     }
     for words, raw in cases.items():
         [error] = net.submit(raw)
@@ -361,3 +363,13 @@ def test_an_evm_tx_the_proposer_dropped_leaves_no_trace_in_its_block(tmp_path: P
     finally:
         proposer_net.node.close()
         validator_net.node.close()
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("chain_id_base", 1, "clear of public chain ids"),
+    ("block_gas_limit", 20_999, "one transfer"),
+    ("initial_base_fee", 1, "must be >= min_base_fee"),
+])
+def test_evm_config_refuses_bad_values_by_name(key: str, value: int, words: str) -> None:
+    with pytest.raises(ConfigError, match=f"networks.evm.{key}: .*{words}"):
+        small_config(**{f"networks.evm.{key}": value}).validate()
