@@ -315,6 +315,14 @@ def test_base_fee_follows_gas_used_against_the_target(net: Net) -> None:
     assert start == evm.initial_base_fee
     net.commit_block()  # empty: below target, the fee falls by 1/8
     assert net.query("base_fee") == start - start // 8
+    wallet = Wallet(0, net.chain_id)
+    raw = wallet.sign(to=bytes(20), gas=21_000)
+    net.submit(raw)
+    height = net.commit_block().header.height
+    assert net.query("block_gas", height) == {"base_fee": start - start // 8,
+                                              "gas_used": 21_000, "gas_limit":
+                                              net.config.networks.evm.block_gas_limit}
+    assert net.query("block_gas", 1)["gas_used"] == 0
     limit = evm.block_gas_limit
     assert next_base_fee(GWEI, limit, limit, 1) == GWEI + GWEI // 8
     assert next_base_fee(GWEI, limit // 2, limit, 1) == GWEI

@@ -28,11 +28,13 @@ from zg_actors.crypto.encoding import Encodable, as_bytes, as_int, as_list
 from zg_actors.errors import InsufficientBalance, InvalidInput, Unavailable
 from zg_actors.evm.params import DYNAMIC_FEE_TX_TYPE, FORK, MODULE, next_base_fee
 from zg_actors.evm.state import LedgerState, OverlayDB, state_db
+from zg_actors.store import u64
 from zg_actors.store.overlay import Overlay
 
 _BASE_FEE = b"base_fee"  # wei per gas of the next block
 _ROOT = b"root"  # the EVM state root (accounts' code and storage tries) after the last block
 _RECEIPT = b"receipt/"  # + tx hash: [height, receipt, gas used, price, contract, output]
+_BLOCK_GAS = b"gas/"  # + u64 height: [base fee, gas used] of that block (eth_feeHistory)
 ZERO_HASH32 = bytes(32)
 CALL_GAS_CAP = 50_000_000  # gas an eth_call may burn when it names none (Geth's RPCGasCap)
 TRANSFER_GAS = 21_000
@@ -224,6 +226,7 @@ class EvmModule(Module):
             block.state.persist()
             state.put(_ROOT, block.state.state_root)
             gas_used = block.gas_used
+        state.put_obj(_BLOCK_GAS + u64(ctx.block.height), [base_fee, gas_used])
         following = next_base_fee(base_fee, gas_used, self.config.block_gas_limit,
                                   self.config.min_base_fee)
         if following != base_fee:
@@ -235,6 +238,15 @@ class EvmModule(Module):
 
     def query_base_fee(self, state: ModuleState) -> int:
         return state.get_int(_BASE_FEE)
+
+    def query_block_gas(self, state: ModuleState, height: int) -> dict | None:
+        """A committed block's gas: {"base_fee", "gas_used", "gas_limit"} (None if none)."""
+        raw = state.get_obj(_BLOCK_GAS + u64(height))
+        if raw is None:
+            return None
+        base_fee, gas_used = as_list(raw, 2)
+        return {"base_fee": as_int(base_fee), "gas_used": as_int(gas_used),
+                "gas_limit": self.config.block_gas_limit}
 
     def query_root(self, state: ModuleState) -> bytes:
         return state.get(_ROOT) or BLANK_ROOT_HASH
