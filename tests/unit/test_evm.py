@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import rlp
 from eth.vm.forks.cancun.receipts import CancunReceiptBuilder
+from eth_utils import to_checksum_address
 
 from zg_actors.chain.block import Block
 from zg_actors.chain.execution import StateMachine
@@ -205,6 +206,10 @@ def test_entry_checks_use_geths_words_and_change_nothing(net: Net) -> None:
         "nonce too high": wallet.sign(to=bytes(20), gas=21_000, nonce=10_000),
         "oversized data": wallet.sign(data=b"\x01" * net.config.networks.max_tx_bytes,
                                       gas=2_000_000, nonce=0),
+        "only replay-protected (EIP-155) transactions allowed": bytes(
+            wallet.key.sign_transaction({"nonce": 0, "to": to_checksum_address(bytes(20)),
+                                         "value": 0, "gas": 21_000, "gasPrice": 2 * GWEI,
+                                         "data": b""}).raw_transaction),
         "max fee per gas less than block base fee": wallet.sign(to=bytes(20), gas=21_000,
                                                                 nonce=0, max_fee=1),
     }

@@ -122,6 +122,9 @@ class EvmModule(Module):
         if tx.size > max_tx_bytes:
             raise OversizedTx(f"oversized data: tx is {tx.size} bytes, limit {max_tx_bytes}",
                               size=tx.size, limit=max_tx_bytes)
+        if eth.chain_id is None:  # a legacy tx signed before EIP-155: replayable anywhere
+            raise WrongChainId("invalid sender: only replay-protected (EIP-155) transactions "
+                               "allowed", expected=self.chain_id)
         if eth.chain_id != self.chain_id:
             raise WrongChainId(f"invalid sender: invalid chain id for signer: have "
                                f"{eth.chain_id} want {self.chain_id}", chain_id=eth.chain_id,
