@@ -18,6 +18,7 @@ from zg_actors.chain.tx import Transaction, decode_tx, make_tx
 from zg_actors.chain.validator_set import ValidatorInfo, ValidatorSet
 from zg_actors.config import ZG, ConfigError
 from zg_actors.crypto.devkeys import validator_identity
+from zg_actors.errors import NotFound
 from zg_actors.evm.params import next_base_fee
 from zg_actors.store.overlay import Overlay
 
@@ -386,3 +387,32 @@ def test_an_evm_tx_the_proposer_dropped_leaves_no_trace_in_its_block(tmp_path: P
 def test_evm_config_refuses_bad_values_by_name(key: str, value: int, words: str) -> None:
     with pytest.raises(ConfigError, match=f"networks.evm.{key}: .*{words}"):
         small_config(**{f"networks.evm.{key}": value}).validate()
+
+
+def test_reads_at_an_older_height_see_the_state_of_then(net: Net) -> None:
+    """eth_call, eth_getBalance, eth_getStorageAt and eth_getTransactionCount at a block."""
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    net.submit(wallet.sign(to=contract, data=store_call(1)))
+    first = net.commit_block().header.height
+    balance_then = net.node.balance(wallet.address)
+    net.submit(wallet.sign(to=contract, data=store_call(2)))
+    net.commit_block()
+    net.commit_block()
+    machine = net.node.machine
+
+    def at(height: int, method: str, *args: object) -> object:
+        return machine.query(net.node.state_get_at(height), "evm", method, args)
+
+    assert at(first, "storage", contract, 0) == 1
+    assert int.from_bytes(at(first, "call", wallet.address, contract, b"\x02")["output"],
+                          "big") == 1
+    assert at(first, "balance", wallet.address) == balance_then
+    assert at(first, "nonce", wallet.address) == 2
+    assert at(first - 1, "code", contract) == RUNTIME and at(first - 1, "storage",
+                                                               contract, 0) == 0
+    assert at(0, "code", contract) == b"" and at(0, "nonce", wallet.address) == 0
+    latest = net.node.committed.height
+    assert at(latest, "storage", contract, 0) == 2 == net.query("storage", contract, 0)
+    with pytest.raises(NotFound, match="not committed"):
+        net.node.state_get_at(latest + 1)
