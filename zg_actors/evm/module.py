@@ -4,8 +4,10 @@ An Ethereum tx is checked as Geth checks it (chain id, signature, size, gas, non
 funds), then applied to one py-evm state kept open across the block: the trie root is
 computed once, at end_block (applying each tx through a mining chain rebuilt the block
 per tx: 2-3 tx/s). Fees: gas used x effective gas price, all of it to the proposer, as
-native fees go and as Cosmos EVMs (0G's chain) pay them: no ZG is created or destroyed
-by EVM execution, so the token module's supply invariant holds as it did.
+native fees go and as Cosmos EVMs (0G's chain) pay them: no ZG is created by EVM
+execution, and ZG it destroys (EIP-6780 self-destruct to self) counts as burned, so the
+token module's supply invariant holds as it did. A tx's chain receipt carries, as its
+result, [typed Ethereum receipt, gas used, effective gas price, created contract, output].
 """
 
 from __future__ import annotations
