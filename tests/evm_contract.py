@@ -13,10 +13,11 @@ GWEI = 10**9
 # A hand-assembled contract. The first calldata byte selects: 1 stores the next 32
 # bytes in slot 0 and logs them under topic 0xAA; 2 returns slot 0; 3 reverts with
 # 0xdeadbeef; 4 loops until out of gas; anything else stops.
-OPCODES = {"STOP": 0x00, "EQ": 0x14, "SHR": 0x1C, "CALLDATALOAD": 0x35, "CODECOPY": 0x39,
-           "MSTORE": 0x52, "SLOAD": 0x54, "SSTORE": 0x55, "JUMP": 0x56, "JUMPI": 0x57,
-           "JUMPDEST": 0x5B, "PUSH1": 0x60, "PUSH4": 0x63, "DUP1": 0x80, "LOG1": 0xA1,
-           "RETURN": 0xF3, "REVERT": 0xFD}
+OPCODES = {"STOP": 0x00, "SUB": 0x03, "EQ": 0x14, "SHR": 0x1C, "CALLDATALOAD": 0x35,
+           "CODECOPY": 0x39, "BLOCKHASH": 0x40, "NUMBER": 0x43, "MSTORE": 0x52,
+           "SLOAD": 0x54, "SSTORE": 0x55, "JUMP": 0x56, "JUMPI": 0x57, "JUMPDEST": 0x5B,
+           "PUSH1": 0x60, "PUSH4": 0x63, "DUP1": 0x80, "LOG1": 0xA1, "RETURN": 0xF3,
+           "REVERT": 0xFD}
 
 
 def _immediate(value: int) -> bytes:
@@ -59,9 +60,20 @@ RUNTIME = assemble([
     ":loop", "PUSH1", "@loop", "JUMP",
 ])
 INIT_LENGTH = 12
-INIT = assemble(["PUSH1", len(RUNTIME), "PUSH1", INIT_LENGTH, "PUSH1", 0, "CODECOPY",
-                 "PUSH1", len(RUNTIME), "PUSH1", 0, "RETURN"]) + RUNTIME
-assert len(INIT) == INIT_LENGTH + len(RUNTIME)
+
+
+def deployable(runtime: bytes) -> bytes:
+    """Init code that returns `runtime` as the new contract's code."""
+    init = assemble(["PUSH1", len(runtime), "PUSH1", INIT_LENGTH, "PUSH1", 0, "CODECOPY",
+                     "PUSH1", len(runtime), "PUSH1", 0, "RETURN"])
+    assert len(init) == INIT_LENGTH
+    return init + runtime
+
+
+INIT = deployable(RUNTIME)
+# Stores BLOCKHASH(NUMBER - 1), its parent block's hash, in slot 0.
+PARENT_HASH_RECORDER = assemble(["PUSH1", 1, "NUMBER", "SUB", "BLOCKHASH", "PUSH1", 0,
+                                 "SSTORE", "STOP"])
 
 
 def store_call(value: int) -> bytes:

@@ -22,7 +22,15 @@ from zg_actors.errors import NotFound
 from zg_actors.evm.params import next_base_fee
 from zg_actors.store.overlay import Overlay
 
-from ..evm_contract import GWEI, INIT, RUNTIME, Wallet, store_call
+from ..evm_contract import (
+    GWEI,
+    INIT,
+    PARENT_HASH_RECORDER,
+    RUNTIME,
+    Wallet,
+    deployable,
+    store_call,
+)
 from .helpers import make_node, sign_commit, small_config
 
 SEED = "zg-devnet"
@@ -416,3 +424,16 @@ def test_reads_at_an_older_height_see_the_state_of_then(net: Net) -> None:
     assert at(latest, "storage", contract, 0) == 2 == net.query("storage", contract, 0)
     with pytest.raises(NotFound, match="not committed"):
         net.node.state_get_at(latest + 1)
+
+
+def test_blockhash_gives_the_parent_blocks_hash(net: Net) -> None:
+    wallet = Wallet(0, net.chain_id)
+    create = wallet.sign(data=deployable(PARENT_HASH_RECORDER), gas=200_000)
+    net.submit(create)
+    net.commit_block()
+    recorder = net.receipt(create)["contract_address"]
+    net.commit_block()
+    net.submit(wallet.sign(to=recorder, gas=100_000))
+    block = net.commit_block()
+    recorded = net.query("storage", recorder, 0).to_bytes(32, "big")
+    assert recorded == block.header.prev_hash != bytes(32)

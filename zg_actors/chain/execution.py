@@ -178,7 +178,8 @@ class StateMachine:
         Receipt 0 is the block's own (begin-block events such as the reward).
         """
         ctx = self._begin(base_get, BlockInfo(header.network_id, header.height,
-                                              header.time_ms, header.proposer))
+                                              header.time_ms, header.proposer,
+                                              header.prev_hash))
         receipts = [self.apply_tx(ctx, tx) for tx in txs]
         return self._finish(ctx, receipts, prev_state_root)
 

@@ -297,7 +297,8 @@ class ChainNode:
         height = self.committed.height + 1
         time_ms = max(now_ms(), self.committed.time_ms + 1)
         included, rejected, result = self.machine.build_block(
-            self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer),
+            self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer,
+                                      self.committed.block_hash),
             self.mempool.executable(), self.committed.state_root)
         self._drop([tx.hash for tx, _ in rejected])
         header = Header(self.params.network_id, height, round_, time_ms,

@@ -37,6 +37,8 @@ _BASE_FEE = b"base_fee"  # wei per gas of the next block
 _ROOT = b"root"  # the EVM state root (accounts' code and storage tries) after the last block
 _RECEIPT = b"receipt/"  # + tx hash: [height, receipt, gas used, price, contract, output]
 _BLOCK_GAS = b"gas/"  # + u64 height: [base fee, gas used] of that block (eth_feeHistory)
+_BLOCK_HASH = b"hash/"  # + u64 (height % BLOCKHASH_WINDOW): [height, block hash], a ring
+BLOCKHASH_WINDOW = 256  # the BLOCKHASH opcode reaches this many blocks back
 ZERO_HASH32 = bytes(32)
 CALL_GAS_CAP = 50_000_000  # gas an eth_call may burn when it names none (Geth's RPCGasCap)
 TRANSFER_GAS = 21_000
@@ -114,6 +116,23 @@ class EvmModule(Module):
     def genesis(self, state: ModuleState) -> None:
         state.put_int(_BASE_FEE, self.config.initial_base_fee)
 
+    def begin_block(self, ctx: Context) -> None:
+        """Keep the parent's hash for BLOCKHASH (a block's own hash is known only once
+        its header, which holds the state root, is made)."""
+        parent = ctx.block.height - 1
+        ctx.state(MODULE).put_obj(_BLOCK_HASH + u64(parent % BLOCKHASH_WINDOW),
+                                  [parent, ctx.block.prev_hash])
+
+    def _ancestor_hashes(self, state: ModuleState, height: int) -> list[bytes]:
+        """Hashes of the blocks before `height`, newest first, as far as kept."""
+        hashes = []
+        for ancestor in range(height - 1, max(-1, height - 1 - BLOCKHASH_WINDOW), -1):
+            kept = state.get_obj(_BLOCK_HASH + u64(ancestor % BLOCKHASH_WINDOW))
+            if kept is None or as_int(as_list(kept, 2)[0]) != ancestor:
+                break
+            hashes.append(as_bytes(as_list(kept, 2)[1]))
+        return hashes
+
     def has_method(self, method: str) -> bool:
         return False  # Ethereum txs carry raw bytes, not module calls
 
@@ -161,11 +180,13 @@ class EvmModule(Module):
     # ---- execution -------------------------------------------------------------------
     def _open(self, overlay: Overlay, info: BlockInfo, base_fee: int) -> EvmBlock:
         db = state_db(overlay)
-        root = ModuleState(overlay, MODULE).get(_ROOT) or BLANK_ROOT_HASH
+        module_state = ModuleState(overlay, MODULE)
+        root = module_state.get(_ROOT) or BLANK_ROOT_HASH
         context = ExecutionContext(
             coinbase=info.proposer, timestamp=info.time_ms // 1000, block_number=info.height,
             difficulty=0, mix_hash=ZERO_HASH32, gas_limit=self.config.block_gas_limit,
-            prev_hashes=(), chain_id=self.chain_id, base_fee_per_gas=base_fee,
+            prev_hashes=self._ancestor_hashes(module_state, info.height),
+            chain_id=self.chain_id, base_fee_per_gas=base_fee,
             excess_blob_gas=0)
         state = LedgerState(db, context, root)
         state.bind(overlay)

@@ -102,6 +102,7 @@ class BlockInfo:
     height: int
     time_ms: int
     proposer: bytes
+    prev_hash: bytes = b""  # the parent block's hash (b"" outside a block: queries, genesis)
     # What a module keeps across one block's txs, by module name (the EVM's open state,
     # whose trie root is computed once, at end_block).
     scratch: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
