@@ -140,7 +140,7 @@ class TxPoolConfig:
 
 @dataclass(frozen=True)
 class EvmConfig:
-    """The `evm` module every network runs (spec/evm.md): its chain id and gas market."""
+    """The `evm` module every network runs (docs/spec/evm.md): its chain id and gas market."""
 
     # A network's EVM chain id is chain_id_base + its network id: distinct per network and
     # clear of the public ids of Ethereum and 0G (16600-16661).

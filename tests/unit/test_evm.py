@@ -1,5 +1,5 @@
 """The `evm` module on py-evm: Ethereum txs through a validator's mempool, blocks and
-LMDB store, one ZG balance and nonce, fees, the state root (spec/evm.md)."""
+LMDB store, one ZG balance and nonce, fees, the state root (docs/spec/evm.md)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def build_state_machine(config: Config, network_id: int) -> StateMachine:
     genesis.update({disperser_account(seed, i).address: 10 * config.da.disperser_deposit
                     for i in range(config.da.dispersers)})
     modules.append(DAModule(da_module_params(config)))
-    modules.append(EvmModule(config.networks.evm, network_id))  # spec/evm.md
+    modules.append(EvmModule(config.networks.evm, network_id))  # docs/spec/evm.md
     params = ChainParams(network_id, config.networks.max_block_txs,
                          config.networks.max_block_bytes, config.networks.max_tx_bytes,
                          config.networks.min_tx_fee)

@@ -7,7 +7,7 @@ keccak-256 of its canonical encoding with a secp256k1 key.
 An Ethereum tx (legacy EIP-155, EIP-2930 or EIP-1559, as a wallet signs it) travels
 as its own raw bytes: the same mempool, blocks and limits carry it, as a Transaction
 whose module is `evm`, whose hash is its Ethereum hash and whose sender is recovered
-from its signature; the `evm` module checks and executes it (spec/evm.md).
+from its signature; the `evm` module checks and executes it (docs/spec/evm.md).
 """
 
 from __future__ import annotations

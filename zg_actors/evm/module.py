@@ -1,4 +1,4 @@
-"""`evm`: every network's EVM, on py-evm's Cancun fork (spec/evm.md).
+"""`evm`: every network's EVM, on py-evm's Cancun fork (docs/spec/evm.md).
 
 An Ethereum tx is checked as Geth checks it (chain id, signature, size, gas, nonce,
 funds), then applied to one py-evm state kept open across the block: the trie root is
@@ -45,11 +45,11 @@ TRANSFER_GAS = 21_000
 
 
 class OversizedTx(TxError, InvalidInput):
-    code = "TX_TOO_LARGE"
+    code = "OVERSIZED_DATA"
 
 
 class WrongChainId(TxError, InvalidInput):
-    code = "INVALID_SENDER"
+    code = "WRONG_CHAIN_ID"
 
 
 class IntrinsicGasTooLow(TxError, InvalidInput):
@@ -67,7 +67,7 @@ class InsufficientFunds(TxError, InsufficientBalance):
 class FeeCapTooLow(TxDeferred, InvalidInput):
     """Valid, but not at this base fee: it waits for the fee to fall."""
 
-    code = "FEE_CAP_TOO_LOW"
+    code = "MAX_FEE_BELOW_BASE_FEE"
 
 
 class BlockGasFull(TxDeferred, Unavailable):

@@ -1,4 +1,4 @@
-"""The EVM's fork and EIP-1559 constants (spec/evm.md); no chain imports, so that the
+"""The EVM's fork and EIP-1559 constants (docs/spec/evm.md); no chain imports, so that the
 tx format (chain/tx.py) can name the fork without a cycle."""
 
 from __future__ import annotations
