@@ -437,3 +437,25 @@ def test_blockhash_gives_the_parent_blocks_hash(net: Net) -> None:
     block = net.commit_block()
     recorded = net.query("storage", recorder, 0).to_bytes(32, "big")
     assert recorded == block.header.prev_hash != bytes(32)
+
+
+def test_a_py_evm_crash_drops_the_tx_and_the_block_goes_on(net: Net, monkeypatch) -> None:
+    """A bug inside py-evm (here: a patched apply_transaction that raises) refuses that tx
+    instead of halting block building; the other txs of the block commit."""
+    from zg_actors.evm.state import LedgerState
+
+    wallet, other = Wallet(0, net.chain_id), Wallet(1, net.chain_id)
+    crashing = wallet.sign(to=bytes.fromhex("44" * 20), value=1, gas=21_000)
+    fine = other.sign(to=bytes.fromhex("55" * 20), value=1, gas=21_000)
+    assert net.submit(crashing, fine) == [None, None]
+    real = LedgerState.apply_transaction
+
+    def apply(state: LedgerState, eth: object):  # noqa: ANN202
+        if eth.to == bytes.fromhex("44" * 20):
+            raise RuntimeError("py-evm bug")
+        return real(state, eth)
+
+    monkeypatch.setattr(LedgerState, "apply_transaction", apply)
+    block = net.commit_block()
+    assert [tx.hash for tx in block.txs] == [decode_tx(fine).hash]
+    assert list(net.node.mempool) == [] and net.query("nonce", wallet.address) == 0

@@ -12,6 +12,7 @@ result, [typed Ethereum receipt, gas used, effective gas price, created contract
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from eth.abc import ComputationAPI, SignedTransactionAPI
@@ -32,6 +33,8 @@ from zg_actors.evm.params import DYNAMIC_FEE_TX_TYPE, FORK, MODULE, next_base_fe
 from zg_actors.evm.state import LedgerState, OverlayDB, state_db
 from zg_actors.store import u64
 from zg_actors.store.overlay import Overlay
+
+log = logging.getLogger(__name__)
 
 _BASE_FEE = b"base_fee"  # wei per gas of the next block
 _ROOT = b"root"  # the EVM state root (accounts' code and storage tries) after the last block
@@ -68,6 +71,13 @@ class FeeCapTooLow(TxDeferred, InvalidInput):
     """Valid, but not at this base fee: it waits for the fee to fall."""
 
     code = "MAX_FEE_BELOW_BASE_FEE"
+
+
+class EvmInternalError(TxError):
+    """py-evm raised something other than a validation error (a bug): the tx is refused
+    and dropped, as every validator would do alike, instead of halting block building."""
+
+    code = "EVM_INTERNAL_ERROR"
 
 
 class BlockGasFull(TxDeferred, Unavailable):
@@ -216,6 +226,12 @@ class EvmModule(Module):
         except ValidationError as exc:
             block.state.revert(snapshot)
             raise TxError(f"invalid Ethereum tx: {exc}", tx=tx.hash) from exc
+        except Exception as exc:  # noqa: BLE001 - a py-evm bug must not halt the chain
+            block.state.revert(snapshot)
+            log.error("py-evm raised %s on tx 0x%s", type(exc).__name__, tx.hash.hex(),
+                      exc_info=exc)
+            raise EvmInternalError(f"EVM internal error: {type(exc).__name__}: {exc}",
+                                   tx=tx.hash) from exc
         block.state.commit(snapshot)
         gas_used = FORK.finalize_gas_used(eth, computation)
         # py-evm burns the base fee share; the proposer gets all of the fee here.
