@@ -139,6 +139,31 @@ class TxPoolConfig:
 
 
 @dataclass(frozen=True)
+class EvmConfig:
+    """The `evm` module every network runs (docs/spec/evm.md): its chain id and gas market."""
+
+    # A network's EVM chain id is chain_id_base + its network id: distinct per network and
+    # clear of the public ids of Ethereum and 0G (16600-16661).
+    chain_id_base: int = 4_169_000
+    block_gas_limit: int = 30_000_000  # gas per block (Geth's default)
+    initial_base_fee: int = 1_000_000_000  # wei per gas at genesis (1 gwei)
+    min_base_fee: int = 10_000_000  # wei per gas: EIP-1559's decay stops here (Cosmos EVMs' floor)
+
+    def validate(self, path: str) -> None:
+        _check(f"{path}.chain_id_base", self.chain_id_base >= 1_000_000,
+               "must be >= 1000000 (clear of public chain ids)", self.chain_id_base)
+        _check(f"{path}.block_gas_limit", self.block_gas_limit >= 21_000,
+               "must be >= 21000 (one transfer)", self.block_gas_limit)
+        _check(f"{path}.min_base_fee", self.min_base_fee >= 1, "must be >= 1 wei",
+               self.min_base_fee)
+        _check(f"{path}.initial_base_fee", self.initial_base_fee >= self.min_base_fee,
+               "must be >= min_base_fee", self.initial_base_fee)
+
+    def chain_id(self, network_id: int) -> int:
+        return self.chain_id_base + network_id
+
+
+@dataclass(frozen=True)
 class NetworksConfig:
     initial: int = 1  # networks launched by `zg up` / `zg demo`
     validators_per_network: int = 4
@@ -158,6 +183,7 @@ class NetworksConfig:
     validator_num_cpus: float = 0.1
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
+    evm: EvmConfig = field(default_factory=EvmConfig)
 
     def validate(self, path: str) -> None:
         _check(f"{path}.initial", self.initial >= 0, "must be >= 0", self.initial)
@@ -181,6 +207,7 @@ class NetworksConfig:
                self.load_accounts)
         self.timeouts.validate(f"{path}.timeouts")
         self.txpool.validate(f"{path}.txpool")
+        self.evm.validate(f"{path}.evm")
 
 
 @dataclass(frozen=True)

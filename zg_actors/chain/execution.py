@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from zg_actors.chain.block import Header
 from zg_actors.chain.modules import token
 from zg_actors.chain.modules.base import BlockInfo, Context, Module, ModuleError, Receipt
 from zg_actors.chain.tx import (
     Transaction,
+    TxDeferred,
     TxError,
     UnknownTxMethod,
     check_nonce,
@@ -73,6 +75,12 @@ def nonce_key(address: bytes) -> bytes:
     return AUTH.encode() + b"/nonce/" + address
 
 
+def read_nonce(get: Callable[[bytes], bytes | None], address: bytes) -> int:
+    """The account's next nonce: native txs and Ethereum txs share it."""
+    raw = get(nonce_key(address))
+    return from_u64(raw) if raw else 0
+
+
 class StateMachine:
     def __init__(self, params: ChainParams, modules: Sequence[Module]) -> None:
         self.params = params
@@ -90,6 +98,9 @@ class StateMachine:
 
     def check_stateless(self, tx: Transaction) -> None:
         """Signature, network id, size, fee floor, module name: entry and execution checks."""
+        if tx.eth is not None:
+            self._ethereum(tx).check_stateless(tx, self.params.max_tx_bytes)
+            return
         if tx.hash not in self._verified:
             check_transaction(tx, self.params.network_id, self.params.max_tx_bytes)
             if len(self._verified) > _VERIFIED_CACHE_LIMIT:
@@ -105,17 +116,33 @@ class StateMachine:
         """At mempool entry only: a call to a method its module lacks is refused there.
         In a block such a tx stays valid: like any call that fails, it pays its fee and
         gets a failed receipt (the rule in this module's docstring)."""
+        if tx.eth is not None:
+            return
         if not self.modules[tx.module].has_method(tx.method):
             raise UnknownTxMethod(f"module {tx.module!r} has no method {tx.method!r}",
                                   module=tx.module, method=tx.method)
 
+    def check_account(self, base_get: Callable[[bytes], bytes | None],
+                      tx: Transaction) -> None:
+        """At mempool entry, on the committed state: an Ethereum tx's fee cap and funds
+        (Geth refuses there what cannot pay for gas * price + value)."""
+        if tx.eth is not None:
+            self._ethereum(tx).check_account(Overlay(base_get), tx)
+
+    def _ethereum(self, tx: Transaction) -> Any:  # the evm module (evm/ imports chain/)
+        if tx.module not in self.modules:
+            raise TxError(f"unknown module {tx.module!r}: this network runs no EVM",
+                          module=tx.module)
+        return self.modules[tx.module]
+
     def account_nonce(self, get: Callable[[bytes], bytes | None], address: bytes) -> int:
-        raw = get(nonce_key(address))
-        return from_u64(raw) if raw else 0
+        return read_nonce(get, address)
 
     def apply_tx(self, ctx: Context, tx: Transaction) -> Receipt:
         """Check and apply one tx on ctx.overlay; TxError means the tx may not be in a block."""
         self.check_stateless(tx)
+        if tx.eth is not None:
+            return self._ethereum(tx).apply_transaction(ctx, tx)
         check_nonce(tx, self.account_nonce(ctx.overlay.get, tx.sender))
         fee_state = ctx.state(token.MODULE)
         try:
@@ -151,6 +178,8 @@ class StateMachine:
 
     def _finish(self, ctx: Context, receipts: list[Receipt],
                 prev_state_root: bytes) -> ExecutionResult:
+        for module in self.modules.values():
+            module.end_block(ctx)
         block_receipt = Receipt(b"", True, 0, tuple(ctx.events))
         all_receipts = [block_receipt, *receipts]
         return ExecutionResult(ctx.overlay, all_receipts,
@@ -164,7 +193,8 @@ class StateMachine:
         Receipt 0 is the block's own (begin-block events such as the reward).
         """
         ctx = self._begin(base_get, BlockInfo(header.network_id, header.height,
-                                              header.time_ms, header.proposer))
+                                              header.time_ms, header.proposer,
+                                              header.prev_hash))
         receipts = [self.apply_tx(ctx, tx) for tx in txs]
         return self._finish(ctx, receipts, prev_state_root)
 
@@ -192,8 +222,8 @@ class StateMachine:
             try:
                 receipt = self.apply_tx(tx_ctx, tx)
             except TxError as exc:
-                if _is_future_nonce(exc, tx):
-                    continue  # an earlier nonce of this sender is still missing
+                if isinstance(exc, TxDeferred) or _is_future_nonce(exc, tx):
+                    continue  # valid later: a nonce still missing, gas used up, fee cap
                 rejected.append((tx, exc))
                 continue
             ctx.overlay.merge(checkpoint)

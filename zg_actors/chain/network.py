@@ -18,6 +18,7 @@ from zg_actors.crypto.devkeys import load_account
 from zg_actors.da.keys import disperser_account
 from zg_actors.da.module import DAModule, da_module_params
 from zg_actors.errors import NotFound
+from zg_actors.evm.module import EvmModule
 from zg_actors.storage.flow import FlowModule
 from zg_actors.storage.mine import MineModule
 from zg_actors.storage.placement import client_account
@@ -46,6 +47,7 @@ def build_state_machine(config: Config, network_id: int) -> StateMachine:
     genesis.update({disperser_account(seed, i).address: 10 * config.da.disperser_deposit
                     for i in range(config.da.dispersers)})
     modules.append(DAModule(da_module_params(config)))
+    modules.append(EvmModule(config.networks.evm, network_id))  # docs/spec/evm.md
     params = ChainParams(network_id, config.networks.max_block_txs,
                          config.networks.max_block_bytes, config.networks.max_tx_bytes,
                          config.networks.min_tx_fee)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +44,12 @@ from zg_actors.crypto.accounts import Account
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
-from zg_actors.errors import Unavailable
+from zg_actors.errors import NotFound, Unavailable
 from zg_actors.staking.ledger import BurnProof
 from zg_actors.store import U64_BYTES, Store, from_u64, u64
 
-DBS = ("meta", "blocks", "certs", "receipts", "state", "mempool", "signed", "vsets")
+DBS = ("meta", "blocks", "certs", "receipts", "state", "mempool", "signed", "vsets",
+       "history")
 MAX_FUTURE_DRIFT_MS = 10_000  # a proposal's time may run ahead of ours by this much
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,20 @@ def signed_key_height(key: bytes) -> int | None:
         return None
 
 
+def history_key(key: bytes, height: int) -> bytes:
+    """A "history" record of `key` overwritten by block `height`: length-prefixed, so that
+    one key's records sort together and apart from any longer key it is a prefix of."""
+    return len(key).to_bytes(2, "big") + key + u64(height)
+
+
+def _mark(value: bytes | None) -> bytes:
+    return b"" if value is None else b"\x01" + value
+
+
+def _unmark(stored: bytes) -> bytes | None:
+    return stored[1:] if stored else None
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -176,6 +192,23 @@ class ChainNode:
     def state_get(self, key: bytes) -> bytes | None:
         return self.store.get("state", key)
 
+    def state_get_at(self, height: int) -> Callable[[bytes], bytes | None]:
+        """Reads of the state as it was after block `height` was committed (an Ethereum
+        client's eth_call/eth_getBalance at a block): a key's value is the one the first
+        later block overwrote, kept in "history", else today's."""
+        if not 0 <= height <= self.committed.height:
+            raise NotFound(f"height {height} is not committed (committed: "
+                           f"{self.committed.height})", height=height)
+        if height == self.committed.height:
+            return self.state_get
+
+        def get(key: bytes) -> bytes | None:
+            found = next(self.store.items("history", history_key(key, height + 1),
+                                          history_key(key, 0)[:-8] + b"\xff" * 9), None)
+            return self.state_get(key) if found is None else _unmark(found[1])
+
+        return get
+
     # ---- mempool --------------------------------------------------------------------
     def prepare_txs(self, raw_txs: list[bytes]) -> None:
         """The modules' preparation of txs about to enter the mempool (Module.prepare:
@@ -222,10 +255,12 @@ class ChainNode:
                                 arrival)
 
     def check_entry(self, tx: Transaction) -> None:
-        """What a tx must pass before the txpool weighs it: the stateless checks, and a
-        method its module has (else it would only burn the sender's nonce)."""
+        """What a tx must pass before the txpool weighs it: the stateless checks, a
+        method its module has (else it would only burn the sender's nonce), and for an
+        Ethereum tx the funds for gas * price + value."""
         self.machine.check_stateless(tx)
         self.machine.check_method(tx)
+        self.machine.check_account(self.state_get, tx)
         self.machine.prepare(self.state_get, tx)
 
     def _reload_mempool(self) -> None:
@@ -262,7 +297,8 @@ class ChainNode:
         height = self.committed.height + 1
         time_ms = max(now_ms(), self.committed.time_ms + 1)
         included, rejected, result = self.machine.build_block(
-            self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer),
+            self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer,
+                                      self.committed.block_hash),
             self.mempool.executable(), self.committed.state_root)
         self._drop([tx.hash for tx, _ in rejected])
         header = Header(self.params.network_id, height, round_, time_ms,
@@ -419,7 +455,11 @@ class ChainNode:
             raise InvalidBlock("state root differs from our execution at commit",
                                height=header.height)
         height_key = u64(header.height)
-        writes = [("state", k, v) for k, v in result.overlay.writes()]
+        state_writes = result.overlay.writes()
+        writes = [("state", k, v) for k, v in state_writes]
+        # What each key held before this block, for reads at older heights (state_get_at).
+        writes += [("history", history_key(k, header.height), _mark(self.state_get(k)))
+                   for k, _ in state_writes]
         writes += [("blocks", height_key, block.encode()), ("certs", height_key, cert.encode()),
                    ("receipts", height_key, encode([r.encode() for r in result.receipts])),
                    ("meta", b"height", height_key), ("meta", b"block_hash", block.hash),

@@ -3,11 +3,21 @@
 A tx names its network (replay protection across networks), a nonce per
 sender, the target module and method, arguments and a fee; the sender signs
 keccak-256 of its canonical encoding with a secp256k1 key.
+
+An Ethereum tx (legacy EIP-155, EIP-2930 or EIP-1559, as a wallet signs it) travels
+as its own raw bytes: the same mempool, blocks and limits carry it, as a Transaction
+whose module is `evm`, whose hash is its Ethereum hash and whose sender is recovered
+from its signature; the `evm` module checks and executes it (docs/spec/evm.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import rlp
+from eth.abc import SignedTransactionAPI
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError
 
 from zg_actors.crypto.accounts import ADDRESS_BYTES, Account, recover_address
 from zg_actors.crypto.encoding import (
@@ -22,14 +32,25 @@ from zg_actors.crypto.encoding import (
 )
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput, InvalidSignature, ZgError
+from zg_actors.evm import params as evm_params
 
 MAX_NAME_CHARS = 32
+LEGACY_ETHEREUM_TX_FIELDS = 9  # nonce, gasPrice, gas, to, value, data, v, r, s
+ETHEREUM_TX_METHOD = "eth"  # the method name an Ethereum tx carries in our Transaction
+_SENDER_CACHE_LIMIT = 200_000
 
 
 class TxError(ZgError):
     """A tx that cannot enter a mempool or a block."""
 
     code = "INVALID_TX"
+
+
+class TxDeferred(TxError):
+    """A tx valid later but not in this block (its gas does not fit, the base fee is above
+    its cap): a block builder leaves it in the mempool."""
+
+    code = "TX_DEFERRED"
 
 
 class MalformedTransaction(TxError, InvalidInput):
@@ -62,6 +83,14 @@ class UnknownTxMethod(TxError, InvalidInput):
     code = "UNKNOWN_TX_METHOD"
 
 
+class TxTypeNotSupported(TxError, InvalidInput):
+    code = "TX_TYPE_NOT_SUPPORTED"
+
+
+class InvalidSender(TxError, InvalidSignature):
+    code = "INVALID_SENDER"
+
+
 @dataclass(frozen=True)
 class Transaction:
     network_id: int
@@ -75,6 +104,8 @@ class Transaction:
     # Derived once: the encoding is hashed, sized and sent many times.
     encoded: bytes = field(default=b"", compare=False, repr=False)
     hash: bytes = field(default=b"", compare=False, repr=False)
+    # An Ethereum tx: py-evm's decoded tx (network_id then holds its chain id).
+    eth: SignedTransactionAPI | None = field(default=None, compare=False, repr=False)
 
     def signing_payload(self) -> list:
         return [self.network_id, self.nonce, self.sender, self.module, self.method,
@@ -106,9 +137,15 @@ def make_tx(account: Account, network_id: int, nonce: int, module: str, method: 
 
 
 def decode_tx(data: bytes) -> Transaction:
-    """Parse a tx from its canonical bytes; MalformedTransaction on anything else."""
+    """Parse a tx from its canonical bytes or an Ethereum tx from its raw bytes;
+    MalformedTransaction on anything else."""
+    if data[:1] and data[0] < 0xC0:  # an EIP-2718 typed envelope: type byte, then RLP
+        return decode_ethereum_tx(data)
     try:
-        fields = as_list(decode(data), 8)
+        items = decode(data)
+        if isinstance(items, list) and len(items) == LEGACY_ETHEREUM_TX_FIELDS:
+            return decode_ethereum_tx(data)
+        fields = as_list(items, 8)
         tx = Transaction(
             network_id=as_int(fields[0]), nonce=as_int(fields[1]),
             sender=as_bytes(fields[2], ADDRESS_BYTES), module=as_str(fields[3]),
@@ -120,6 +157,37 @@ def decode_tx(data: bytes) -> Transaction:
         raise MalformedTransaction("module or method name too long", module=tx.module[:64],
                                    method=tx.method[:64])
     return _finish(tx)
+
+
+_senders: dict[bytes, bytes] = {}  # Ethereum tx hash -> recovered sender, this process
+
+
+def decode_ethereum_tx(data: bytes) -> Transaction:
+    """An Ethereum tx from its raw bytes, with its sender recovered from the signature.
+    Refusals in Geth's words: transaction type not supported, invalid sender."""
+    type_id = data[0] if data[0] < 0xC0 else evm_params.LEGACY_TX_TYPE
+    if type_id not in evm_params.SUPPORTED_TX_TYPES:
+        raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
+                                 type=type_id, supported=list(evm_params.SUPPORTED_TX_TYPES))
+    try:
+        eth = evm_params.FORK.get_transaction_builder().decode(data)
+    except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError,
+            TypeError) as exc:
+        raise MalformedTransaction(f"malformed Ethereum tx: {exc}", size=len(data)) from exc
+    tx_hash = keccak256(data)
+    sender = _senders.get(tx_hash)
+    if sender is None:
+        try:
+            eth.check_signature_validity()
+            sender = bytes(eth.sender)
+        except (BadSignature, ValidationError, ValueError) as exc:
+            raise InvalidSender(f"invalid sender: {exc}", tx=tx_hash) from exc
+        if len(_senders) > _SENDER_CACHE_LIMIT:
+            _senders.clear()
+        _senders[tx_hash] = sender
+    max_fee = eth.max_fee_per_gas if type_id == evm_params.DYNAMIC_FEE_TX_TYPE else eth.gas_price
+    return Transaction(eth.chain_id or 0, eth.nonce, sender, evm_params.MODULE,
+                       ETHEREUM_TX_METHOD, (), eth.gas * max_fee, b"", data, tx_hash, eth)
 
 
 def check_tx_batch(raw_txs: object) -> None:

@@ -149,6 +149,11 @@ class ModuleState:
         self._overlay = overlay
         self._prefix = namespace.encode() + b"/"
 
+    @property
+    def overlay(self) -> Overlay:
+        """The whole state under this namespace (the EVM reads balances and nonces)."""
+        return self._overlay
+
     def get(self, key: bytes) -> bytes | None:
         return self._overlay.get(self._prefix + key)
 
@@ -184,6 +189,10 @@ class BlockInfo:
     height: int
     time_ms: int
     proposer: bytes
+    prev_hash: bytes = b""  # the parent block's hash (b"" outside a block: queries, genesis)
+    # What a module keeps across one block's txs, by module name (the EVM's open state,
+    # whose trie root is computed once, at end_block).
+    scratch: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -212,6 +221,9 @@ class Module:
 
     def begin_block(self, ctx: Context) -> None:
         """Runs before the block's txs (rewards, epoch work)."""
+
+    def end_block(self, ctx: Context) -> None:
+        """Runs after the block's txs, before its state root is computed."""
 
     def has_method(self, method: str) -> bool:
         """Whether txs may call `method` (a `tx_<method>` handler)."""

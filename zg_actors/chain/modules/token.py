@@ -43,6 +43,14 @@ def credit(state: ModuleState, address: bytes, amount: int) -> None:
     state.add_int(_balance_key(address), amount)
 
 
+def destroy(state: ModuleState, amount: int) -> None:
+    """ZG that left every balance: the supply falls and `burned` grows, so that supply =
+    genesis + minted - burned still holds (a burn for the bridge; an EVM SELFDESTRUCT of a
+    contract to itself in the tx that created it)."""
+    state.add_int(_SUPPLY, -amount)
+    state.add_int(_BURNED, amount)
+
+
 class TokenModule(Module):
     name = MODULE
 
@@ -81,8 +89,7 @@ class TokenModule(Module):
             raise ModuleError("burn amount must be positive", amount=value)
         state = ctx.state(MODULE)
         debit(state, ctx.sender, value)
-        state.add_int(_SUPPLY, -value)
-        state.add_int(_BURNED, value)
+        destroy(state, value)
         ctx.emit(MODULE, "Burn", ctx.sender, recipient, value)
         return b""
 
