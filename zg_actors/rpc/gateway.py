@@ -210,17 +210,21 @@ def _refusing_malformed(method: Any, name: str, metrics: Metrics) -> Any:
     every call counted and timed in `metrics` under `name`, with its error code."""
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
+        answered = False
         try:
             if isinstance(request, MalformedMessage):
                 await context.abort(status_code(request), error_details(request))
-            return await method(request, context)
+            reply = await method(request, context)
+            answered = True
+            return reply
         finally:
             metrics.inc("zg_gateway_requests", method=name)
             metrics.observe("zg_gateway_request_seconds", time.perf_counter() - started,
                             method=name)
-            code = context.code()
-            if code not in (None, grpc.StatusCode.OK):
-                metrics.inc("zg_gateway_errors", method=name, code=code.name)
+            if not answered:  # aborted with a code, or raised: gRPC answers UNKNOWN
+                code = context.code()
+                metrics.inc("zg_gateway_errors", method=name,
+                            code=grpc.StatusCode.UNKNOWN.name if code is None else code.name)
     return handle
 
 
