@@ -54,8 +54,19 @@ def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield panel["title"], target["expr"]
 
 
+def at_all(dashboard: dict[str, Any], expr: str) -> str:
+    """`expr` as Grafana sends it with every variable at "All" (the variable's allValue)."""
+    for variable in dashboard["templating"]["list"]:
+        if "allValue" in variable:
+            for spelling in (f"${{{variable['name']}}}", f"${variable['name']}"):
+                expr = expr.replace(spelling, variable["allValue"])
+    return expr
+
+
 def all_expressions() -> Iterator[tuple[str, str, str]]:
-    """(dashboard file, panel title, PromQL) over every dashboard."""
+    """(dashboard file, panel title, PromQL with every variable at "All") over every
+    dashboard."""
     for path in DASHBOARDS:
-        for title, expr in expressions(load(path)):
-            yield path.name, title, expr
+        dashboard = load(path)
+        for title, expr in expressions(dashboard):
+            yield path.name, title, at_all(dashboard, expr)

@@ -96,6 +96,11 @@ def test_dashboard_is_grafana_dashboard_json(path: Path) -> None:
         assert len(refs) == len(set(refs)), f"{path.name} / {panel['title']}: refIds repeat"
 
 
+def test_every_variable_a_query_uses_has_an_all_value() -> None:
+    for name, title, expr in all_expressions():
+        assert "$" not in expr, f"{name} / {title}: {expr} uses a variable without allValue"
+
+
 def test_dashboard_uids_are_distinct() -> None:
     uids = [load(path)["uid"] for path in DASHBOARDS]
     assert len(uids) == len(set(uids))
