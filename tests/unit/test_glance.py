@@ -4,7 +4,9 @@ a look (what `--watch` redraws)."""
 from __future__ import annotations
 
 import copy
+import json
 
+import pytest
 from rich.console import Console
 
 from zg_actors.config import ZG
@@ -86,3 +88,38 @@ def test_one_look_has_no_rates_and_a_down_stack_shows_only_its_pillars() -> None
     for part in ("consensus networks", "shards per miner", "DA (epoch", "compute providers",
                  "endpoints"):
         assert part not in shown, part
+
+
+def watch(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[float]:
+    """`zg status --watch` over three looks, with Ctrl-C at the third nap; the naps."""
+    from zg_actors import cli, glance
+
+    looks = iter([LOOK, later(1.0, txs=100), later(2.0, txs=300)])
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            raise KeyboardInterrupt  # the operator's Ctrl-C
+
+    monkeypatch.setattr(cli, "connect", lambda args, config: None)
+    monkeypatch.setattr(glance, "look", lambda config: next(looks))
+    monkeypatch.setattr(cli.time, "sleep", nap)
+    assert cli.main(["status", "--watch", *argv]) == 0
+    return naps
+
+
+def test_watch_redraws_the_view_in_place(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert watch(monkeypatch, "--interval", "2") == [2.0, 2.0, 2.0]
+    drawn = capsys.readouterr().err
+    assert "chain: consensus networks" in drawn and "200.0" in drawn  # the latest rates
+
+
+def test_watch_with_json_prints_each_look_with_rates(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    naps = watch(monkeypatch, "--interval", "0.1", "--json")
+    out = capsys.readouterr().out
+    documents = [json.loads(part) for part in out.replace("}\n{", "}\x00{").split("\x00")]
+    assert [d["rates"]["tx_per_s"]["0"] for d in documents] == [100.0, 200.0]
+    assert naps == [0.5, 0.5, 0.5]  # never more often than WATCH_MIN_INTERVAL_S
