@@ -27,8 +27,8 @@ STAKING_METRICS = {
     "zg_staking_slashings": ("counter", "Validators slashed for double signing", ()),
 }
 STORAGE_METRICS = {
-    "zg_storage_uploads": ("counter", "Files uploaded by the storage SDK (every fragment "
-                           "stored)", ("network_id",)),
+    "zg_storage_uploads": ("counter", "Files the storage SDK uploaded (submitted, every "
+                           "shard sent)", ("network_id",)),
     "zg_storage_upload_bytes": ("counter", "Bytes of the files uploaded", ("network_id",)),
     "zg_storage_download_bytes": ("counter", "Bytes downloaded and verified against the "
                                   "file root", ("network_id",)),
