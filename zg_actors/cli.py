@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import yaml
-from rich.table import Table
 
 from zg_actors import stack
 from zg_actors.chain import cli as chain_cli
@@ -25,12 +25,14 @@ from zg_actors.cli_common import (
     progress,
 )
 from zg_actors.compute import cli as compute_cli
-from zg_actors.config import ZG
+from zg_actors.config import Config
 from zg_actors.da import cli as da_cli
-from zg_actors.errors import ZgError
+from zg_actors.errors import InvalidInput, ZgError
 from zg_actors.storage import cli as storage_cli
 
 __all__ = ["build_parser", "main", "print_json"]
+
+WATCH_MIN_INTERVAL_S = 0.5  # a look asks every actor; more often would load the cluster
 
 
 # ---- commands --------------------------------------------------------------------------
@@ -88,41 +90,50 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from zg_actors.runtime import call, find_deployment
+    from zg_actors import glance
 
+    if args.interval < 0:
+        raise InvalidInput(f"--interval {args.interval}: seconds must be >= 0",
+                           interval=args.interval)
     config = config_of(args)
     connect(args, config)
-    pillars = stack.pillar_states(config)
-    data: dict = {"namespace": stack.namespace(), "pillars": pillars}
-    if pillars["chain"]["state"] == "up":
-        d = find_deployment()
-        data["networks"] = call(d.manager.list_networks.remote())
-        data["staking"] = call(d.staking.supply_report.remote())
-        data["relayer"] = call(d.relayer.status.remote())
-        if pillars["da"]["state"] != "down":
-            pillars["da"]["epoch"] = call(d.staking.da_current_epoch.remote())
-
-    def human() -> None:
-        table = Table(title=f"pillars in namespace {data['namespace']}")
-        for column in ("pillar", "state", "actors", "missing"):
-            table.add_column(column)
-        for name, p in pillars.items():
-            colour = {"up": "green", "partial": "yellow"}.get(p["state"], "red")
-            missing = p["missing"] if p["state"] == "partial" else []
-            table.add_row(name, f"[{colour}]{p['state']}[/]", f"{p['running']}/{p['expected']}",
-                          ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else ""))
-        console.print(table)
-        if "networks" not in data:
-            return
-        chain_cli.print_networks(data["networks"])
-        supply = data["staking"]
-        console.print(f"C0 tick {supply['tick']}: ZG supply {supply['supply'] / ZG:,.2f}, "
-                      f"staked {supply['total_staked'] / ZG:,.0f}, bridge mints "
-                      f"{supply['bridge_mints']}, slashings {supply['slashings']}, "
-                      f"invariants {'ok' if supply['invariants_ok'] else supply['problems']}")
-
-    emit(args, data, human)
+    data = glance.look(config)
+    if args.watch:
+        return _watch_status(args, config, data)
+    if args.interval:
+        time.sleep(args.interval)
+        before, data = data, glance.look(config)
+        data["rates"] = glance.rates(before, data)
+    emit(args, data, lambda: console.print(glance.render(data, data.get("rates"))))
     return 0
+
+
+def _watch_status(args: argparse.Namespace, config: Config, before: dict) -> int:
+    """Redraw the status in place (with --json: print it) every --interval seconds, with
+    rates since the look before, until Ctrl-C."""
+    from rich.live import Live
+
+    from zg_actors import glance
+
+    live = None if args.json else Live(glance.render(before), console=console,
+                                       auto_refresh=False)
+    try:
+        if live is not None:
+            live.start(refresh=True)
+        while True:
+            time.sleep(max(args.interval, WATCH_MIN_INTERVAL_S))
+            now = glance.look(config)
+            now["rates"] = glance.rates(before, now)
+            before = now
+            if live is None:
+                print_json(now)
+            else:
+                live.update(glance.render(now, now["rates"]), refresh=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -184,9 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(sub, "down", cmd_down, "remove every zg actor of the namespace: C0, networks, "
                 "relayer, storage miners, DA nodes and gateway, compute providers (data "
                 "stays)", cluster=True)
-    add_command(sub, "status", cmd_status, "every pillar up, partial or down (actors running "
-                "of those the config names); with the chain up, networks, heights, C0 supply "
-                "and invariants, and DA's current epoch", cluster=True)
+    status = add_command(sub, "status", cmd_status, "every pillar up, partial or down "
+                         "(actors running of those the config names) with its live figures: "
+                         "per network height and tx/s, C0 supply and invariants; files, bytes "
+                         "stored and shards per miner; DA epoch, blobs per status and "
+                         "certified MB/s; requests/s and unsettled fees per provider; the "
+                         "gRPC endpoint", cluster=True)
+    status.add_argument("--interval", type=float, default=1.0, help="seconds between the two "
+                        "looks that rates come from, and between redraws with --watch (1; "
+                        "0: one look, no rates)")
+    status.add_argument("--watch", action="store_true", help="redraw in place every "
+                        "--interval seconds (at least 0.5) until Ctrl-C; with --json, print "
+                        "each look")
     chain_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -1,7 +1,8 @@
-"""Ray metrics exported by the actors (Prometheus names get Ray's `ray_` prefix).
+"""Ray metrics exported by the actors and SDKs, every one defined here with its description
+and tag keys (Prometheus names get Ray's `ray_` prefix, counters `_total`).
 
-Metric names are listed in README.md and used by dashboards/zg-chain.json; a
-unit test checks that the dashboard uses only these names.
+Metric names are listed in docs/monitoring.md and used by the dashboards in dashboards/;
+unit tests check that the dashboards query only these names and show every one of them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,68 @@ STAKING_METRICS = {
     "zg_staking_bridge_mints": ("counter", "Burns minted on C0 by the bridge", ()),
     "zg_staking_slashings": ("counter", "Validators slashed for double signing", ()),
 }
+STORAGE_METRICS = {
+    "zg_storage_uploads": ("counter", "Files the storage SDK uploaded (submitted, every "
+                           "shard sent)", ("network_id",)),
+    "zg_storage_upload_bytes": ("counter", "Bytes of the files uploaded", ("network_id",)),
+    "zg_storage_download_bytes": ("counter", "Bytes downloaded and verified against the "
+                                  "file root", ("network_id",)),
+    "zg_storage_segments_stored": ("counter", "Segment shards a miner verified and persisted "
+                                   "(uploads and rebuilds)", ("miner",)),
+    "zg_storage_segments_held": ("gauge", "Segment shards in a miner's store", ("miner",)),
+    "zg_storage_pora_answers": ("counter", "PoRA answers a miner submitted",
+                                ("miner", "network_id")),
+    "zg_storage_rewards": ("gauge", "Mining rewards paid to a miner (ZG)",
+                           ("miner", "network_id")),
+    "zg_storage_segments_short": ("gauge", "Segments below their full redundancy at the "
+                                  "repairer's latest round", ()),
+    "zg_storage_segments_lost": ("gauge", "Segments with fewer than k shards left at the "
+                                 "repairer's latest round", ()),
+}
+DA_METRICS = {
+    "zg_da_blobs": ("counter", "Blobs reaching a status (PROCESSING when accepted)",
+                    ("network_id", "status")),
+    "zg_da_dispersed_bytes": ("counter", "Payload bytes of blobs certified on chain",
+                              ("network_id",)),
+    "zg_da_certificate_latency_seconds": ("histogram", "Blob accepted -> certificate on "
+                                          "chain (CONFIRMED)", ("network_id",)),
+    "zg_da_batch_signatures": ("histogram", "DA node signatures aggregated per certified "
+                               "batch", ("network_id",)),
+    "zg_da_node_slices_stored": ("counter", "Slices a DA node verified, persisted and "
+                                 "signed for", ("node",)),
+    "zg_da_node_blobs": ("gauge", "Blobs whose slices a DA node holds", ("node",)),
+}
+COMPUTE_METRICS = {
+    "zg_compute_requests": ("counter", "Inference requests a provider served",
+                            ("provider", "model")),
+    "zg_compute_tokens": ("counter", "Tokens a provider billed, by kind (prompt, completion)",
+                          ("provider", "kind")),
+    "zg_compute_fees": ("counter", "Fees of the requests a provider served (ZG)",
+                        ("provider",)),
+    "zg_compute_unsettled_fees": ("gauge", "Fees served and not yet settled on chain (ZG)",
+                                  ("provider",)),
+    "zg_compute_settlement_txs": ("counter", "Settlement txs a provider sent",
+                                  ("provider",)),
+}
+# Every gateway (the DA gRPC Disperser today; the JSON-RPC and OpenAI HTTP ones as they
+# come) records its calls here, told apart by `gateway`; `code` is the gRPC status name.
+GATEWAY_METRICS = {
+    "zg_gateway_requests": ("counter", "Requests a gateway answered", ("gateway", "method")),
+    "zg_gateway_errors": ("counter", "Requests a gateway answered with an error",
+                          ("gateway", "method", "code")),
+    "zg_gateway_request_seconds": ("histogram", "Request received -> answered",
+                                   ("gateway", "method")),
+}
+# The KV layer and the EVM add their tables here (KV_METRICS: txs replayed, conflicts, replay
+# lag; EVM_METRICS: txs, gas), list them in PILLAR_METRICS, and get a dashboard each.
+PILLAR_METRICS = {"chain": CHAIN_METRICS, "staking": STAKING_METRICS,
+                  "storage": STORAGE_METRICS, "da": DA_METRICS, "compute": COMPUTE_METRICS,
+                  "gateway": GATEWAY_METRICS}
+ALL_METRICS = {name: spec for table in PILLAR_METRICS.values() for name, spec in table.items()}
+
 LATENCY_BOUNDARIES_S = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30]
+SIGNATURE_BOUNDARIES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128]  # signatures
+BOUNDARIES = {"zg_da_batch_signatures": SIGNATURE_BOUNDARIES}  # others: LATENCY_BOUNDARIES_S
 
 
 def make(name: str, spec: tuple) -> metrics.Metric:
@@ -34,7 +96,31 @@ def make(name: str, spec: tuple) -> metrics.Metric:
         return metrics.Gauge(name, description, tag_keys=tags)
     if kind == "counter":
         return metrics.Counter(name, description, tag_keys=tags)
-    return metrics.Histogram(name, description, boundaries=LATENCY_BOUNDARIES_S, tag_keys=tags)
+    return metrics.Histogram(name, description,
+                             boundaries=BOUNDARIES.get(name, LATENCY_BOUNDARIES_S),
+                             tag_keys=tags)
+
+
+class Metrics:
+    """The metrics of one table as one actor (or SDK client) records them: `fixed` tags
+    (e.g. its miner index) are set on every value, the others are given per call."""
+
+    def __init__(self, table: dict[str, tuple], **fixed: object) -> None:
+        self.m = {name: make(name, spec) for name, spec in table.items()}
+        self.fixed = {key: str(value) for key, value in fixed.items()}
+
+    def _tags(self, tags: dict[str, object]) -> dict[str, str]:
+        return {**self.fixed, **{key: str(value) for key, value in tags.items()}}
+
+    def inc(self, name: str, value: float = 1, **tags: object) -> None:
+        if value:
+            self.m[name].inc(value, self._tags(tags))
+
+    def set(self, name: str, value: float, **tags: object) -> None:
+        self.m[name].set(value, self._tags(tags))
+
+    def observe(self, name: str, value: float, **tags: object) -> None:
+        self.m[name].observe(value, self._tags(tags))
 
 
 class ChainMetrics:

@@ -92,6 +92,13 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
         PILLARS, "up")
     assert [n["network_id"] for n in out["networks"]] == [0] and out["staking"]["invariants_ok"]
     assert out["pillars"]["da"]["epoch"] >= 0
+    # Every pillar's live figures, and rates from two looks --interval seconds apart.
+    assert set(out["storage"]["flows"]) == {"0"} and len(out["storage"]["miners"]) == 4
+    assert isinstance(out["da"]["statuses"], dict) and out["da"]["confirmed_bytes"] >= 0
+    assert [p["index"] for p in out["compute"]["providers"]] == [0]
+    assert out["endpoints"]["DA Disperser (gRPC)"].endswith(":" + str(yaml.safe_load(
+        Path(config_file).read_text())["da"]["gateway_port"]))
+    assert out["rates"]["seconds"] >= 1.0 and set(out["rates"]["tx_per_s"]) == {"0"}
     status, out = zg(capsys, "da", "disperse", str(blob), *cfg)
     assert status == 0 and out["status"] == "PROCESSING"
 

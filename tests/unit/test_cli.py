@@ -54,6 +54,14 @@ def test_bad_compute_arguments_fail_before_any_cluster_is_contacted(
     assert status == 2 and out["error"] == error and needle in out["message"]
 
 
+def test_a_negative_status_interval_fails_before_any_cluster_is_contacted(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run(capsys, "status", "--watch", "--interval", "-1", "--address",
+                      "127.0.0.1:1")
+    assert (status, out["error"], out["interval"]) == (2, "InvalidInput", -1.0)
+    assert "--interval -1.0: seconds must be >= 0" in out["message"]
+
+
 def test_upload_tags_that_are_not_hex_fail_before_any_cluster_is_contacted(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     file = tmp_path / "f"

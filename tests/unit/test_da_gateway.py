@@ -19,11 +19,25 @@ from zg_actors.rpc.gateway import DisperserService, add_disperser_service
 MIB = 1024 * 1024
 
 
+class Recorded:
+    """Stands in for the service's Metrics: what it was told, as (call, name, value, tags)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, float, dict]] = []
+
+    def inc(self, name: str, value: float = 1, **tags: object) -> None:
+        self.calls.append(("inc", name, value, tags))
+
+    def observe(self, name: str, value: float, **tags: object) -> None:
+        self.calls.append(("observe", name, value, tags))
+
+
 async def _call_raw(method: str, payloads: list[bytes]) -> tuple[list, DisperserService]:
     """Send each payload as the raw request bytes of `method`; the (code, details) of
     each answer, and the service (to check that nothing reached a disperser)."""
     server = grpc.aio.server(options=OPTIONS)
     service = DisperserService(dispersers=1, max_blob_bytes=1024)
+    service.metrics = Recorded()
     add_disperser_service(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -53,6 +67,18 @@ def test_garbage_or_truncated_protobuf_is_invalid_argument() -> None:
         assert error["message"].startswith("request is not a valid zg.disperser.")
     assert [json.loads(d)["length"] for _, d in answers] == [4, 50]
     assert not service._handles and not service._waiting  # no disperser was asked
+
+
+def test_every_call_is_counted_by_method_and_errors_by_code() -> None:
+    raw = pb.BlobStatusRequest(request_id=b"\x01" * 31).SerializeToString()
+    _, service = asyncio.run(_call_raw("GetBlobStatus", [raw, b"\xff\xff"]))
+    calls = service.metrics.calls
+    method = {"method": "GetBlobStatus"}
+    assert [c for c in calls if c[0] == "inc"] == [
+        ("inc", "zg_gateway_requests", 1, method),
+        ("inc", "zg_gateway_errors", 1, {**method, "code": "INVALID_ARGUMENT"})] * 2
+    seconds = [c for c in calls if c[1] == "zg_gateway_request_seconds"]
+    assert len(seconds) == 2 and all(c[3] == method and c[2] >= 0 for c in seconds)
 
 
 @pytest.mark.parametrize("request_id", [b"", b"\x07" * MIB, b"\x01" * 31])

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from zg_actors.errors import InvalidInput
+from zg_actors.metrics import STORAGE_METRICS, Metrics
 from zg_actors.storage.cli import parse_roots
 from zg_actors.storage.constants import SEGMENT_BYTES, STATUS_FINALIZED, STATUS_UPLOADING
 from zg_actors.storage.file import file_tree, fragment_bytes, segment_count, split_fragments
@@ -63,6 +64,7 @@ class FakeChain:
         self.tags: list[bytes] = []  # of each entry submitted
         self.client = object.__new__(StorageClient)
         self.client.config = SimpleNamespace(storage=SimpleNamespace(max_entry_bytes=limit))
+        self.client.metrics = Metrics(STORAGE_METRICS)
         self.client.networks = lambda: [3]  # type: ignore[method-assign]
         self.client._upload_entry = self.upload_entry  # type: ignore[method-assign]
         self.client.file_info = self.file_info  # type: ignore[method-assign]

@@ -31,11 +31,12 @@ from zg_actors.compute.params import (
 from zg_actors.compute.request import Receipt, Request, make_receipt
 from zg_actors.compute.sdk import send_serving_tx
 from zg_actors.compute.settlement import SettlementStatus
-from zg_actors.config import config_from_dict
+from zg_actors.config import ZG, config_from_dict
 from zg_actors.crypto.accounts import recover_address
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput, InvalidSignature, Unavailable
+from zg_actors.metrics import COMPUTE_METRICS, Metrics
 from zg_actors.store import Store, u64
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class ComputeProvider:
         self.stats = {"served": 0, "prompt_tokens": 0, "completion_tokens": 0, "fees": 0,
                       "settled_requests": 0, "paid": 0, "unpaid": 0, "settlement_txs": 0,
                       "rejected_traces": 0, "errors": []}
+        self.metrics = Metrics(COMPUTE_METRICS, provider=index)
+        self._unsettled_changed()
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> dict:
@@ -200,9 +203,17 @@ class ComputeProvider:
         self.stats["prompt_tokens"] += receipt.prompt_tokens
         self.stats["completion_tokens"] += receipt.completion_tokens
         self.stats["fees"] += receipt.fee
+        self.metrics.inc("zg_compute_requests", model=self.model.name)
+        self.metrics.inc("zg_compute_tokens", receipt.prompt_tokens, kind="prompt")
+        self.metrics.inc("zg_compute_tokens", receipt.completion_tokens, kind="completion")
+        self.metrics.inc("zg_compute_fees", receipt.fee / ZG)
+        self._unsettled_changed()
         if self.book.total_unsettled() >= self.compute.settle_threshold:
             asyncio.get_running_loop().create_task(self._settle_quietly())
         return receipt.encode()
+
+    def _unsettled_changed(self) -> None:
+        self.metrics.set("zg_compute_unsettled_fees", self.book.total_unsettled() / ZG)
 
     def _bill(self, request: Request, signature: bytes, completion: Completion) -> Receipt:
         """The signed receipt of a served request; never one above the user's signed cap."""
@@ -260,6 +271,8 @@ class ComputeProvider:
                 self.stats[key] += report[key]
             self.stats["settlement_txs"] += report["txs"]
             self.stats["settled_requests"] += report["requests"]
+            self.metrics.inc("zg_compute_settlement_txs", report["txs"])
+            self._unsettled_changed()
             return report
 
     async def _reject(self, user: bytes, rejected: list[dict]) -> None:

@@ -42,6 +42,7 @@ from zg_actors.da.keys import disperser_account
 from zg_actors.da.params import BlobStatus
 from zg_actors.da.status import Status, StatusFeed
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
+from zg_actors.metrics import DA_METRICS, Metrics
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Disperser:
         self.pool: Any = None
         self.certificates: dict[int, int] = {}  # {network id: certificates sent}
         self.latencies: list[float] = []
+        self.confirmed_bytes = 0  # payload bytes certified since start (`zg status` MB/s)
         self.nodes = DANodes(self.config)  # which DA nodes count, for admission and batches
         self._tasks: list[asyncio.Task] = []
         self._starting: asyncio.Task | None = None
@@ -83,6 +85,7 @@ class Disperser:
         self.rotations = 0
         # Status changes for the gateway's cache (da/status.py); new process, new feed.
         self.feed = StatusFeed()
+        self.metrics = Metrics(DA_METRICS)
 
     # ---- lifecycle -----------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -261,6 +264,9 @@ class Disperser:
                     self.routes.release(pending.header.network_id)
                 raise
             self.feed.publish([a for a in answers if isinstance(a, dict)])
+            for pending, _ in accepted:
+                self.metrics.inc("zg_da_blobs", network_id=pending.header.network_id,
+                                 status=BlobStatus.PROCESSING.name)
         for pending, _ in accepted:
             header = pending.header
             self.queue.add((header.network_id, header.epoch, header.quorum_id), pending, now)
@@ -339,6 +345,7 @@ class Disperser:
         cert = DACertificate(batch, member_bitmap(quorum, signers), aggregate)
         await self.networks.send_tx(network_id, "certify", [cert.encode()])
         self.certificates[network_id] = self.certificates.get(network_id, 0) + 1
+        self.metrics.observe("zg_da_batch_signatures", len(signers), network_id=network_id)
         return BlobStatus.CONFIRMED, ""
 
     async def _track(self, network_id: int, blobs: list[PendingBlob]) -> None:
@@ -363,6 +370,15 @@ class Disperser:
         if status == BlobStatus.FINALIZED:
             self.latencies += [now - pending.created for pending in blobs]
             del self.latencies[:-LATENCIES_KEPT]
+        for pending in blobs:
+            network_id = pending.header.network_id
+            self.metrics.inc("zg_da_blobs", network_id=network_id, status=status.name)
+            if status == BlobStatus.CONFIRMED:
+                self.confirmed_bytes += pending.header.size
+                self.metrics.inc("zg_da_dispersed_bytes", pending.header.size,
+                                 network_id=network_id)
+                self.metrics.observe("zg_da_certificate_latency_seconds",
+                                     now - pending.created, network_id=network_id)
         self.feed.publish([status_of(p.header, status, error) for p in blobs])
 
     async def status_changes(self, since: int, wait_s: float = 0.0) -> dict:
@@ -403,6 +419,7 @@ class Disperser:
                 "networks": self.routes.networks, "load": dict(self.routes.load),
                 "certificates": dict(self.certificates),
                 "statuses": {BlobStatus(s).name: c for s, c in counts.items()},
+                "confirmed_bytes": self.confirmed_bytes,
                 "latencies": list(self.latencies), "queued": len(self.queue),
                 "nodes_down": dict(self.nodes.liveness.down),
                 "epoch_rotations": self.rotations,

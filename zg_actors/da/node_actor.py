@@ -30,6 +30,7 @@ from zg_actors.da.keys import da_signer_identity
 from zg_actors.da.node_store import DANodeStore, Held
 from zg_actors.da.quorum import EpochRegistry, epoch_message
 from zg_actors.errors import Unavailable
+from zg_actors.metrics import DA_METRICS, Metrics
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import C0_NETWORK_ID
 
@@ -63,6 +64,8 @@ class DANode:
         self._answered_round: dict[int, int] = {}  # {network id: last round answered}
         self.batches_signed = 0
         self.answers_sent = 0
+        self.metrics = Metrics(DA_METRICS, node=index)
+        self.metrics.set("zg_da_node_blobs", self.store.blobs())
 
     def _ensure_pruning(self) -> None:
         if self._pruner is None or self._pruner.done():
@@ -107,7 +110,9 @@ class DANode:
 
     def prune(self, before: float) -> int:
         """Delete slices of blobs stored before `before` (unix seconds): past retention."""
-        return self.store.prune(before)
+        pruned = self.store.prune(before)
+        self.metrics.set("zg_da_node_blobs", self.store.blobs())
+        return pruned
 
     async def register(self) -> None:
         """Register this signer at C0 with its stake and a BLS proof of possession."""
@@ -161,6 +166,8 @@ class DANode:
             None, bls.sign, self.identity.bls_secret, batch.sign_bytes)
         self.store.put_batch(verified, signature, stored_at)  # persisted before it leaves
         self.batches_signed += 1
+        self.metrics.inc("zg_da_node_slices_stored", len(verified.rows) * len(verified.slots))
+        self.metrics.set("zg_da_node_blobs", self.store.blobs())
         return signature
 
     async def get_slices(self, blob_key: bytes) -> Held:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -25,12 +26,14 @@ from zg_actors.da.blob import check_blob_id, check_size
 from zg_actors.da.disperser_actor import disperser_name
 from zg_actors.da.status import StatusCache
 from zg_actors.errors import Unavailable, unwrap
+from zg_actors.metrics import GATEWAY_METRICS, Metrics
 from zg_actors.rpc import disperser_pb2 as pb
 from zg_actors.rpc import disperser_pb2_grpc as pb_grpc
 from zg_actors.rpc.client import OPTIONS
 from zg_actors.rpc.errors import MalformedMessage, error_details, status_code
 
 GATEWAY_NAME = "gateway"
+GATEWAY_KIND = "da-grpc"  # its `gateway` tag in the gateway metrics
 GROUP_MAX_BLOBS = 32  # DisperseBlob requests waiting together go to a disperser in one call
 GROUP_MAX_BYTES = 32 << 20
 GROUPS_IN_FLIGHT = 2  # calls per gateway at once; requests arriving meanwhile form the next
@@ -49,6 +52,7 @@ class DisperserService(pb_grpc.DisperserServicer):
         self._waiting: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self._groups_in_flight = 0
         self.cache = StatusCache(dispersers)
+        self.metrics = Metrics(GATEWAY_METRICS, gateway=GATEWAY_KIND)
         self._followers: list[asyncio.Task] = []
 
     def follow_feeds(self) -> None:
@@ -201,12 +205,26 @@ def _parse_or_refuse(message: Any) -> Any:
     return parse
 
 
-def _refusing_malformed(method: Any) -> Any:
-    """`method`, answering a MalformedMessage request with its error (INVALID_ARGUMENT)."""
+def _refusing_malformed(method: Any, name: str, metrics: Metrics) -> Any:
+    """`method`, answering a MalformedMessage request with its error (INVALID_ARGUMENT);
+    every call counted and timed in `metrics` under `name`, with its error code."""
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, MalformedMessage):
-            await context.abort(status_code(request), error_details(request))
-        return await method(request, context)
+        started = time.perf_counter()
+        answered = False
+        try:
+            if isinstance(request, MalformedMessage):
+                await context.abort(status_code(request), error_details(request))
+            reply = await method(request, context)
+            answered = True
+            return reply
+        finally:
+            metrics.inc("zg_gateway_requests", method=name)
+            metrics.observe("zg_gateway_request_seconds", time.perf_counter() - started,
+                            method=name)
+            if not answered:  # aborted with a code, or raised: gRPC answers UNKNOWN
+                code = context.code()
+                metrics.inc("zg_gateway_errors", method=name,
+                            code=grpc.StatusCode.UNKNOWN.name if code is None else code.name)
     return handle
 
 
@@ -217,7 +235,7 @@ def add_disperser_service(service: DisperserService, server: grpc.aio.Server) ->
     descriptor = pb.DESCRIPTOR.services_by_name["Disperser"]
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
-            _refusing_malformed(getattr(service, method.name)),
+            _refusing_malformed(getattr(service, method.name), method.name, service.metrics),
             request_deserializer=_parse_or_refuse(getattr(pb, method.input_type.name)),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString)
         for method in descriptor.methods}
@@ -246,6 +264,10 @@ class Gateway:
             self.port = self.server.add_insecure_port(f"[::]:{self.config.da.gateway_port}")
             await self.server.start()
             log.info("gateway serving the DA Disperser service on port %d", self.port)
+        return await self.endpoint()
+
+    async def endpoint(self) -> dict:
+        """Where it listens (port 0: not started)."""
         return {"port": self.port, "host": ray.util.get_node_ip_address()}
 
     async def stop(self) -> None:

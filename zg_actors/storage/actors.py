@@ -20,10 +20,11 @@ import ray
 
 from zg_actors import runtime
 from zg_actors.chain.client import ChainClient, TxRefused
-from zg_actors.config import Config, config_from_dict
+from zg_actors.config import ZG, Config, config_from_dict
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
+from zg_actors.metrics import STORAGE_METRICS, Metrics
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
 from zg_actors.storage.errors import DataUnavailable, UnknownEntry, WrongEntry
 from zg_actors.storage.file import sector_roots, segment_count
@@ -85,10 +86,17 @@ class StorageMiner:
         self._sources: dict[int, set[int]] = {}  # {network: loads whose source is registered}
         self._sealed: dict[tuple[int, int], dict] = {}  # {(network, epoch): sealed loads}
         self.mining = {"iterations": 0, "seconds": 0.0, "answers": 0}  # totals since start
+        self.metrics = Metrics(STORAGE_METRICS, miner=index)
+        self._stored(0)
 
     async def ping(self) -> int:
         self._ensure_confirmer()
         return self.index
+
+    def _stored(self, shards: int) -> None:
+        """`shards` more shards persisted: counted, and the store's total shown."""
+        self.metrics.inc("zg_storage_segments_stored", shards)
+        self.metrics.set("zg_storage_segments_held", self.core.stats()["shards"])
 
     # ---- chain access -------------------------------------------------------------------
     def _chain(self, network_id: int) -> ChainClient:
@@ -145,6 +153,7 @@ class StorageMiner:
         except ZgError:
             self.rejected += 1
             raise
+        self._stored(1)
         return {"miner": self.index, "segment": index, "shard": shard}
 
     async def store_shards(self, network_id: int, tx_seq: int, root: bytes, size: int,
@@ -175,6 +184,7 @@ class StorageMiner:
         except ZgError:
             self.rejected += 1
             raise
+        self._stored(len(verified))
         return {"miner": self.index, "segments": [d.index for d in parsed],
                 "shards": [shard for _, shard, _, _ in verified]}
 
@@ -262,6 +272,7 @@ class StorageMiner:
                 kept += self.core.keep_rebuilt(entry, [(segment, shard, shards, proof)])
             except ZgError as exc:  # this one waits for the next round; the others go on
                 failed[segment] = str(exc)
+        self._stored(len(kept))
         return {"miner": self.index, "rebuilt": kept, "failed": failed}
 
     async def _peer_shards(self, entry: EntryRef, peer: int,
@@ -405,9 +416,11 @@ class StorageMiner:
                 await self._send_txs(network_id, [("mine", "submit_answer", a.to_args())
                                                   for a in found])
             self.mining["answers"] += len(found)
+            self.metrics.inc("zg_storage_pora_answers", len(found), network_id=network_id)
             self._sealed.pop((network_id, epoch), None)
             done.append({"epoch": epoch, "iterations": tried, "answers": len(found)})
         paid = await chain.query("mine", "rewards", self.account.address)
+        self.metrics.set("zg_storage_rewards", paid / ZG, network_id=network_id)
         return {"miner": self.index, "epochs": done, "rewards_paid": paid, **self.mining}
 
     async def stats(self) -> dict:
@@ -430,6 +443,7 @@ class StorageRepairer:
         # Totals since start, and the latest round's shortages.
         self.report: dict[str, Any] = {"rounds": 0, "rebuilt": 0, "failed": 0, "short": {},
                                        "lost": {}}
+        self.metrics = Metrics(STORAGE_METRICS)
         threading.Thread(target=self._loop, name="storage-repair", daemon=True).start()
 
     def _loop(self) -> None:
@@ -480,6 +494,9 @@ class StorageRepairer:
                                     if p.short}
             self.report["lost"] = {f"{n}/{s}": list(p.lost) for (n, s), p in plans.items()
                                    if p.lost}
+            self.metrics.set("zg_storage_segments_short", sum(self.report["short"].values()))
+            self.metrics.set("zg_storage_segments_lost",
+                             sum(len(lost) for lost in self.report["lost"].values()))
             return out
 
     def _holdings(self) -> tuple[dict[tuple[int, int], tuple[int, dict]], set[int]]:

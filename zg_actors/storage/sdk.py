@@ -26,6 +26,7 @@ from zg_actors.config import Config
 from zg_actors.crypto import sector_tree
 from zg_actors.erasure import data_matrix
 from zg_actors.errors import InvalidInput, InvalidProof, Unavailable
+from zg_actors.metrics import STORAGE_METRICS, Metrics
 from zg_actors.runtime import call as _call
 from zg_actors.storage.actors import (
     REPAIRER_NAME,
@@ -112,6 +113,7 @@ class StorageClient:
             raise Unavailable("no zg-actors deployment in this Ray namespace: run `zg up` "
                               "first", namespace=config.ray.namespace) from exc
         self.detached = detached
+        self.metrics = Metrics(STORAGE_METRICS)
         self._chains: dict[int, SyncChainClient] = {}
         self.miners: list[Any] = []
         if start:
@@ -228,6 +230,8 @@ class StorageClient:
             fragments.append(entry)
             done_before += entry["segments"]
         done = time.time()
+        self.metrics.inc("zg_storage_uploads", network_id=net)
+        self.metrics.inc("zg_storage_upload_bytes", len(data), network_id=net)
         first = fragments[0]
         finalized = all(f["status"] == STATUS_FINALIZED for f in fragments)
         return {"root": first["root"], "tx_seq": first["tx_seq"], "network_id": net,
@@ -483,6 +487,7 @@ class StorageClient:
             if on_progress:
                 on_progress(window.stop, count)
         verify_file(root, entry.size, leaves)
+        self.metrics.inc("zg_storage_download_bytes", entry.size, network_id=entry.network_id)
         return b"".join(parts)[:entry.size]
 
     def _request_window(self, miners: dict[int, Any], entry: EntryRef, window: range,
