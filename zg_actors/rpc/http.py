@@ -59,12 +59,20 @@ def serve_jsonrpc(name: str, route_prefix: str, factory: str, args: tuple, host:
 
 
 def url_of(host: str, port: int, route_prefix: str) -> str:
+    """The URL of a route on the running Serve proxy (whose host and port the first Serve
+    app fixed: they may differ from those asked for), else on host:port."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is not None:
+        host, port = client.http_config.host, client.http_config.port
     reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     return f"http://{reachable}:{port}{route_prefix}"
 
 
 def stop_jsonrpc(name: str) -> bool:
-    """Delete Serve application `name`; False if it was not running."""
+    """Delete Serve application `name`; False if it was not running (Serve itself and
+    other pillars' apps stay)."""
     if name not in serve.status().applications:
         return False
     serve.delete(name)

@@ -7,6 +7,7 @@ One method registry and one dispatcher for every HTTP JSON-RPC surface of the pr
     registry = Registry()
     registry.add("kv_getValue", get_value)        # a function (sync or async) of the params
     answer = await registry.handle(request_body)  # bytes in, bytes (or None) out
+    JsonRpcClient(url).call("kv_getValue", ...)    # the other end, for SDKs and the CLI
 
 A method takes its positional params (or its named params as keywords) and returns a
 JSON value. Errors it raises become error objects: `RpcError` as it is, the product's
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from zg_actors.errors import InvalidInput, ZgError
+from zg_actors.errors import InvalidInput, Unavailable, ZgError
 
 JSONRPC_VERSION = "2.0"
 PARSE_ERROR = -32700  # the body is not JSON
@@ -141,3 +144,48 @@ class Registry:
 
 def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+# ---- calling a JSON-RPC endpoint over HTTP ------------------------------------------------
+class RemoteError(ZgError):
+    """An endpoint answered with an error object; `rpc_code` is its JSON-RPC code."""
+
+    code = "JSONRPC_ERROR"
+
+
+class RemoteInvalidParams(RemoteError, InvalidInput):
+    code = "INVALID_PARAMS"
+
+
+def remote_error(error: dict) -> RemoteError:
+    """The typed error of an error object (invalid params stay InvalidInput)."""
+    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    kind = RemoteInvalidParams if error.get("code") == INVALID_PARAMS else RemoteError
+    return kind(str(error.get("message", "")), rpc_code=error.get("code"),
+                **{k: v for k, v in data.items() if k not in ("message", "code")})
+
+
+class JsonRpcClient:
+    """Calls methods of one HTTP JSON-RPC endpoint (POST, one request per call)."""
+
+    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+        self.url, self.timeout_s = url, timeout_s
+        self._next_id = 0
+
+    def call(self, method: str, *params: Any) -> Any:
+        self._next_id += 1
+        body = _encode({"jsonrpc": JSONRPC_VERSION, "id": self._next_id, "method": method,
+                        "params": list(params)})
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise Unavailable(f"{self.url} answered HTTP {exc.code} to {method}",
+                              url=self.url, status=exc.code) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise Unavailable(f"no JSON-RPC endpoint answers at {self.url} ({exc})",
+                              url=self.url) from None
+        if "error" in answer:
+            raise remote_error(answer["error"])
+        return answer["result"]

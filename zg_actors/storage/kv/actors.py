@@ -239,9 +239,13 @@ def kv_rpc_url(config: Config) -> str:
     return url_of(config.kv.rpc_host, config.kv.rpc_port, config.kv.rpc_route)
 
 
-def stop_kv(config: Config) -> list[str]:
-    """Kill the KV nodes (their data stays) and delete the RPC app; the names stopped."""
+def stop_kv_rpc() -> list[str]:
+    """Delete the kv_* Serve app; [its name] if it ran."""
     from zg_actors.rpc.http import stop_jsonrpc
 
-    stopped = runtime.kill_named([kv_node_name(i) for i in range(config.kv.nodes)])
-    return stopped + ([KV_RPC_APP] if stop_jsonrpc(KV_RPC_APP) else [])
+    return [KV_RPC_APP] if stop_jsonrpc(KV_RPC_APP) else []
+
+
+def stop_kv(config: Config) -> list[str]:
+    """Kill the KV nodes (their data stays) and delete the RPC app; the names stopped."""
+    return runtime.kill_named([kv_node_name(i) for i in range(config.kv.nodes)]) + stop_kv_rpc()
