@@ -168,11 +168,12 @@ def start_kv_nodes(config: Config, detached: bool = False) -> list[Any]:
 
 
 def find_kv_nodes(config: Config) -> dict[int, Any]:
-    """The KV nodes alive now, by index."""
+    """The KV nodes alive now, by index (looked up in the deployment's namespace: the
+    Serve replica that asks runs in Serve's own)."""
     found = {}
     for i in range(config.kv.nodes):
         try:
-            found[i] = ray.get_actor(kv_node_name(i))
+            found[i] = ray.get_actor(kv_node_name(i), namespace=config.ray.namespace)
         except ValueError:
             continue
     return found
@@ -208,7 +209,8 @@ class KVNodes:
                 if isinstance(inner, (ZgError, RpcError)):  # the call itself failed
                     raise inner from None
                 errors.append(f"node {index}: {type(exc).__name__}")
-        raise Unavailable(f"no KV node answered {method}: {errors or 'none is up'}",
+        raise Unavailable(f"no KV node answered {method}: "
+                          f"{errors or 'none is up in namespace ' + self.config.ray.namespace}",
                           method=method)
 
 
