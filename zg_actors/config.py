@@ -453,7 +453,7 @@ class DAConfig:
 
 @dataclass(frozen=True)
 class KVConfig:
-    """0G Storage's KV layer (spec/kv.md): KV nodes and their kv_* JSON-RPC."""
+    """0G Storage's KV layer (docs/spec/kv.md): KV nodes and their kv_* JSON-RPC."""
 
     nodes: int = 2  # KVNode actors; each replays every followed stream on its own
     # The streams every KV node follows, comma-separated: `0x` + 64 hex digits is a stream

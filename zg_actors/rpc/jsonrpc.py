@@ -154,7 +154,7 @@ class RemoteError(ZgError):
 
 
 class RemoteInvalidParams(RemoteError, InvalidInput):
-    code = "INVALID_PARAMS"
+    code = "JSONRPC_INVALID_PARAMS"
 
 
 def remote_error(error: dict) -> RemoteError:

@@ -212,7 +212,7 @@ def cmd_kv_down(args: argparse.Namespace) -> int:
 
 def register(sub: Any, bench_sub: Any) -> None:
     """Add the `zg kv ...` commands to `sub`."""
-    kv = sub.add_parser("kv", help="KV layer: streams of keys on the log (spec/kv.md)")
+    kv = sub.add_parser("kv", help="KV layer: streams of keys on the log (docs/spec/kv.md)")
     kv_sub = kv.add_subparsers(dest="kv_command", required=True)
     stream_help = "stream: 0x + 64 hex digits, or a name (id = keccak-256 of the name)"
     add_command(kv_sub, "up", cmd_kv_up, "start the KV nodes and their kv_* JSON-RPC on Ray "

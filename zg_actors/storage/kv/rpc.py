@@ -39,7 +39,7 @@ KV_METHODS = {
 class InvalidParam(InvalidInput):
     """A kv_* param that is missing, of the wrong type or out of range."""
 
-    code = "INVALID_PARAMS"
+    code = "KV_INVALID_PARAM"
 
 
 def _bad(name: str, value: Any, why: str) -> InvalidParam:
