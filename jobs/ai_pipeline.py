@@ -230,7 +230,8 @@ def run_pipeline(config: Any, storage: Any, disperser: Any, questions: int, max_
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress(args.quiet)
-    with session(args, ["chain", "storage", "da", "compute"], progress) as config:
+    # Compute's own providers are not needed: the pipeline starts the one it asks.
+    with session(args, ["chain", "storage", "da"], progress) as config:
         from zg_actors.rpc.client import DisperserClient
         from zg_actors.storage.sdk import StorageClient
 

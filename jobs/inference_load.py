@@ -94,7 +94,7 @@ def run_inference(clients: list[Any], providers: list[dict], duration_s: float,
         list(pool.map(user_loop, range(len(clients))))
     served_s = time.monotonic() - start
     progress.say(f"{tally.ops} requests answered in {served_s:.1f} s; the providers settle")
-    settled = ray.get([h.settle_now.remote() for h in handles], timeout=SETTLE_TIMEOUT_S)
+    ray.get([h.settle_now.remote() for h in handles], timeout=SETTLE_TIMEOUT_S)
     after = ray.get([h.status.remote() for h in handles])
     requests = summarize(tally, served_s, "requests")
     span = max(served_s, 1e-9)
@@ -107,7 +107,8 @@ def run_inference(clients: list[Any], providers: list[dict], duration_s: float,
             "fees_billed": tokens["fees"],
             "fees_settled": sum(a["paid"] - b["paid"] for a, b in zip(after, before,
                                                                        strict=True)),
-            "settlement_txs": sum(r["txs"] for r in settled),
+            "settlement_txs": sum(a["settlement_txs"] - b["settlement_txs"]
+                                  for a, b in zip(after, before, strict=True)),
             "requests_settled": sum(a["settled_requests"] - b["settled_requests"]
                                     for a, b in zip(after, before, strict=True)),
             "unsettled_fees": sum(a["unsettled_fees"] for a in after),
