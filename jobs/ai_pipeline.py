@@ -42,6 +42,9 @@ QUESTIONS = ("What is a blockchain?", "Why store data in many places?",
              "What is a token?")
 PROVIDER_FUNDING_STAKES = 2  # the new provider's wallet gets two stakes: one locked, gas
 BLOB_FINAL_TIMEOUT_S = 180.0
+# Logical CPUs of the embedded Ray: three pillars' reservations, the new provider and
+# the tree-hashing tasks add up to more than the devnet's 2 (the work itself is light).
+EMBEDDED_CPUS = 4
 PROVIDER_START_TIMEOUT_S = 600.0  # fetch ~100 MB from the miners, load, register
 
 
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress(args.quiet)
     # Compute's own providers are not needed: the pipeline starts the one it asks.
-    with session(args, ["chain", "storage", "da"], progress) as config:
+    with session(args, ["chain", "storage", "da"], progress, EMBEDDED_CPUS) as config:
         from zg_actors.rpc.client import DisperserClient
         from zg_actors.storage.sdk import StorageClient
 

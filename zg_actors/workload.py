@@ -238,11 +238,11 @@ def embedded(args: argparse.Namespace) -> bool:
 
 
 @contextmanager
-def session(args: argparse.Namespace, pillars: list[str],
-            progress: Progress) -> Iterator[Any]:
+def session(args: argparse.Namespace, pillars: list[str], progress: Progress,
+            embedded_cpus: float = 0.0) -> Iterator[Any]:
     """The job's config, with Ray connected and `pillars` up: on a running deployment
     NotUp names a missing pillar; on the embedded Ray they are brought up first (in a
-    temporary data dir, removed after)."""
+    temporary data dir, removed after), with at least `embedded_cpus` logical CPUs."""
     from zg_actors import runtime, stack
     from zg_actors.config import load_config
 
@@ -257,7 +257,8 @@ def session(args: argparse.Namespace, pillars: list[str],
             runtime.shutdown()
         return
     data_dir = tempfile.mkdtemp(prefix="zg-job-")
-    config = config.replace(data_dir=data_dir)
+    config = config.replace(**{"data_dir": data_dir,
+                               "ray.num_cpus": max(config.ray.num_cpus, embedded_cpus)})
     runtime.connect(config, None)
     try:
         progress.say(f"embedded Ray: bringing up {', '.join(pillars)} in {data_dir}")
@@ -295,7 +296,7 @@ def finish(args: argparse.Namespace, report: dict[str, Any]) -> int:
     else:
         table = Table(title=f"{report['job']} report")
         table.add_column("figure")
-        table.add_column("value", justify="right")
+        table.add_column("value", overflow="fold")  # roots and tx hashes in full
         for key, value in _flat(report):
             table.add_row(key, _shown(value))
         Console().print(table)
@@ -311,8 +312,14 @@ def _flat(report: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]
 
 
 def _shown(value: Any) -> str:
+    import json
+
+    from zg_actors.cli_common import plain
+
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, bytes):
-        return "0x" + value.hex()
+        return plain(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(plain(value))
     return str(value)

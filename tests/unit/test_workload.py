@@ -16,6 +16,7 @@ from zg_actors.workload import (
     Pacer,
     Progress,
     Tally,
+    finish,
     mixed_sizes,
     percentile,
     seeded_bytes,
@@ -185,3 +186,16 @@ def test_the_rollup_chains_its_batches_by_hash() -> None:
     assert (n0, n1) == (0, 1) and len(b0) == len(b1) == 1024
     assert b1[:8] == (1).to_bytes(8, "big") and b1[8:40] == keccak256(b0)
     assert b0[8:40] == bytes(32)
+
+
+def test_the_final_report_prints_roots_in_hex_and_fails_the_job_on_errors(
+        capsys: pytest.CaptureFixture) -> None:
+    import argparse
+    import json
+
+    report = {"job": "x", "where": {"roots": [b"\x01" * 32]}, "errors": 0}
+    assert finish(argparse.Namespace(json=True), report) == 0
+    assert json.loads(capsys.readouterr().out)["where"]["roots"] == ["0x" + "01" * 32]
+    assert finish(argparse.Namespace(json=False), {**report, "errors": 2}) == 1
+    assert "0x" + "01" * 32 in capsys.readouterr().out.replace("\n", "").replace(" ", "")\
+        .replace("│", "")
