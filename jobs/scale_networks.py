@@ -38,7 +38,10 @@ LOAD_PILLARS = ("storage", "da")  # the pillars --pillars can keep loaded
 STORAGE_FILE_BYTES = 256 * 1024  # each upload of the storage load
 DA_BLOB_BYTES = 128 * 1024  # each blob of the DA load
 DA_FINAL_TIMEOUT_S = 120.0
-LOAD_STOP_TIMEOUT_S = 150.0  # the loads finish the operation in hand when they stop
+LOAD_STOP_TIMEOUT_S = 150.0
+# Logical CPUs of the embedded Ray: the added networks' validators and the loaded pillars
+# reserve more than the devnet's 2.
+EMBEDDED_CPUS = 4  # the loads finish the operation in hand when they stop
 
 
 def parse_pillars(text: str) -> list[str]:
@@ -117,7 +120,7 @@ def measure(deployment: runtime.Deployment, config, networks: list[int], rate: f
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress(args.quiet)
-    with session(args, ["chain", *args.pillars], progress) as config:
+    with session(args, ["chain", *args.pillars], progress, EMBEDDED_CPUS) as config:
         steps = scale(config, args, progress)
     if args.json:
         print_json(steps)
