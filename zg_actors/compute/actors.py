@@ -310,7 +310,9 @@ def fetch_model(config: Config, roots: list[bytes], directory: Path) -> Path:
 
     data = StorageClient(config, start=False).download_fragments(roots)
     path = directory / f"model-{roots[0].hex()[:16]}.gguf"
-    path.write_bytes(data)
+    partial = path.with_suffix(".part")  # a crash mid-write leaves no half model at `path`
+    partial.write_bytes(data)
+    partial.replace(path)
     return path
 
 
