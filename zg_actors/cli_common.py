@@ -22,21 +22,21 @@ from zg_actors.errors import ZgError
 console = Console(stderr=True)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN or infinity; strict parsers refuse Python's spelling
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def print_json(data: Any) -> None:
     """Strict JSON on stdout: the one way the CLI prints JSON."""
-    print(json.dumps(_plain(data), indent=2, default=str, allow_nan=False))
+    print(json.dumps(plain(data), indent=2, default=str, allow_nan=False))
 
 
 def emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:

@@ -20,6 +20,7 @@ from zg_actors.config import Config
 from zg_actors.errors import Unavailable, ZgError, unwrap
 from zg_actors.stack import not_up
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
+from zg_actors.workload import percentile
 
 MIB = 1024 * 1024
 CLUSTER_PROBE_TIMEOUT_S = 5.0  # a head that accepts no TCP connection in this long is absent
@@ -144,13 +145,6 @@ def kill_named(names: list[str]) -> list[str]:
         except ValueError:
             continue
     return removed
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def median_timing(timings: list[dict], key: str = "mb_per_s") -> dict:

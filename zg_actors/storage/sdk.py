@@ -11,6 +11,7 @@ object store) with its proof to the k + m miners that keep its shards.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -115,6 +116,8 @@ class StorageClient:
         self.detached = detached
         self.metrics = Metrics(STORAGE_METRICS)
         self._chains: dict[int, SyncChainClient] = {}
+        self._nonce_lock = threading.Lock()
+        self._next_nonce: dict[int, int] = {}  # {network: the client's next unsent nonce}
         self.miners: list[Any] = []
         if start:
             self.start()
@@ -155,8 +158,16 @@ class StorageClient:
         """Sign and send the `flow.submit` tx of `tree` with its submission `tags`."""
         nodes = [[root, height] for root, height in tree.nodes]
         value = storage_fee(list(tree.nodes), self.config.storage.price_per_sector)
-        return self.chain(network_id).send(self.account, MODULE, "submit",
-                                           [tree.size, tags, nodes, value])
+        chain = self.chain(network_id)
+        # Uploads running at once from one client take consecutive nonces: each reading
+        # the committed nonce would give two submissions the same one.
+        with self._nonce_lock:
+            nonce = max(chain.nonce(self.account.address),
+                        self._next_nonce.get(network_id, 0))
+            tx = chain.send(self.account, MODULE, "submit", [tree.size, tags, nodes, value],
+                            nonce=nonce)
+            self._next_nonce[network_id] = tx.nonce + 1
+        return tx
 
     def _await_nonce(self, network_id: int, nonce: int, what: str) -> None:
         """Wait until the client's tx with `nonce` is committed; Unavailable after
