@@ -29,6 +29,7 @@ from zg_actors.config import ZG
 from zg_actors.da import cli as da_cli
 from zg_actors.errors import ZgError
 from zg_actors.storage import cli as storage_cli
+from zg_actors.storage.kv import cli as kv_cli
 
 __all__ = ["build_parser", "main", "print_json"]
 
@@ -78,10 +79,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from zg_actors.runtime import teardown
+    from zg_actors.storage.kv.actors import stop_kv_rpc
 
     config = config_of(args)
     connect(args, config)
-    removed = teardown()
+    removed = teardown() + stop_kv_rpc()
     emit(args, {"removed": removed}, lambda: console.print(
         f"removed {', '.join(removed) or 'nothing'}; data stays under {config.data_dir}"))
     return 0
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--tree-mib", type=int, default=64, help="sector-tree timing MiB (64)")
     gpu.add_argument("--cpu-only", action="store_true",
                      help="only the CPU anchor (machines without a GPU)")
-    for pillar in (da_cli, compute_cli, storage_cli):
+    for pillar in (da_cli, compute_cli, storage_cli, kv_cli):
         pillar.register(sub, bench_sub)
     return parser
 

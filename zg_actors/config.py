@@ -452,6 +452,38 @@ class DAConfig:
 
 
 @dataclass(frozen=True)
+class KVConfig:
+    """0G Storage's KV layer (spec/kv.md): KV nodes and their kv_* JSON-RPC."""
+
+    nodes: int = 2  # KVNode actors; each replays every followed stream on its own
+    # The streams every KV node follows, comma-separated: `0x` + 64 hex digits is a stream
+    # id, any other text a name (id = keccak-256 of its UTF-8 bytes). A node whose list
+    # changes replays the flow from the start.
+    streams: str = "default"
+    network: int = -1  # the network whose flow the nodes follow; -1: the first active one
+    node_num_cpus: float = 0.05  # a node mostly waits: for blocks, downloads, LMDB
+    # kv_* JSON-RPC through Ray Serve: the first Serve app of a cluster fixes Serve's HTTP
+    # host and port; the KV app is the route `rpc_route` on it.
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 6789  # 0G's KV node serves its RPC on 6789
+    rpc_route: str = "/kv"
+    rpc_num_cpus: float = 0.05  # the Serve replica forwards each call to a KV node
+
+    def validate(self, path: str) -> None:
+        _check(f"{path}.nodes", self.nodes >= 1, "must be >= 1", self.nodes)
+        _check(f"{path}.node_num_cpus", self.node_num_cpus > 0, "must be > 0",
+               self.node_num_cpus)
+        _check(f"{path}.rpc_num_cpus", self.rpc_num_cpus > 0, "must be > 0",
+               self.rpc_num_cpus)
+        _check(f"{path}.rpc_port", 0 < self.rpc_port <= 65_535, "must be 1..65535",
+               self.rpc_port)
+        _check(f"{path}.rpc_route", self.rpc_route.startswith("/"), "must start with /",
+               self.rpc_route)
+        _check(f"{path}.streams", all(part.strip() for part in self.streams.split(",")),
+               "must be comma-separated stream names or 0x ids, none empty", self.streams)
+
+
+@dataclass(frozen=True)
 class DevnetConfig:
     # Devnet keys are derived from this seed so every actor can rebuild them; a
     # production deployment would load keys from files instead.
@@ -475,6 +507,7 @@ class Config:
     da: DAConfig = field(default_factory=DAConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    kv: KVConfig = field(default_factory=KVConfig)
 
     def validate(self, path: str = "") -> None:
         _check("data_dir", bool(self.data_dir), "must not be empty", self.data_dir)

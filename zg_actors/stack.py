@@ -14,11 +14,14 @@ from typing import Any
 from zg_actors.config import Config
 from zg_actors.errors import InvalidInput, NotUp
 
-# In the order `zg up` starts them: every other pillar registers on, or pays through, the chain.
-PILLARS = ("chain", "storage", "da", "compute")
-TITLES = {"chain": "The chain", "storage": "Storage", "da": "DA", "compute": "Compute"}
+# In the order `zg up` starts them: every other pillar registers on, or pays through, the
+# chain; the KV layer replays what the storage miners hold.
+PILLARS = ("chain", "storage", "kv", "da", "compute")
+TITLES = {"chain": "The chain", "storage": "Storage", "kv": "KV", "da": "DA",
+          "compute": "Compute"}
 START_COMMANDS = {"chain": "`zg up`", "storage": "`zg up` or `zg up --only storage`",
-                  "da": "`zg up` or `zg da up`", "compute": "`zg up` or `zg compute up`"}
+                  "kv": "`zg up` or `zg kv up`", "da": "`zg up` or `zg da up`",
+                  "compute": "`zg up` or `zg compute up`"}
 
 
 def parse_pillars(only: str | None, without: str | None) -> list[str]:
@@ -63,6 +66,10 @@ def actor_names(pillar: str, config: Config) -> list[str]:
         from zg_actors.storage.actors import REPAIRER_NAME, miner_name
 
         return [miner_name(i) for i in range(config.storage.miners)] + [REPAIRER_NAME]
+    if pillar == "kv":
+        from zg_actors.storage.kv.actors import kv_node_name
+
+        return [kv_node_name(i) for i in range(config.kv.nodes)]
     if pillar == "da":
         from zg_actors.da.disperser_actor import disperser_name
         from zg_actors.da.node_actor import da_node_name
@@ -121,6 +128,17 @@ def up_storage(config: Config) -> dict[str, Any]:
     return {"miners": len(miners), "repairer": REPAIRER_NAME}
 
 
+def up_kv(config: Config) -> dict[str, Any]:
+    """The KV nodes (each resumes from its LMDB store) and their kv_* JSON-RPC on Serve;
+    the storage miners must be up (KV nodes download entries from them)."""
+    from zg_actors.storage.kv.actors import followed_streams, start_kv_nodes, start_kv_rpc
+
+    require("storage", config)
+    start_kv_nodes(config, detached=True)
+    return {"nodes": config.kv.nodes, "streams": followed_streams(config),
+            "rpc": start_kv_rpc(config)}
+
+
 def up_da(config: Config) -> dict[str, Any]:
     """DA signers registered, DA nodes and dispersers, the gRPC gateway."""
     from zg_actors.da.deploy import deploy_da
@@ -156,6 +174,8 @@ def bring_up(config: Config, pillars: list[str],
             started[pillar] = up_chain(config, on_step)
         elif pillar == "storage":
             started[pillar] = up_storage(config)
+        elif pillar == "kv":
+            started[pillar] = up_kv(config)
         elif pillar == "da":
             started[pillar] = up_da(config)
         else:

@@ -35,7 +35,8 @@ def config_file(ray_session: None) -> Iterator[str]:
     config = integration_config(**{
         "data_dir": data_dir, "networks.initial": 1, "compute.providers": 1,
         "compute.provider_num_cpus": 0.1, "codec.encoder_num_cpus": 0.1,
-        "storage.miner_num_cpus": 0.05, "da.gateway_port": free_port()})
+        "storage.miner_num_cpus": 0.05, "da.gateway_port": free_port(),
+        "kv.nodes": 1, "kv.rpc_port": free_port()})
     path = Path(data_dir) / "zg.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     yield str(path)
@@ -75,17 +76,20 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
 
     status, out = zg(capsys, "up", "--only", "chain", *cfg)
     assert status == 0 and out["pillars"] == ["chain"] and len(out["launched"]) == 1
-    assert states(capsys, config_file) == {"chain": "up", "storage": "down", "da": "down",
-                                           "compute": "down"}
+    assert states(capsys, config_file) == {"chain": "up", "storage": "down", "kv": "down",
+                                           "da": "down", "compute": "down"}
     # The chain alone: DA and compute commands name their pillar; storage commands start
     # their miners themselves, as they always have.
     assert_not_up(capsys, "da", "`zg up` or `zg da up`", "da", "disperse", str(blob), *cfg)
     assert_not_up(capsys, "da", "`zg up` or `zg da up`", "da", "epoch", *cfg)
+    assert_not_up(capsys, "kv", "`zg up` or `zg kv up`", "kv", "status", *cfg)
+    assert_not_up(capsys, "storage", "`zg up` or `zg up --only storage`", "kv", "up", *cfg)
     assert_not_up(capsys, "compute", "`zg up` or `zg compute up`",
                   "compute", "infer", "0", "hi", *cfg)
 
     status, out = zg(capsys, "up", "--without", "chain", *cfg)
-    assert status == 0 and out["pillars"] == ["storage", "da", "compute"]
+    assert status == 0 and out["pillars"] == ["storage", "kv", "da", "compute"]
+    assert out["started"]["kv"]["rpc"].startswith("http://")
     assert out["started"]["storage"]["miners"] == 4 and len(out["started"]["compute"]) == 1
     status, out = zg(capsys, "status", *cfg)
     assert {name: p["state"] for name, p in out["pillars"].items()} == dict.fromkeys(
@@ -97,6 +101,7 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
 
     status, out = zg(capsys, "down", *cfg)
     assert status == 0 and "gateway" in out["removed"] and "staking" in out["removed"]
+    assert "zg-kv-node-0" in out["removed"] and "zg-kv-rpc" in out["removed"]
     assert states(capsys, config_file) == dict.fromkeys(PILLARS, "down")
     # The next `zg up` resumes the chain from its data.
     status, out = zg(capsys, "up", "--only", "chain", *cfg)

@@ -111,7 +111,7 @@ def test_no_local_cluster_found_by_auto(capsys: pytest.CaptureFixture[str],
     assert "no Ray cluster is reachable at auto" in out["message"]
 
 
-@pytest.mark.parametrize("pillar", ["chain", "storage", "da", "compute"])
+@pytest.mark.parametrize("pillar", ["chain", "storage", "storage.kv", "da", "compute"])
 def test_each_pillar_wires_its_commands_without_importing_the_top_level_cli(
         pillar: str) -> None:
     """A pillar's cli.py needs only zg_actors.cli_common: zg_actors.cli imports the

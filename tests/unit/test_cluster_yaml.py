@@ -12,7 +12,7 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 HEAD, CPU_WORKER, GPU_WORKER = "zg.head", "zg.cpu_worker", "zg.gpu_worker"
-CPU_ROLES = ("zg_validator", "zg_miner", "zg_da_node")
+CPU_ROLES = ("zg_validator", "zg_miner", "zg_da_node", "zg_kv")
 
 
 def raw_config() -> dict[str, Any]:

@@ -10,14 +10,16 @@ from zg_actors.stack import PILLARS, not_up, parse_pillars
 
 
 def test_up_starts_every_pillar_in_order_unless_told() -> None:
-    assert parse_pillars(None, None) == ["chain", "storage", "da", "compute"] == list(PILLARS)
+    assert parse_pillars(None, None) == ["chain", "storage", "kv", "da", "compute"] == list(
+        PILLARS)
     assert parse_pillars("compute,chain", None) == ["chain", "compute"]
-    assert parse_pillars(None, "da, storage") == ["chain", "compute"]
-    assert parse_pillars(None, "chain,storage,da,compute") == []
+    assert parse_pillars(None, "da, storage,kv") == ["chain", "compute"]
+    assert parse_pillars("kv", None) == ["kv"]
+    assert parse_pillars(None, "chain,storage,kv,da,compute") == []
 
 
 @pytest.mark.parametrize("only, without, needle", [
-    ("chain,kv", None, "unknown pillar 'kv'"), (None, "DA", "unknown pillar 'DA'"),
+    ("chain,evm", None, "unknown pillar 'evm'"), (None, "DA", "unknown pillar 'DA'"),
     ("", None, "unknown pillar ''"), ("da", "chain", "not both")])
 def test_an_unknown_pillar_is_named(only: str | None, without: str | None,
                                     needle: str) -> None:
@@ -28,6 +30,7 @@ def test_an_unknown_pillar_is_named(only: str | None, without: str | None,
 @pytest.mark.parametrize("pillar, message", [
     ("chain", "The chain is not up in namespace zg: run `zg up`"),
     ("storage", "Storage is not up in namespace zg: run `zg up` or `zg up --only storage`"),
+    ("kv", "KV is not up in namespace zg: run `zg up` or `zg kv up`"),
     ("da", "DA is not up in namespace zg: run `zg up` or `zg da up`"),
     ("compute", "Compute is not up in namespace zg: run `zg up` or `zg compute up`")])
 def test_not_up_names_the_pillar_and_the_command_that_starts_it(pillar: str,
