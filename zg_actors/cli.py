@@ -28,6 +28,7 @@ from zg_actors.compute import cli as compute_cli
 from zg_actors.config import ZG
 from zg_actors.da import cli as da_cli
 from zg_actors.errors import ZgError
+from zg_actors.evm import cli as evm_cli
 from zg_actors.storage import cli as storage_cli
 from zg_actors.storage.kv import cli as kv_cli
 
@@ -61,6 +62,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if chain:
             networks = chain["existing_networks"] + [n["network_id"] for n in chain["launched"]]
             console.print(f"chain: networks {networks}")
+            chain_cli.print_rpc(chain["rpc"])
         if "storage" in started:
             console.print(f"storage: {started['storage']['miners']} miners and the repairer")
         if "da" in started:
@@ -78,12 +80,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from zg_actors.evm.serve import stop_all_evm_rpc
     from zg_actors.runtime import teardown
     from zg_actors.storage.kv.actors import stop_kv_rpc
 
     config = config_of(args)
     connect(args, config)
-    removed = teardown() + stop_kv_rpc()
+    removed = teardown() + stop_kv_rpc() + stop_all_evm_rpc()
     emit(args, {"removed": removed}, lambda: console.print(
         f"removed {', '.join(removed) or 'nothing'}; data stays under {config.data_dir}"))
     return 0
@@ -190,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "of those the config names); with the chain up, networks, heights, C0 supply "
                 "and invariants, and DA's current epoch", cluster=True)
     chain_cli.register(sub)
+    evm_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     add_command(config_sub, "show", cmd_config_show, "print the effective configuration")
