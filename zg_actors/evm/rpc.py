@@ -28,7 +28,7 @@ from zg_actors.chain.block import Block, Header
 from zg_actors.chain.tx import MalformedTransaction, Transaction, TxError, decode_tx
 from zg_actors.config import EvmConfig
 from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode
-from zg_actors.crypto.hashing import keccak256
+from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput, NotFound, ZgError
 from zg_actors.evm.params import DYNAMIC_FEE_TX_TYPE, FORK, FORK_NAME
 from zg_actors.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, Registry, RpcError
@@ -523,7 +523,7 @@ class EthApi:
                 or percentiles != sorted(percentiles)):
             raise invalid_argument(2, "reward percentiles: want ascending numbers in 0..100")
         newest_height = await self.height_of(newest, 1)
-        count = min(count, MAX_FEE_HISTORY_BLOCKS, newest_height)
+        count = min(count, MAX_FEE_HISTORY_BLOCKS, newest_height + 1)
         oldest = newest_height - count + 1
         base_fees, ratios, rewards = [], [], []
         for height in range(oldest, newest_height + 1):
