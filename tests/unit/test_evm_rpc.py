@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account as EthAccount
 from eth_utils import to_checksum_address
 
 from zg_actors.chain.tx import decode_tx
+from zg_actors.config import Config
 from zg_actors.evm.rpc import EthApi, revert_reason
 from zg_actors.rpc.jsonrpc import Registry
 
@@ -172,11 +174,10 @@ def test_revert_reason_decodes_error_string() -> None:
     assert revert_reason(b"\xde\xad") == "execution reverted"
 
 
-def bad_inputs(net: Net, wallet: Wallet) -> dict[str, tuple[str, int, str]]:
-    """Per class of bad input: (request body, JSON-RPC code, Geth's words in the message)."""
-    from eth_account import Account as EthAccount
-
-    limit = net.config.networks.evm.block_gas_limit
+def bad_inputs(config: Config, wallet: Wallet) -> dict[str, tuple[str, int, str]]:
+    """Per class of bad input from `wallet` (its next nonce is 1): (request body, JSON-RPC
+    code, Geth's words in the message). The integration test sends the same over HTTP."""
+    limit = config.networks.evm.block_gas_limit
     to = bytes(19) + b"\x01"
 
     def send(raw: bytes) -> str:
@@ -190,7 +191,7 @@ def bad_inputs(net: Net, wallet: Wallet) -> dict[str, tuple[str, int, str]]:
          "value": 1, "data": b""}).raw_transaction
     return {
         "malformed rlp": (send(b"\xf8\xff\x00"), -32000, "rlp:"),
-        "wrong chain id": (send(wallet.sign(to=to, nonce=1, chain_id=net.chain_id + 1)),
+        "wrong chain id": (send(wallet.sign(to=to, nonce=1, chain_id=wallet.chain_id + 1)),
                            -32000, "invalid chain id for signer"),
         "missing chain id": (send(bytes(unprotected)), -32000,
                              "only replay-protected (EIP-155) transactions allowed"),
@@ -206,7 +207,7 @@ def bad_inputs(net: Net, wallet: Wallet) -> dict[str, tuple[str, int, str]]:
         "unknown tx type": (send(b"\x05" + wallet.sign(to=to, nonce=1)[1:]), -32000,
                             "transaction type not supported"),
         "oversized tx": (send(wallet.sign(to=to, nonce=1, gas=5_000_000, data=b"\x01" * (
-            net.config.networks.max_tx_bytes + 1))), -32000, "oversized data"),
+            config.networks.max_tx_bytes + 1))), -32000, "oversized data"),
         "unknown method": (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_mine",
                                        "params": []}), -32601,
                            "the method eth_mine does not exist/is not available"),
@@ -241,7 +242,7 @@ def test_bad_input_gets_geths_error_and_changes_nothing(net: Net, case: str) -> 
                                         "eth_sendRawTransaction",
                                         "params": [hexed(pending)]}), -32000, "already known"
     else:
-        body, code, words = bad_inputs(net, wallet)[case]
+        body, code, words = bad_inputs(net.config, wallet)[case]
     before = (rpc("eth_getBalance", hexed(wallet.address), "latest"),
               rpc("eth_getTransactionCount", hexed(wallet.address), "latest"),
               rpc("eth_blockNumber"), len(net.node.mempool))

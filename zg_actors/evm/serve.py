@@ -22,8 +22,16 @@ def route_of(config: Config, network_id: int) -> str:
 
 def eth_registry(config_dict: dict, network_id: int) -> Registry:
     """The Serve replica's registry: built there, reading through the network's validators."""
+    import ray
+
     config = config_from_dict(config_dict)
-    return EthApi(ChainClient(network_id), config.networks.evm, network_id).registry()
+    namespace = config.ray.namespace  # the replica runs in Serve's own namespace
+
+    def get_actor(name: str) -> object:
+        return ray.get_actor(name, namespace=namespace)
+
+    chain = ChainClient(network_id, get_actor=get_actor)
+    return EthApi(chain, config.networks.evm, network_id).registry()
 
 
 def start_evm_rpc(config: Config, network_id: int) -> str:
