@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rlp
 from eth_account import Account as EthAccount
 from eth_utils import to_checksum_address
 
@@ -184,8 +185,9 @@ def bad_inputs(config: Config, wallet: Wallet) -> dict[str, tuple[str, int, str]
         return json.dumps({"jsonrpc": "2.0", "id": 7, "method": "eth_sendRawTransaction",
                            "params": [hexed(raw)]})
 
-    signed = bytearray(wallet.sign(to=to, value=1, nonce=1))
-    signed[-40] ^= 0xFF  # inside s: the signature no longer matches
+    fields = rlp.decode(wallet.sign(to=to, value=1, nonce=1)[1:])  # EIP-1559 envelope
+    fields[10] = b""  # r = 0: no public key recovers from it
+    signed = b"\x02" + rlp.encode(fields)
     unprotected = EthAccount.from_key(wallet.account.secret).sign_transaction(
         {"nonce": 1, "gasPrice": 2 * GWEI, "gas": 21_000, "to": to_checksum_address(to),
          "value": 1, "data": b""}).raw_transaction
@@ -195,7 +197,7 @@ def bad_inputs(config: Config, wallet: Wallet) -> dict[str, tuple[str, int, str]
                            -32000, "invalid chain id for signer"),
         "missing chain id": (send(bytes(unprotected)), -32000,
                              "only replay-protected (EIP-155) transactions allowed"),
-        "bad signature": (send(bytes(signed)), -32000, "invalid sender"),
+        "bad signature": (send(signed), -32000, "invalid sender"),
         "nonce too low": (send(wallet.sign(to=to, nonce=0)), -32000, "nonce too low"),
         "nonce too high": (send(wallet.sign(to=to, nonce=500)), -32000, "nonce too high"),
         "insufficient funds": (send(wallet.sign(to=to, nonce=1, value=10**30)), -32000,
