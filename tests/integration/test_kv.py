@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import threading
 import urllib.request
 
 import pytest
@@ -18,7 +19,7 @@ from zg_actors.cli import main
 from zg_actors.crypto.accounts import Account
 from zg_actors.errors import InvalidInput
 from zg_actors.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR
-from zg_actors.storage.actors import stop_miners
+from zg_actors.storage.actors import miner_name, stop_miners
 from zg_actors.storage.kv.actors import (
     find_kv_nodes,
     kv_rpc_url,
@@ -207,3 +208,40 @@ def test_two_writers_at_one_version_one_commits_and_permissions_are_granted_and_
     batch.set(NOTES, b"s", b"no")
     denied = batch.exec(wait=True)["result"]
     assert denied.startswith("WritePermissionDenied") and "key: s" in denied
+
+
+def test_a_kv_node_killed_mid_replay_and_a_miner_killed_mid_upload_lose_and_repeat_nothing(
+        kv) -> None:
+    client, storage, config, network_id, _ = kv
+    nodes = find_kv_nodes(config)
+    receipts = []
+    for i in range(6):  # node 1 is killed (Ray restarts it) after each tx node 0 replayed
+        batch = Batcher(client, storage, network_id)
+        batch.set(NOTES, b"counter", str(i).encode())
+        batch.set(NOTES, f"key-{i}".encode(), b"x" * (i * 1000 + 1))
+        receipts.append(batch.exec(wait=True))
+        runtime.kill_actor(nodes[1], restart=True)
+    last = receipts[-1]["tx_seq"]
+    assert runtime.wait_for(lambda: caught_up(config, last), 120)
+    assert len(set(digests(config))) == 1
+    assert [client.transaction_result(r["tx_seq"]) for r in receipts] == ["Commit"] * 6
+    assert client.get_value(NOTES, b"counter").data == b"5"
+    # A miner crashes once the KV tx's entry is on chain, while its shards are in flight:
+    # the upload re-sends them, the entry becomes FINALIZED, the tx replays once.
+    entries = storage._query(network_id, "flow")["entries"]
+
+    def crash_when_submitted() -> None:
+        runtime.wait_for(lambda: storage._query(network_id, "flow")["entries"] > entries,
+                         120, 0.02)
+        runtime.kill_actor(ray.get_actor(miner_name(1)), restart=True)
+
+    crasher = threading.Thread(target=crash_when_submitted)
+    crasher.start()
+    batch = Batcher(client, storage, network_id)
+    batch.set(NOTES, b"large", bytes(range(256)) * 8 * 1024)  # 2 MiB: 8 segments
+    receipt = batch.exec(wait=True)
+    crasher.join()
+    assert receipt["result"] == "Commit"
+    assert client.get_value(NOTES, b"large").data == bytes(range(256)) * 8 * 1024
+    assert runtime.wait_for(lambda: caught_up(config, receipt["tx_seq"]), 60)
+    assert len(set(digests(config))) == 1

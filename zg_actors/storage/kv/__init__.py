@@ -2,8 +2,10 @@
 
 Pure core, no Ray: `encoding.py` (the KV tx body, the STREAM tag, stream ids),
 `store.py` (the ordered store interface and an in-memory one), `state.py` (values by
-version, ACL rows, results, progress and the reads kv_* answers) and `replay.py` (0G's
-replay rules).
+version, ACL rows, results, progress and the reads kv_* answers), `replay.py` (0G's
+replay rules), `follow.py` (following a flow into the replayer) and `rpc.py` (the kv_*
+JSON-RPC methods). With Ray: `actors.py` (KVNode, the Serve app), `client.py` (Batcher,
+Iterator), `cli.py` (`zg kv ...`).
 """
 
 from zg_actors.storage.kv.encoding import (

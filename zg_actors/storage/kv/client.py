@@ -170,7 +170,10 @@ class Batcher:
 
     `version` is the snapshot the tx claims to have read at: by default the KV node's
     latest version, fixed at the first `get` (or at `exec`); SKIP_CHECKS_VERSION skips
-    the conflict check. `storage` is a StorageClient; its account sends the tx.
+    the conflict check. "Latest" is what the node has replayed: a blind write sent right
+    after another tx the node has not replayed yet is a VersionConfliction if both write
+    one key (wait for results, or choose the version). `storage` is a StorageClient; its
+    account sends the tx.
     """
 
     def __init__(self, client: KvClient, storage: Any, network_id: int | None = None,
