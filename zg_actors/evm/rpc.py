@@ -311,7 +311,7 @@ def _check_tag(tag: Any, index: int) -> None:
 
 # ---- the API ---------------------------------------------------------------------------------
 class EthApi:
-    """Every method of spec/evm.md for one network, over its validators."""
+    """Every method of docs/spec/evm.md for one network, over its validators."""
 
     def __init__(self, chain: Chain, config: EvmConfig, network_id: int) -> None:
         self.chain = chain
