@@ -28,6 +28,7 @@ from zg_actors.compute import cli as compute_cli
 from zg_actors.config import Config
 from zg_actors.da import cli as da_cli
 from zg_actors.errors import InvalidInput, ZgError
+from zg_actors.evm import cli as evm_cli
 from zg_actors.storage import cli as storage_cli
 from zg_actors.storage.kv import cli as kv_cli
 
@@ -63,6 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if chain:
             networks = chain["existing_networks"] + [n["network_id"] for n in chain["launched"]]
             console.print(f"chain: networks {networks}")
+            chain_cli.print_rpc(chain["rpc"])
         if "storage" in started:
             console.print(f"storage: {started['storage']['miners']} miners and the repairer")
         if "da" in started:
@@ -80,12 +82,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from zg_actors.evm.serve import stop_all_evm_rpc
     from zg_actors.runtime import teardown
     from zg_actors.storage.kv.actors import stop_kv_rpc
 
     config = config_of(args)
     connect(args, config)
-    removed = teardown() + stop_kv_rpc()
+    removed = teardown() + stop_kv_rpc() + stop_all_evm_rpc()
     emit(args, {"removed": removed}, lambda: console.print(
         f"removed {', '.join(removed) or 'nothing'}; data stays under {config.data_dir}"))
     return 0
@@ -210,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--interval seconds (at least 0.5) until Ctrl-C; with --json, print "
                         "each look")
     chain_cli.register(sub)
+    evm_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     add_command(config_sub, "show", cmd_config_show, "print the effective configuration")

@@ -148,8 +148,24 @@ class EvmConfig:
     block_gas_limit: int = 30_000_000  # gas per block (Geth's default)
     initial_base_fee: int = 1_000_000_000  # wei per gas at genesis (1 gwei)
     min_base_fee: int = 10_000_000  # wei per gas: EIP-1559's decay stops here (Cosmos EVMs' floor)
+    # The Ethereum JSON-RPC: one Serve app per network, network i at route rpc_route/i on
+    # Serve's one HTTP proxy (the first Serve app of a cluster fixes its host and port).
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 8545  # Geth's, anvil's and Hardhat's default
+    rpc_route: str = "/evm"
+    rpc_num_cpus: float = 0.05  # a replica forwards each read and tx to the validators
+    priority_fee: int = 1_000_000_000  # wei per gas the RPC suggests as tip (1 gwei)
+    max_log_blocks: int = 10_000  # blocks one eth_getLogs may scan
 
     def validate(self, path: str) -> None:
+        _check(f"{path}.rpc_num_cpus", self.rpc_num_cpus > 0, "must be > 0",
+               self.rpc_num_cpus)
+        _check(f"{path}.rpc_port", 0 < self.rpc_port <= 65_535, "must be 1..65535",
+               self.rpc_port)
+        _check(f"{path}.rpc_route", self.rpc_route.startswith("/"), "must start with /",
+               self.rpc_route)
+        _check(f"{path}.max_log_blocks", self.max_log_blocks >= 1, "must be >= 1",
+               self.max_log_blocks)
         _check(f"{path}.chain_id_base", self.chain_id_base >= 1_000_000,
                "must be >= 1000000 (clear of public chain ids)", self.chain_id_base)
         _check(f"{path}.block_gas_limit", self.block_gas_limit >= 21_000,

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from zg_actors import runtime
 from zg_actors.config import ZG, Config
+from zg_actors.stack import start_networks_rpc
 
 
 def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
@@ -53,6 +54,11 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
         bar.update(step, description="launching network 0 (4 validators)")
         first = runtime.call(deployment.manager.launch_network.remote(4), 300)
         net0 = first["network_id"]
+        bar.update(step, description=f"starting network {net0}'s Ethereum JSON-RPC")
+        rpc = start_networks_rpc(config, [net0])
+        for endpoint in rpc:
+            say(f"  network {endpoint['network_id']}: Ethereum JSON-RPC {endpoint['rpc']} "
+                f"chain id {endpoint['chain_id']}")
         drivers = {net0: runtime.LoadDriver(deployment, config, net0)}
         windows: dict[int, list[float]] = {net0: [time.time(), 0.0]}
         drivers_handles: dict[int, list[Any]] = {}
@@ -123,7 +129,7 @@ def _run(config: Config, duration_s: float, rate_tps: float, quiet: bool, consol
               "staking": supply, "network0_token": local,
               "supply_checks": {"c0_invariants": supply["invariants_ok"],
                                 "network0_token": local_ok},
-              "bridge_mints": supply["bridge_mints"], **pillars}
+              "bridge_mints": supply["bridge_mints"], "rpc": rpc, **pillars}
     report["ok"] = bool(supply["invariants_ok"] and local_ok and height0
                         and all(p.get("ok", True) for p in pillars.values()))
     if not quiet:

@@ -115,8 +115,18 @@ def up_chain(config: Config, on_step: Callable[[str], None]) -> dict[str, Any]:
     for i in range(max(0, config.networks.initial - len(existing))):
         on_step(f"launching network {i + 1}/{config.networks.initial}")
         launched.append(call(deployment.manager.launch_network.remote(), timeout=300))
+    on_step("starting each network's Ethereum JSON-RPC")
+    networks = existing + [info["network_id"] for info in launched]
     return {"existing_networks": existing, "resumed": deployment.resumed,
-            "launched": launched}
+            "launched": launched, "rpc": start_networks_rpc(config, networks)}
+
+
+def start_networks_rpc(config: Config, networks: list[int]) -> list[dict[str, Any]]:
+    """Each network's Ethereum JSON-RPC on Serve: [{"network_id", "chain_id", "rpc"}]."""
+    from zg_actors.evm.serve import start_evm_rpc
+
+    return [{"network_id": n, "chain_id": config.networks.evm.chain_id(n),
+             "rpc": start_evm_rpc(config, n)} for n in networks]
 
 
 def up_storage(config: Config) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray import serve
 
 from zg_actors import runtime
 from zg_actors.cli import main
+from zg_actors.rpc.jsonrpc import JsonRpcClient
 from zg_actors.stack import PILLARS
 
 from .conftest import TEST_NAMESPACE, cli_json, integration_config
@@ -36,11 +38,12 @@ def config_file(ray_session: None) -> Iterator[str]:
         "data_dir": data_dir, "networks.initial": 1, "compute.providers": 1,
         "compute.provider_num_cpus": 0.1, "codec.encoder_num_cpus": 0.1,
         "storage.miner_num_cpus": 0.05, "da.gateway_port": free_port(),
-        "kv.nodes": 1, "kv.rpc_port": free_port()})
+        "kv.nodes": 1, "kv.rpc_port": free_port(), "networks.evm.rpc_port": free_port()})
     path = Path(data_dir) / "zg.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     yield str(path)
     runtime.teardown()
+    serve.shutdown()  # the networks' Ethereum JSON-RPC apps `zg up` started
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -76,6 +79,9 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
 
     status, out = zg(capsys, "up", "--only", "chain", *cfg)
     assert status == 0 and out["pillars"] == ["chain"] and len(out["launched"]) == 1
+    [endpoint] = out["rpc"]  # each network's Ethereum JSON-RPC URL and chain id
+    assert endpoint["chain_id"] == integration_config().networks.evm.chain_id(0)
+    assert JsonRpcClient(endpoint["rpc"]).call("eth_chainId") == hex(endpoint["chain_id"])
     assert states(capsys, config_file) == {"chain": "up", "storage": "down", "kv": "down",
                                            "da": "down", "compute": "down"}
     # The chain alone: DA and compute commands name their pillar; storage commands start
@@ -109,6 +115,7 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
     status, out = zg(capsys, "down", *cfg)
     assert status == 0 and "gateway" in out["removed"] and "staking" in out["removed"]
     assert "zg-kv-node-0" in out["removed"] and "zg-kv-rpc" in out["removed"]
+    assert "zg-evm-rpc-0" in out["removed"]
     assert states(capsys, config_file) == dict.fromkeys(PILLARS, "down")
     # The next `zg up` resumes the chain from its data.
     status, out = zg(capsys, "up", "--only", "chain", *cfg)

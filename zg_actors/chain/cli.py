@@ -24,6 +24,13 @@ def print_networks(networks: list[dict]) -> None:
     console.print(table)
 
 
+def print_rpc(endpoints: list[dict]) -> None:
+    """Each network's Ethereum JSON-RPC URL and chain id (`zg up`, `zg demo`)."""
+    for e in endpoints:
+        console.print(f"network {e['network_id']}: Ethereum JSON-RPC [bold]{e['rpc']}[/] "
+                      f"chain id {e['chain_id']}")
+
+
 def cmd_network_list(args: argparse.Namespace) -> int:
     from zg_actors.runtime import call, find_deployment
 
@@ -34,24 +41,33 @@ def cmd_network_list(args: argparse.Namespace) -> int:
 
 
 def cmd_network_add(args: argparse.Namespace) -> int:
+    from zg_actors.evm.serve import start_evm_rpc
     from zg_actors.runtime import call, find_deployment
 
-    connect(args, config_of(args))
+    config = config_of(args)
+    connect(args, config)
     with progress(args) as bar:
-        bar.add_task("launching a consensus network", total=None)
+        task = bar.add_task("launching a consensus network", total=None)
         info = call(find_deployment().manager.launch_network.remote(args.validators), 300)
+        bar.update(task, description="starting its Ethereum JSON-RPC")
+        network_id = info["network_id"]
+        info = {**info, "chain_id": config.networks.evm.chain_id(network_id),
+                "rpc": start_evm_rpc(config, network_id)}
     emit(args, info, lambda: console.print(
-        f"[green]network {info['network_id']}[/] is up with validators {info['members']}"))
+        f"[green]network {network_id}[/] is up with validators {info['members']}; "
+        f"Ethereum JSON-RPC [bold]{info['rpc']}[/] chain id {info['chain_id']}"))
     return 0
 
 
 def cmd_network_remove(args: argparse.Namespace) -> int:
+    from zg_actors.evm.serve import stop_evm_rpc
     from zg_actors.runtime import call, find_deployment
 
     connect(args, config_of(args))
     with progress(args) as bar:
         bar.add_task(f"retiring network {args.id} (draining its mempool)", total=None)
         info = call(find_deployment().manager.retire_network.remote(args.id), 120)
+        info = {**info, "rpc_removed": stop_evm_rpc(args.id)}
     emit(args, info, lambda: console.print(
         f"network {args.id} retired at height {info.get('final_height')}; its data stays"))
     return 0

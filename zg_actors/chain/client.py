@@ -108,6 +108,17 @@ class ChainClient:
     async def query(self, module: str, method: str, *args: Any) -> Any:
         return await self.call("query", module, method, args)
 
+    async def query_at(self, height: int, module: str, method: str, *args: Any) -> Any:
+        """`query` at the state after committed block `height` (NotFound if not committed)."""
+        return await self.call("query_at", height, module, method, args)
+
+    async def blocks(self, start: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """Committed (block, certificate) encodings from `start`, at most `limit`."""
+        return await self.call("get_blocks", start, limit)
+
+    async def receipts_at(self, height: int) -> list[bytes]:
+        return await self.call("receipts_at", height)
+
     async def account(self, address: bytes) -> dict:
         """{"balance", "nonce"} of `address` in committed state."""
         return await self.call("account", address)
@@ -243,6 +254,9 @@ class SyncChainClient:
 
     call = _sync(ChainClient.call)
     query = _sync(ChainClient.query)
+    query_at = _sync(ChainClient.query_at)
+    blocks = _sync(ChainClient.blocks)
+    receipts_at = _sync(ChainClient.receipts_at)
     account = _sync(ChainClient.account)
     nonce = _sync(ChainClient.nonce)
     committed_height = _sync(ChainClient.committed_height)

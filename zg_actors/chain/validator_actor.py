@@ -279,6 +279,15 @@ class Validator:
     async def query(self, module: str, method: str, args: tuple) -> object:
         return self.node.machine.query(self.node.state_get, module, method, args)
 
+    async def query_at(self, height: int, module: str, method: str, args: tuple) -> object:
+        """`query` on the state as it was after block `height` (eth_call at a block)."""
+        return self.node.machine.query(self.node.state_get_at(height), module, method, args)
+
+    async def receipts_at(self, height: int) -> list[bytes]:
+        """The encoded receipts of committed block `height`: the block's own, then one per
+        tx in block order ([] if none is kept)."""
+        return self.node.receipts_at(height)
+
     async def burns_from(self, height: int, limit: int = 200) -> list[tuple[int, Any]]:
         """Burn proofs for committed heights [height, height + limit)."""
         return self.node.burns_from(height, limit)

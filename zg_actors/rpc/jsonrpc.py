@@ -131,7 +131,9 @@ class Registry:
         not fit its signature."""
         method = self.methods.get(name)
         if method is None:
-            raise RpcError(METHOD_NOT_FOUND, f"method {name!r} not found", {"method": name})
+            # Geth's words: Ethereum clients show them as they are
+            raise RpcError(METHOD_NOT_FOUND, f"the method {name} does not exist/is not "
+                           "available", {"method": name})
         args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
         try:
             inspect.signature(method).bind(*args, **kwargs)
