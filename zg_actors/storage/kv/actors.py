@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ KV_RPC_APP = "zg-kv-rpc"  # the Serve application of the kv_* JSON-RPC
 BLOCK_WAIT_S = 10.0  # one long poll for the next block; then the flow is read again
 RETRY_WAIT_S = 1.0  # after a failed round (a validator or miner restarting)
 NODE_CONCURRENCY = 8  # RPC reads and status answer while the follow thread replays
+NODE_START_TIMEOUT_S = 120.0  # every KV node answers its first status call within this
+NODE_RESTART_POLL_S = 0.5  # between asks of a node Ray is restarting
 STATE_DB, META_DB = "kv", "kv-meta"
 FOLLOWING = b"following"  # meta: network id and the followed stream ids of the state
 
@@ -163,7 +166,16 @@ def start_kv_nodes(config: Config, detached: bool = False) -> list[Any]:
                             max_concurrency=NODE_CONCURRENCY, get_if_exists=True,
                             **options).remote(config_dict, i, data_dir, network_id)
              for i in range(config.kv.nodes)]
-    ray.get([n.status.remote() for n in nodes], timeout=120)
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    for node in nodes:
+        while True:
+            try:
+                ray.get(node.status.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except ray.exceptions.ActorUnavailableError:  # Ray is restarting a found node
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(NODE_RESTART_POLL_S)
     return nodes
 
 
