@@ -214,8 +214,8 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     from zg_actors.storage.kv.bench import format_kv_bench, run_kv_bench
     from zg_actors.workload import Progress
 
-    report = run_kv_bench(config_of(args), duration_s=args.duration,
-                          progress=Progress(quiet=args.json))
+    # Progress goes to stderr even with --json: stdout keeps only the report.
+    report = run_kv_bench(config_of(args), duration_s=args.duration, progress=Progress())
     emit(args, report, lambda: console.print(format_kv_bench(report)))
     return 1 if report["errors"] else 0
 
