@@ -210,8 +210,18 @@ def cmd_kv_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_kv(args: argparse.Namespace) -> int:
+    from zg_actors.storage.kv.bench import format_kv_bench, run_kv_bench
+    from zg_actors.workload import Progress
+
+    # Progress goes to stderr even with --json: stdout keeps only the report.
+    report = run_kv_bench(config_of(args), duration_s=args.duration, progress=Progress())
+    emit(args, report, lambda: console.print(format_kv_bench(report)))
+    return 1 if report["errors"] else 0
+
+
 def register(sub: Any, bench_sub: Any) -> None:
-    """Add the `zg kv ...` commands to `sub`."""
+    """Add the `zg kv ...` commands to `sub` and `zg bench kv` to `bench_sub`."""
     kv = sub.add_parser("kv", help="KV layer: streams of keys on the log (docs/spec/kv.md)")
     kv_sub = kv.add_subparsers(dest="kv_command", required=True)
     stream_help = "stream: 0x + 64 hex digits, or a name (id = keccak-256 of the name)"
@@ -265,3 +275,10 @@ def register(sub: Any, bench_sub: Any) -> None:
     result = add_command(kv_sub, "result", cmd_kv_result, "the recorded result of KV tx "
                          "TX_SEQ (Commit, VersionConfliction, ...)", cluster=True)
     result.add_argument("tx_seq", type=int, help="the tx's flow sequence number")
+    bench = add_command(bench_sub, "kv", cmd_bench_kv, "KV writes committed/s (many per flow "
+                        "entry, one per entry), write-to-readable latency p50/p99 and "
+                        "kv_getValue reads/s through the JSON-RPC, on an embedded Ray, each "
+                        "beside the same puts and gets on one LMDB in this process; exit 1 "
+                        "if any failed")
+    bench.add_argument("--duration", type=float, default=20.0,
+                       help="seconds of each of the three measurements (20)")
