@@ -468,9 +468,10 @@ def free_port() -> int:
 
 
 def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
-                  txs: int = DEFAULT_TXS, quiet: bool = False,
+                  txs: int = DEFAULT_TXS, quiet: bool = False, table: bool = True,
                   console: Console | None = None) -> dict[str, Any]:
-    """The whole bench on the embedded Ray, in a temporary data dir removed after."""
+    """The whole bench on the embedded Ray, in a temporary data dir removed after; progress
+    on `console` (stderr) unless quiet, and the table unless `table` is False."""
     from ray import serve
 
     from zg_actors import runtime
@@ -508,7 +509,7 @@ def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
         "batch_txs": BATCH_TXS, "block_interval_s": config.networks.block_interval_s,
         "max_block_txs": config.networks.max_block_txs,
         "block_gas_limit": config.networks.evm.block_gas_limit})
-    if not quiet:
+    if table:
         console.print(format_report(report))
         console.print(
             f"anchor: the same signed txs decoded (sender recovery) and applied to py-evm "

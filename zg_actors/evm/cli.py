@@ -56,7 +56,7 @@ def cmd_bench_evm(args: argparse.Namespace) -> int:
 
     # Progress goes to stderr even with --json (stdout carries only the JSON report).
     report = run_evm_bench(config_of(args), duration_s=args.duration, txs=args.txs,
-                           quiet=args.json, console=console)
+                           table=not args.json, console=console)
     emit(args, report, lambda: None)
     return 0 if report["ok"] else 1
 
