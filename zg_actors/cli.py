@@ -213,7 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "--interval seconds (at least 0.5) until Ctrl-C; with --json, print "
                         "each look")
     chain_cli.register(sub)
-    evm_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     add_command(config_sub, "show", cmd_config_show, "print the effective configuration")
@@ -239,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--tree-mib", type=int, default=64, help="sector-tree timing MiB (64)")
     gpu.add_argument("--cpu-only", action="store_true",
                      help="only the CPU anchor (machines without a GPU)")
-    for pillar in (da_cli, compute_cli, storage_cli, kv_cli):
+    for pillar in (evm_cli, da_cli, compute_cli, storage_cli, kv_cli):
         pillar.register(sub, bench_sub)
     return parser
 

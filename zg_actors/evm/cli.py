@@ -51,8 +51,32 @@ def cmd_evm_accounts(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add the `zg evm ...` commands to `sub`."""
+def cmd_bench_evm(args: argparse.Namespace) -> int:
+    from zg_actors.evm.bench import run_evm_bench
+
+    # Progress goes to stderr even with --json (stdout carries only the JSON report).
+    report = run_evm_bench(config_of(args), duration_s=args.duration, txs=args.txs,
+                           table=not args.json, console=console)
+    emit(args, report, lambda: None)
+    return 0 if report["ok"] else 1
+
+
+def register(sub: Any, bench_sub: Any) -> None:
+    """Add `zg bench evm` to `bench_sub` and the `zg evm ...` commands to `sub`."""
+    from zg_actors.evm.bench import DEFAULT_DURATION_S, DEFAULT_TXS, RATIO_AIM
+
+    bench_evm = add_command(bench_sub, "evm", cmd_bench_evm, "committed tx/s and commit "
+                            "latency p50/p99 of native and ERC-20 transfers sent as signed raw "
+                            "txs through the JSON-RPC to 4 validators, beside the same txs "
+                            "applied to py-evm in one process (aim: "
+                            f"{RATIO_AIM}x) and 0G's published figures")
+    bench_evm.add_argument("--duration", type=float, default=DEFAULT_DURATION_S,
+                           help="longest a kind is offered to the network, in seconds "
+                           f"({DEFAULT_DURATION_S:.0f}); a kind ends sooner when its txs run "
+                           "out")
+    bench_evm.add_argument("--txs", type=int, default=DEFAULT_TXS,
+                           help=f"signed txs per kind ({DEFAULT_TXS}); the anchor applies all "
+                           "of them")
     evm = sub.add_parser("evm", help="the EVM on every network: devnet accounts")
     evm_sub = evm.add_subparsers(dest="evm_command", required=True)
     add_command(evm_sub, "accounts", cmd_evm_accounts, "print the funded devnet accounts "
