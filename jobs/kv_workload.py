@@ -34,7 +34,6 @@ from zg_actors.workload import (
     summarize,
 )
 
-COMMIT, CONFLICT = "Commit", "VersionConfliction"  # the results 0G's KV node records
 HOT_KEY = "hot"  # the counter the contending txs increment
 
 
@@ -71,6 +70,7 @@ def run_kv(kv: Any, storage: Any, network_id: int, stream_id: bytes, txs: int, w
     """Send the txs through `kv` (a KvClient) and `storage` (the StorageClient whose
     account sends them) while `readers` threads read; the report."""
     from zg_actors.storage.kv.client import Batcher
+    from zg_actors.storage.kv.replay import COMMIT, VERSION_CONFLICTION
 
     run = os.urandom(4).hex()  # a run's keys: a rerun does not read an old counter
     hot = f"{run}/{HOT_KEY}".encode()
@@ -110,7 +110,7 @@ def run_kv(kv: Any, storage: Any, network_id: int, stream_id: bytes, txs: int, w
                 written.append(key)
                 if plan[index]:
                     hot_commits.append(receipt["tx_seq"])
-        elif result == CONFLICT:
+        elif result == VERSION_CONFLICTION:
             conflicts.ok(took)
         else:
             committed.error(f"tx {receipt['tx_seq']}: {result}")

@@ -144,7 +144,7 @@ def test_ai_pipeline_weights_to_storage_provider_from_roots_memory_and_transcrip
     assert weights["size"] > 50_000_000 and weights["status"] == "FINALIZED"
     assert provider["model_roots"] == weights["roots"]
     assert provider["index"] == config.compute.providers
-    assert len(where["memory (storage)"]) == 2 == len(report["turns"])
+    assert len(where["memory (storage)"]) == 2 == len(report["turns"])  # KV is not up
     assert where["transcript (DA)"]["status"] == "FINALIZED"
     assert report["agent"]["fees_settled"] == report["agent"]["fees"] > 0
 
@@ -164,7 +164,8 @@ def test_scale_networks_keeps_storage_and_da_loaded_while_a_network_is_added(
             assert load["errors"] == 0 and load["ops"] > 0, (pillar, load)
 
 
-def test_kv_workload_commits_counts_conflicts_and_the_hot_counter_adds_up(kv, storage) -> None:
+def test_kv_workload_counts_conflicts_the_counter_adds_up_and_agent_memory_lives_in_kv(
+        kv, storage) -> None:
     from zg_actors.storage.kv.actors import followed_streams
 
     job = load_job("kv_workload")
@@ -187,6 +188,14 @@ def test_kv_workload_commits_counts_conflicts_and_the_hot_counter_adds_up(kv, st
                       conflict_rate=0.0, readers=1, value_bytes=64, seed=1, max_seconds=300,
                       progress=QUIET)
     assert calm["errors"] == 0 and calm["results"] == {"Commit": 3}, calm
+    # With the KV pillar up, ai_pipeline's agent keeps its memory there, each turn
+    # readable at its own version.
+    pipeline = load_job("ai_pipeline")
+    memory = pipeline.agent_memory(config, storage, storage.account.address)
+    assert memory.place == "KV"
+    first, second = memory.save({"turns": [1]}), memory.save({"turns": [1, 2]})
+    assert second["tx_seq"] > first["tx_seq"] and second["key"] == first["key"]
+    assert memory.load(first) == {"turns": [1]} and memory.load(second) == {"turns": [1, 2]}
 
 
 def test_evm_load_deploys_an_erc20_and_every_transfer_arrives(network0) -> None:
