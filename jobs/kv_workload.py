@@ -128,6 +128,13 @@ def run_kv(kv: Any, storage: Any, network_id: int, stream_id: bytes, txs: int, w
         reads.ok(time.monotonic() - began, len(data))
         return len(data)
 
+    # The counter starts at "0", written and replayed before the load: a contending tx then
+    # reads it at a version no earlier than that write (at version 0 before anything was
+    # replayed, a write at tx_seq 0 would not count as newer than the read).
+    setup = Batcher(kv, storage, network_id)
+    setup.set(stream_id, hot, b"0")
+    if (result := setup.exec(wait=True)["result"]) != COMMIT:
+        raise RuntimeError(f"the hot counter's first write did not commit: {result}")
     start = time.monotonic()
     readers_on = [Background(f"kv-read-{i}", read).start() for i in range(readers)]
     with ThreadPoolExecutor(writers, thread_name_prefix="zg-kv") as pool:

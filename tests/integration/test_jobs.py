@@ -176,7 +176,7 @@ def test_kv_workload_counts_conflicts_the_counter_adds_up_and_agent_memory_lives
     report = job.run_kv(client, storage, 0, followed_streams(config)[0], txs=5, writers=3,
                         conflict_rate=1.0, readers=1, value_bytes=64, seed=1,
                         max_seconds=300, progress=QUIET)
-    assert report["errors"] == 0, report
+    assert report["errors"] == 0, (report["committed"], report["reads"], report["results"])
     committed = report["committed"]["txs"]
     assert report["conflicts"] >= 2 and committed >= 1
     assert report["results"] == {"Commit": committed, "VersionConfliction": report["conflicts"]}
