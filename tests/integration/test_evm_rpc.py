@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import ray
+import vyper
 from eth_account import Account as EthAccount
 from ray import serve
 from web3 import Web3
@@ -20,8 +21,6 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from zg_actors import runtime
 from zg_actors.cli import main
 from zg_actors.crypto.devkeys import load_account
-from zg_actors.evm.contracts import ERC20_SUPPLY as SUPPLY
-from zg_actors.evm.contracts import erc20
 from zg_actors.evm.serve import app_name, start_evm_rpc, stop_all_evm_rpc
 
 from ..evm_contract import Wallet
@@ -30,6 +29,39 @@ from .conftest import cli_json
 from .test_chain import handles_of, wait_height
 
 pytestmark = pytest.mark.integration
+
+SUPPLY = 10**24
+ERC20 = """
+# pragma version 0.4.3
+# pragma evm-version cancun
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    value: uint256
+
+name: public(String[32])
+symbol: public(String[8])
+decimals: public(uint8)
+totalSupply: public(uint256)
+balanceOf: public(HashMap[address, uint256])
+
+@deploy
+def __init__(supply: uint256):
+    self.name = "Test Token"
+    self.symbol = "TST"
+    self.decimals = 18
+    self.totalSupply = supply
+    self.balanceOf[msg.sender] = supply
+    log Transfer(sender=empty(address), receiver=msg.sender, value=supply)
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    assert self.balanceOf[msg.sender] >= amount, "insufficient balance"
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[to] += amount
+    log Transfer(sender=msg.sender, receiver=to, value=amount)
+    return True
+"""
 
 
 def free_port() -> int:
@@ -48,6 +80,10 @@ def evm(deployment, tmp_path):
     yield d, config, str(config_file)
     stop_all_evm_rpc()
     serve.shutdown()
+
+
+def erc20() -> dict:
+    return vyper.compile_code(ERC20, output_formats=["abi", "bytecode"])
 
 
 class User:

@@ -1,6 +1,10 @@
-"""The ERC-20 that the EVM tests and `jobs/evm_load.py` deploy: Vyper source, compiled
-in-process (no compiler binary downloaded). Vyper is an optional dependency (the `test`
-extra); `erc20()` says so in a typed error when it is missing."""
+"""The ERC-20 that `jobs/evm_load.py` deploys: Vyper source, compiled in-process (no
+compiler binary downloaded). Vyper is an optional dependency (the `test` extra); `erc20()`
+says so in a typed error when it is missing.
+
+The same source as tests/integration/test_evm_rpc.py's ERC20 on this branch; main now has
+it once in zg_actors/evm/bench.py (ERC20_SOURCE, compile_erc20): on merge, this module's
+source goes and erc20() compiles that one."""
 
 from __future__ import annotations
 
