@@ -10,8 +10,9 @@ that remembers in storage and publishes its transcript to DA.
    file roots, every proof and root checked, loads the model from it and registers its
    service on network 0.
 3. An agent (a devnet compute user) funds the provider and asks it --questions
-   questions; after each answer it writes its memory (the turns so far) to storage as a
-   new file and reads it back by root at the next turn.
+   questions; after each answer it writes its memory (the turns so far) to the KV layer
+   when it is up (a KV tx on a key of its own in the first followed stream, read back at
+   that tx's version at the next turn), else to storage as a new file (read back by root).
 4. The agent posts its transcript to 0G DA through the gRPC gateway and waits for it to
    be FINALIZED.
 5. It prints what went where, with roots, request ids and tx hashes, and re-reads each:
@@ -62,8 +63,10 @@ def parse_args(argv: list[str] | None = None) -> Any:
 
 
 class AgentMemory:
-    """The agent's memory, one JSON document, written as a new storage file at each turn.
-    Only `save` and `load` touch storage: the KV layer can take their place."""
+    """The agent's memory, one JSON document, written as a new storage file at each turn
+    (where the KV layer is not up). Only `save` and `load` touch storage."""
+
+    place = "storage"
 
     def __init__(self, storage: Any) -> None:
         self.storage = storage
@@ -73,8 +76,54 @@ class AgentMemory:
         receipt = self.storage.upload(json.dumps(memory, sort_keys=True).encode())
         return {k: receipt[k] for k in ("root", "tx_seq", "network_id", "size")}
 
-    def load(self, root: bytes) -> dict:
-        return json.loads(self.storage.download(root))
+    def load(self, where: dict) -> dict:
+        return json.loads(self.storage.download(where["root"]))
+
+
+class KvAgentMemory:
+    """The agent's memory in the KV layer: one key of a followed stream, written by a KV
+    tx at each turn (a tagged flow entry the KV nodes replay) and read at that tx's
+    version, so that each turn's memory stays readable."""
+
+    place = "KV"
+
+    def __init__(self, kv: Any, storage: Any, network_id: int, stream_id: bytes,
+                 key: bytes) -> None:
+        self.kv, self.storage, self.network_id = kv, storage, network_id
+        self.stream_id, self.key = stream_id, key
+
+    def save(self, memory: dict) -> dict:
+        """Write `memory` and wait for a KV node's result; where it went (stream, key,
+        tx_seq = the version to read it at, the entry's root)."""
+        from zg_actors.storage.kv.client import Batcher
+        from zg_actors.storage.kv.replay import COMMIT
+
+        batch = Batcher(self.kv, self.storage, self.network_id)
+        batch.set(self.stream_id, self.key, json.dumps(memory, sort_keys=True).encode())
+        receipt = batch.exec(wait=True)
+        if receipt["result"] != COMMIT:
+            raise RuntimeError(f"memory tx {receipt['tx_seq']} not committed: "
+                               f"{receipt['result']}")
+        return {"stream": self.stream_id, "key": self.key, "tx_seq": receipt["tx_seq"],
+                "root": receipt["root"], "network_id": receipt["network_id"],
+                "size": receipt["size"]}
+
+    def load(self, where: dict) -> dict:
+        return json.loads(self.kv.get_value(self.stream_id, self.key, where["tx_seq"]).data)
+
+
+def agent_memory(config: Any, storage: Any, agent: bytes) -> AgentMemory | KvAgentMemory:
+    """The agent's memory in KV when the KV pillar is up (its first followed stream, a
+    key per agent), else in storage files."""
+    from zg_actors.stack import pillar_states
+
+    if pillar_states(config)["kv"]["state"] != "up":
+        return AgentMemory(storage)
+    from zg_actors.storage.kv.actors import followed_streams, kv_network, kv_rpc_url
+    from zg_actors.storage.kv.client import KvClient
+
+    return KvAgentMemory(KvClient(kv_rpc_url(config)), storage, kv_network(config),
+                         followed_streams(config)[0], b"agent-memory/0x" + agent.hex().encode())
 
 
 def upload_weights(storage: Any, path: Path, progress: Progress) -> dict:
@@ -116,7 +165,7 @@ def start_provider_from_storage(config: Any, roots: list[bytes], progress: Progr
                     "funding_tx": funding.hash}
 
 
-def ask(agent: Any, provider: bytes, memory: AgentMemory, questions: list[str],
+def ask(agent: Any, provider: bytes, memory: AgentMemory | KvAgentMemory, questions: list[str],
         max_tokens: int, tally: Tally, progress: Progress) -> tuple[list[dict], list[dict]]:
     """The agent loop: each turn reads the memory back by its root, asks with the last
     answer as context, and stores the memory with the new turn. The turns and where each
@@ -126,7 +175,7 @@ def ask(agent: Any, provider: bytes, memory: AgentMemory, questions: list[str],
     for number, question in enumerate(questions):
         began = time.monotonic()
         try:
-            remembered = memory.load(saved[-1]["root"])["turns"] if saved else []
+            remembered = memory.load(saved[-1])["turns"] if saved else []
             context = f"Earlier you said: {remembered[-1]['answer']}\n" if remembered else ""
             answer = agent.infer(provider, context + question, max_tokens)
             turns.append({"turn": number, "question": question, "answer": answer["output"],
@@ -137,8 +186,8 @@ def ask(agent: Any, provider: bytes, memory: AgentMemory, questions: list[str],
             tally.error(exc)
             continue
         tally.ok(time.monotonic() - began)
-        progress.say(f"turn {number}: {question!r} -> {answer['output'][:60]!r}; memory at "
-                     f"0x{saved[-1]['root'].hex()[:16]}…")
+        progress.say(f"turn {number}: {question!r} -> {answer['output'][:60]!r}; memory in "
+                     f"{memory.place} at tx {saved[-1]['tx_seq']}")
     return turns, saved
 
 
@@ -157,7 +206,8 @@ def post_transcript(client: Any, transcript: bytes, progress: Progress) -> dict:
             "size": len(transcript)}
 
 
-def reread(storage: Any, disperser: Any, weights: dict, provider: dict, memory: AgentMemory,
+def reread(storage: Any, disperser: Any, weights: dict, provider: dict,
+           memory: AgentMemory | KvAgentMemory,
            saved: list[dict], turns: list[dict], blob: dict, transcript: bytes) -> dict:
     """Read each thing back from where it went: a check per item (True when it matches)."""
     from zg_actors.compute.sdk import ServingChain
@@ -169,7 +219,7 @@ def reread(storage: Any, disperser: Any, weights: dict, provider: dict, memory: 
               and info["size"] == weights["size"],
               "provider_loaded_these_roots": provider["model_roots"] == weights["roots"],
               "service_registered": service.get("endpoint") == provider["endpoint"],
-              "memory_matches": bool(saved) and memory.load(saved[-1]["root"]) == {
+              "memory_matches": bool(saved) and memory.load(saved[-1]) == {
                   "turns": turns}}
     if blob["status"] == "FINALIZED":
         data = disperser.retrieve_blob(blob["storage_root"], blob["epoch"], blob["quorum_id"])
@@ -203,7 +253,7 @@ def run_pipeline(config: Any, storage: Any, disperser: Any, questions: int, max_
         tally = Tally()
         chosen = [QUESTIONS[i % len(QUESTIONS)] for i in range(questions)]
         began = time.monotonic()
-        memory = AgentMemory(storage)
+        memory = agent_memory(config, storage, agent.account.address)
         turns, saved = ask(agent, provider["address"], memory, chosen, max_tokens, tally,
                            progress)
         steps["agent_loop_s"] = time.monotonic() - began
@@ -226,7 +276,7 @@ def run_pipeline(config: Any, storage: Any, disperser: Any, questions: int, max_
                       "fund_tx": fund, "fees": sum(t["fee"] for t in turns),
                       "settlement_txs": settled["txs"], "fees_settled": settled["paid"]},
             "where": {"weights (storage)": weights, "provider (compute, network 0)": provider,
-                      "memory (storage)": saved, "transcript (DA)": blob},
+                      f"memory ({memory.place})": saved, "transcript (DA)": blob},
             "turns": turns, "reread": checks, "errors": errors}
 
 

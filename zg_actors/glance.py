@@ -133,6 +133,37 @@ def _compute_table(compute: dict[str, Any], per_s: dict[str, Any]) -> Table:
     return table
 
 
+def replay_lag(statuses: list[dict[str, Any]], entries: dict[int, int]) -> list[dict]:
+    """Each KV node's replay lag: the flow entries of its network it has not replayed
+    (`entries` by network id); a node that did not answer keeps its "down"."""
+    out = []
+    for s in statuses:
+        if "down" in s:
+            out.append({"index": s["index"], "down": s["down"]})
+            continue
+        total = entries.get(s["network_id"])
+        out.append({"index": s["index"], "network_id": s["network_id"],
+                    "replayed": s["next_tx_seq"], "entries": total,
+                    "lag": None if total is None else max(0, total - s["next_tx_seq"]),
+                    "last_error": s.get("last_error")})
+    return out
+
+
+def _kv_table(kv: dict[str, Any]) -> Table:
+    table = Table(title="KV nodes")
+    for column in ("node", "network", "entries replayed", "flow entries", "replay lag",
+                   "last error"):
+        table.add_column(column)
+    for n in kv["nodes"]:
+        if "down" in n:
+            table.add_row(str(n["index"]), "-", "-", "-", "-", f"[red]down ({n['down']})[/]")
+            continue
+        table.add_row(str(n["index"]), str(n["network_id"]), str(n["replayed"]),
+                      "-" if n["entries"] is None else str(n["entries"]),
+                      "-" if n["lag"] is None else str(n["lag"]), n["last_error"] or "")
+    return table
+
+
 def _endpoints_table(endpoints: dict[str, str]) -> Table:
     table = Table(title="endpoints")
     table.add_column("service")
@@ -150,6 +181,8 @@ def render(look: dict[str, Any], per_s: dict[str, Any] | None = None) -> Group:
         parts += [_chain_table(look, per_s), _staking_line(look)]
     if "storage" in look:
         parts += _storage_parts(look["storage"], per_s)
+    if "kv" in look:
+        parts.append(_kv_table(look["kv"]))
     if "da" in look:
         parts.append(_da_table(look["da"], per_s))
     if "compute" in look:
@@ -180,6 +213,9 @@ def look(config: Config) -> dict[str, Any]:
     active = [n["network_id"] for n in data["networks"] if n["status"] == "active"]
     if pillars["storage"]["state"] != "down":
         data["storage"] = _storage(config, active)
+    if pillars["kv"]["state"] != "down":
+        data["kv"] = _kv(config)
+    data["endpoints"].update(_jsonrpc_endpoints(config))
     if pillars["da"]["state"] != "down":
         pillars["da"]["epoch"] = call(d.staking.da_current_epoch.remote())
         data["da"] = _da(config, pillars["da"]["epoch"])
@@ -235,6 +271,39 @@ def _da(config: Config, epoch: int) -> dict[str, Any]:
             statuses[status] = statuses.get(status, 0) + count
     return {"epoch": epoch, "statuses": statuses,
             "confirmed_bytes": sum(s["confirmed_bytes"] for s in stats)}
+
+
+def _kv(config: Config) -> dict[str, Any]:
+    from zg_actors.chain.client import SyncChainClient
+    from zg_actors.storage.kv.actors import kv_statuses
+
+    statuses = kv_statuses(config)
+    entries = {}
+    for network_id in {s["network_id"] for s in statuses if "down" not in s}:
+        try:
+            entries[network_id] = SyncChainClient(network_id).query("flow", "flow")["entries"]
+        except (ZgError, OSError):  # the network's validators busy: no lag this look
+            continue
+    return {"nodes": replay_lag(statuses, entries)}
+
+
+def _jsonrpc_endpoints(config: Config) -> dict[str, str]:
+    """The JSON-RPC apps running on Ray Serve: each network's Ethereum JSON-RPC, the KV's."""
+    from ray import serve
+
+    from zg_actors.evm.serve import APP_PREFIX, evm_rpc_url
+    from zg_actors.storage.kv.actors import KV_RPC_APP, kv_rpc_url
+
+    try:
+        running = list(serve.status().applications)
+    except Exception:  # noqa: BLE001 - Serve never started in this cluster: no apps
+        return {}
+    out = {f"network {name[len(APP_PREFIX):]} Ethereum (JSON-RPC)":
+           evm_rpc_url(config, int(name[len(APP_PREFIX):]))
+           for name in sorted(running) if name.startswith(APP_PREFIX)}
+    if KV_RPC_APP in running:
+        out["KV (JSON-RPC)"] = kv_rpc_url(config)
+    return out
 
 
 def _gateway_endpoint() -> dict[str, str]:

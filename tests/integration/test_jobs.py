@@ -18,6 +18,8 @@ from zg_actors.rpc.client import DisperserClient
 from zg_actors.storage.sdk import StorageClient
 from zg_actors.workload import Progress
 
+from .test_kv import free_port
+
 pytestmark = pytest.mark.integration
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
@@ -60,6 +62,23 @@ def disperser(network0) -> Iterator[DisperserClient]:
     with DisperserClient(f"127.0.0.1:{where['port']}") as client:
         yield client
     del handles, gateway
+
+
+@pytest.fixture
+def kv(network0, storage) -> Iterator[tuple[Any, Config]]:
+    """Two KV nodes following one stream of network 0, and their JSON-RPC."""
+    from ray import serve
+
+    from zg_actors.storage.kv.actors import start_kv_nodes, start_kv_rpc, stop_kv
+    from zg_actors.storage.kv.client import KvClient
+
+    _, config = network0
+    config = config.replace(**{"kv.streams": "jobs", "kv.rpc_port": free_port()})
+    nodes = start_kv_nodes(config)  # held: a non-detached actor lives while a handle does
+    yield KvClient(start_kv_rpc(config)), config
+    del nodes
+    stop_kv(config)
+    serve.shutdown()
 
 
 def test_storage_ingest_uploads_concurrently_and_verifies_a_sample(storage) -> None:
@@ -125,7 +144,7 @@ def test_ai_pipeline_weights_to_storage_provider_from_roots_memory_and_transcrip
     assert weights["size"] > 50_000_000 and weights["status"] == "FINALIZED"
     assert provider["model_roots"] == weights["roots"]
     assert provider["index"] == config.compute.providers
-    assert len(where["memory (storage)"]) == 2 == len(report["turns"])
+    assert len(where["memory (storage)"]) == 2 == len(report["turns"])  # KV is not up
     assert where["transcript (DA)"]["status"] == "FINALIZED"
     assert report["agent"]["fees_settled"] == report["agent"]["fees"] > 0
 
@@ -143,3 +162,60 @@ def test_scale_networks_keeps_storage_and_da_loaded_while_a_network_is_added(
         for pillar in ("storage", "da"):
             load = step["pillars"][pillar]
             assert load["errors"] == 0 and load["ops"] > 0, (pillar, load)
+
+
+def test_kv_workload_counts_conflicts_the_counter_adds_up_and_agent_memory_lives_in_kv(
+        kv, storage) -> None:
+    from zg_actors.storage.kv.actors import followed_streams
+
+    job = load_job("kv_workload")
+    client, config = kv
+    assert job.contending(8, 0.25, 1).count(True) == 2
+    # Every tx contends and three are sent at once: the first three read one version of the
+    # hot key, so at most one of them commits.
+    report = job.run_kv(client, storage, 0, followed_streams(config)[0], txs=5, writers=3,
+                        conflict_rate=1.0, readers=1, value_bytes=64, seed=1,
+                        max_seconds=300, progress=QUIET)
+    assert report["errors"] == 0, (report["committed"], report["reads"], report["results"])
+    committed = report["committed"]["txs"]
+    assert report["conflicts"] >= 2 and committed >= 1
+    assert report["results"] == {"Commit": committed, "VersionConfliction": report["conflicts"]}
+    assert committed + report["conflicts"] == 5 and report["hot_counter"] == committed
+    assert report["committed_per_s"] > 0 and report["reads"]["reads"] > 0
+    assert 0 < report["reads"]["latency_p50_s"] <= report["reads"]["latency_p99_s"]
+    # No contention: every tx commits.
+    calm = job.run_kv(client, storage, 0, followed_streams(config)[0], txs=3, writers=3,
+                      conflict_rate=0.0, readers=1, value_bytes=64, seed=1, max_seconds=300,
+                      progress=QUIET)
+    assert calm["errors"] == 0 and calm["results"] == {"Commit": 3}, calm
+    # With the KV pillar up, ai_pipeline's agent keeps its memory there, each turn
+    # readable at its own version.
+    pipeline = load_job("ai_pipeline")
+    memory = pipeline.agent_memory(config, storage, storage.account.address)
+    assert memory.place == "KV"
+    first, second = memory.save({"turns": [1]}), memory.save({"turns": [1, 2]})
+    assert second["tx_seq"] > first["tx_seq"] and second["key"] == first["key"]
+    assert memory.load(first) == {"turns": [1]} and memory.load(second) == {"turns": [1, 2]}
+
+
+def test_evm_load_deploys_an_erc20_and_every_transfer_arrives(network0) -> None:
+    from ray import serve
+    from web3 import Web3
+
+    from zg_actors.evm.serve import start_evm_rpc, stop_all_evm_rpc
+
+    job = load_job("evm_load")
+    _, config = network0
+    config = config.replace(**{"networks.evm.rpc_port": free_port()})
+    try:
+        w3 = Web3(Web3.HTTPProvider(start_evm_rpc(config, 0), request_kwargs={"timeout": 60}))
+        report = job.run_load(w3, job.devnet_keys(config.devnet.key_seed, 3), duration_s=5.0,
+                              progress=QUIET)
+    finally:
+        stop_all_evm_rpc()
+        serve.shutdown()
+    assert report["errors"] == 0, report
+    transfers = report["transfers"]["transfers"]
+    assert transfers >= 2 and report["tokens_received"] == transfers * job.AMOUNT
+    assert report["gas_used"] > 21_000 * transfers and report["base_fee_min"] > 0
+    assert 0 < report["transfers"]["latency_p50_s"] <= report["transfers"]["latency_p99_s"]

@@ -96,6 +96,7 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
     status, out = zg(capsys, "up", "--without", "chain", *cfg)
     assert status == 0 and out["pillars"] == ["storage", "kv", "da", "compute"]
     assert out["started"]["kv"]["rpc"].startswith("http://")
+    kv_rpc = out["started"]["kv"]["rpc"]
     assert out["started"]["storage"]["miners"] == 4 and len(out["started"]["compute"]) == 1
     status, out = zg(capsys, "status", *cfg)
     assert {name: p["state"] for name, p in out["pillars"].items()} == dict.fromkeys(
@@ -109,6 +110,11 @@ def test_up_status_down_and_each_pillar_not_up(capsys: pytest.CaptureFixture[str
     assert out["endpoints"]["DA Disperser (gRPC)"].endswith(":" + str(yaml.safe_load(
         Path(config_file).read_text())["da"]["gateway_port"]))
     assert out["rates"]["seconds"] >= 1.0 and set(out["rates"]["tx_per_s"]) == {"0"}
+    # KV nodes with their replay lag (flow entries not replayed), the JSON-RPC endpoints.
+    assert [n["network_id"] for n in out["kv"]["nodes"]] == [0] * len(out["kv"]["nodes"])
+    assert all(0 <= n["lag"] <= n["entries"] for n in out["kv"]["nodes"])
+    assert out["endpoints"]["KV (JSON-RPC)"] == kv_rpc
+    assert out["endpoints"]["network 0 Ethereum (JSON-RPC)"].startswith("http://")
     status, out = zg(capsys, "da", "disperse", str(blob), *cfg)
     assert status == 0 and out["status"] == "PROCESSING"
 

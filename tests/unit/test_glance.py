@@ -10,10 +10,10 @@ import pytest
 from rich.console import Console
 
 from zg_actors.config import ZG
-from zg_actors.glance import rates, render
+from zg_actors.glance import rates, render, replay_lag
 
 PILLARS = {name: {"state": "up", "running": 1, "expected": 1, "missing": []}
-           for name in ("chain", "storage", "da", "compute")}
+           for name in ("chain", "storage", "kv", "da", "compute")}
 LOOK = {
     "namespace": "zg", "at": 1_000.0, "pillars": PILLARS,
     "networks": [{"network_id": 0, "status": "active", "identity": 0, "height": 120,
@@ -28,7 +28,11 @@ LOOK = {
            "confirmed_bytes": 10_000_000},
     "compute": {"providers": [{"index": 0, "model": "SmolLM2", "served": 40,
                                "unsettled_requests": 5, "unsettled_fees": ZG // 1000}]},
-    "endpoints": {"DA Disperser (gRPC)": "10.0.0.1:50051"},
+    "kv": {"nodes": [{"index": 0, "network_id": 0, "replayed": 7, "entries": 9, "lag": 2,
+                      "last_error": None}, {"index": 1, "down": "ActorDiedError"}]},
+    "endpoints": {"DA Disperser (gRPC)": "10.0.0.1:50051",
+                  "network 0 Ethereum (JSON-RPC)": "http://10.0.0.1:8545/evm/0",
+                  "KV (JSON-RPC)": "http://10.0.0.1:8545/kv"},
 }
 
 
@@ -74,8 +78,20 @@ def test_the_view_shows_every_pillar_and_its_figures() -> None:
                    "ZG supply 1,000.00", "invariants ok", "storage", "3.00 MB", "0.50",
                    "shards per miner 0: 12, 1: 13", "DA (epoch 4)", "FINALIZED", "30", "1.50",
                    "compute providers", "SmolLM2", "2.00", "0.001000",
-                   "DA Disperser (gRPC)", "10.0.0.1:50051", "rates over 2.0 s"):
+                   "DA Disperser (gRPC)", "10.0.0.1:50051", "rates over 2.0 s",
+                   "KV nodes", "replay lag", "down (ActorDiedError)",
+                   "network 0 Ethereum (JSON-RPC)", "http://10.0.0.1:8545/evm/0",
+                   "KV (JSON-RPC)"):
         assert figure in shown, figure
+
+
+def test_replay_lag_is_the_flow_entries_a_kv_node_has_not_replayed() -> None:
+    statuses = [{"index": 0, "network_id": 0, "next_tx_seq": 7, "last_error": None},
+                {"index": 1, "network_id": 3, "next_tx_seq": 5},
+                {"index": 2, "down": "ActorDiedError"}]
+    lag = replay_lag(statuses, {0: 9})
+    assert [n.get("lag") for n in lag] == [2, None, None]
+    assert lag[0]["replayed"] == 7 and lag[0]["entries"] == 9 and lag[2]["down"]
 
 
 def test_one_look_has_no_rates_and_a_down_stack_shows_only_its_pillars() -> None:
@@ -86,7 +102,7 @@ def test_one_look_has_no_rates_and_a_down_stack_shows_only_its_pillars() -> None
     shown = text(down)
     assert "down" in shown
     for part in ("consensus networks", "shards per miner", "DA (epoch", "compute providers",
-                 "endpoints"):
+                 "endpoints", "KV nodes"):
         assert part not in shown, part
 
 

@@ -14,6 +14,7 @@ from zg_actors.rpc.jsonrpc import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     SERVER_ERROR,
+    UNKNOWN_METHOD,
     Registry,
     RpcError,
 )
@@ -89,3 +90,17 @@ def test_batches_answer_each_request_and_skip_notifications() -> None:
 def test_an_rpc_error_survives_pickling() -> None:
     error = pickle.loads(pickle.dumps(RpcError(-32601, "m", {"method": "x"})))
     assert error.to_dict() == {"code": -32601, "message": "m", "data": {"method": "x"}}
+
+
+def test_the_observer_is_told_each_request_with_its_error_code_and_no_made_up_method() -> None:
+    told: list[tuple[str, int | None]] = []
+    r = registry()
+    r.observer = lambda method, seconds, code: told.append((method, code)) or None
+    batch = [{"jsonrpc": "2.0", "id": 1, "method": "t_add", "params": [1]},
+             {"jsonrpc": "2.0", "id": 2, "method": "t_add", "params": [1, 2, 3]},
+             {"jsonrpc": "2.0", "id": 3, "method": "t_fail", "params": ["other"]},
+             {"jsonrpc": "2.0", "method": "t_add", "params": [1]},  # a notification
+             {"jsonrpc": "2.0", "id": 4, "method": "made_up_42", "params": []}]
+    asyncio.run(r.handle(json.dumps(batch)))
+    assert told == [("t_add", None), ("t_add", INVALID_PARAMS), ("t_fail", SERVER_ERROR),
+                    ("t_add", None), (UNKNOWN_METHOD, METHOD_NOT_FOUND)]

@@ -4,6 +4,7 @@ pacing, background loads, and every job's command line."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 import threading
 import time
 from pathlib import Path
@@ -156,7 +157,8 @@ def _wait(predicate, timeout_s: float = 10.0) -> bool:
 
 
 @pytest.mark.parametrize("name", ["storage_ingest", "da_rollup", "inference_load",
-                                  "ai_pipeline", "scale_networks"])
+                                  "ai_pipeline", "scale_networks", "kv_workload",
+                                  "evm_load"])
 def test_every_job_has_help_json_and_the_common_options(name: str,
                                                         capsys: pytest.CaptureFixture) -> None:
     job = load_job(name)
@@ -176,6 +178,29 @@ def test_scale_networks_takes_the_pillars_it_keeps_loaded() -> None:
     assert job.parse_args([]).pillars == []
     with pytest.raises(SystemExit):
         job.parse_args(["--pillars", "storage,kv"])
+
+
+def test_kv_workload_contends_the_chosen_share_of_its_txs() -> None:
+    job = load_job("kv_workload")
+    assert job.contending(20, 0.25, 1).count(True) == 5
+    assert job.contending(20, 0.25, 1) == job.contending(20, 0.25, 1)
+    assert job.contending(3, 0.0, 1) == [False] * 3 and job.contending(3, 1.0, 2) == [True] * 3
+    with pytest.raises(ValueError, match="1.5"):
+        job.contending(3, 1.5, 1)
+
+
+def test_evm_load_says_what_to_install_when_web3_or_vyper_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from zg_actors.errors import Unavailable
+    from zg_actors.evm.contracts import erc20
+
+    job = load_job("evm_load")
+    monkeypatch.setitem(sys.modules, "web3", None)
+    with pytest.raises(Unavailable, match="needs web3.py.*pip install web3"):
+        job.needs()
+    monkeypatch.setitem(sys.modules, "vyper", None)
+    with pytest.raises(Unavailable, match="needs Vyper"):
+        erc20()
 
 
 def test_the_rollup_chains_its_batches_by_hash() -> None:

@@ -30,12 +30,28 @@ def _factory(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def gateway_observer(gateway: str) -> Any:
+    """Records each request in the gateway metrics under `gateway` (the app's name), with
+    its JSON-RPC error code when it failed."""
+    from zg_actors.metrics import GATEWAY_METRICS, Metrics
+
+    metrics = Metrics(GATEWAY_METRICS, gateway=gateway)
+
+    def observe(method: str, seconds: float, code: int | None) -> None:
+        metrics.inc("zg_gateway_requests", method=method)
+        metrics.observe("zg_gateway_request_seconds", seconds, method=method)
+        if code is not None:
+            metrics.inc("zg_gateway_errors", method=method, code=code)
+    return observe
+
+
 @serve.deployment
 class JsonRpcIngress:
     """POST a JSON-RPC request (or batch) to the route; the answer is the response body."""
 
-    def __init__(self, factory: str, args: tuple) -> None:
+    def __init__(self, factory: str, args: tuple, gateway: str) -> None:
         self.registry: Registry = _factory(factory)(*args)
+        self.registry.observer = gateway_observer(gateway)
 
     async def __call__(self, request: Request) -> Response:
         if request.method != "POST":
@@ -53,7 +69,7 @@ def serve_jsonrpc(name: str, route_prefix: str, factory: str, args: tuple, host:
     returns its URL. Serve itself is started on host:port if it is not running yet."""
     serve.start(http_options={"host": host, "port": port})
     app = JsonRpcIngress.options(name=name, ray_actor_options={"num_cpus": num_cpus}).bind(
-        factory, args)
+        factory, args, name)
     serve.run(app, name=name, route_prefix=route_prefix)
     return url_of(host, port, route_prefix)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000  # the method ran and failed (implementation-defined range)
+UNKNOWN_METHOD = "unknown"  # how an observer is told of a method that does not exist
 MAX_BATCH_REQUESTS = 1_000  # one HTTP body may not ask for more work than this
 
 Method = Callable[..., Any | Awaitable[Any]]
@@ -78,6 +80,9 @@ class Registry:
 
     def __init__(self) -> None:
         self.methods: dict[str, Method] = {}
+        # Told of every request answered: (method, seconds, error code or None); a method
+        # not registered is told as UNKNOWN_METHOD, so that callers cannot add series.
+        self.observer: Callable[[str, float, int | None], None] | None = None
 
     def add(self, name: str, method: Method) -> None:
         if name in self.methods:
@@ -120,11 +125,20 @@ class Registry:
                 INVALID_REQUEST, "invalid request: want an object with jsonrpc \"2.0\", a "
                 "string method, params as an array or object, and a string or number id"))
         notification = "id" not in request
+        started = time.perf_counter()
         try:
             result = await self.call(request["method"], request.get("params", []))
         except Exception as exc:  # every failure becomes the error object of its request
-            return None if notification else _response(request["id"], error=error_of(exc))
+            error = error_of(exc)
+            self._observe(request["method"], started, error.code)
+            return None if notification else _response(request["id"], error=error)
+        self._observe(request["method"], started, None)
         return None if notification else _response(request["id"], result=result)
+
+    def _observe(self, name: str, started: float, code: int | None) -> None:
+        if self.observer is not None:
+            self.observer(name if name in self.methods else UNKNOWN_METHOD,
+                          time.perf_counter() - started, code)
 
     async def call(self, name: str, params: list | dict) -> Any:
         """Run method `name` with `params`; RpcError when it does not exist or the params do
