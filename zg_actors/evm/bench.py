@@ -1,7 +1,7 @@
 """`zg bench evm`: committed Ethereum tx/s through the JSON-RPC, beside py-evm alone.
 
 After 0glabs/evmchainbench: two kinds of signed raw txs, native (EVM value) transfers and
-ERC-20 `transfer` calls on a Vyper token (ERC20_SOURCE, compiled in-process with the
+ERC-20 `transfer` calls on a Vyper token (evm/contracts.py, compiled in-process with the
 `vyper` package).
 
 1. The anchor, in this process, in the same run: the very txs the network gets, decoded
@@ -46,6 +46,7 @@ from zg_actors.chain.tx import decode_tx
 from zg_actors.config import Config
 from zg_actors.crypto.devkeys import load_account
 from zg_actors.errors import InvalidInput
+from zg_actors.evm.contracts import erc20
 from zg_actors.workload import error_kind, percentile
 
 KINDS = ("native", "erc20")
@@ -76,37 +77,6 @@ HTTP_TIMEOUT_S = 60.0
 RECEIPT_TIMEOUT_S = 90.0
 SAMPLE_RECEIPTS = 20  # receipts per kind checked for status 1 after the run
 
-ERC20_SOURCE = """
-# pragma version 0.4.3
-# pragma evm-version cancun
-event Transfer:
-    sender: indexed(address)
-    receiver: indexed(address)
-    value: uint256
-
-name: public(String[32])
-symbol: public(String[8])
-decimals: public(uint8)
-totalSupply: public(uint256)
-balanceOf: public(HashMap[address, uint256])
-
-@deploy
-def __init__(supply: uint256):
-    self.name = "Test Token"
-    self.symbol = "TST"
-    self.decimals = 18
-    self.totalSupply = supply
-    self.balanceOf[msg.sender] = supply
-    log Transfer(sender=empty(address), receiver=msg.sender, value=supply)
-
-@external
-def transfer(to: address, amount: uint256) -> bool:
-    assert self.balanceOf[msg.sender] >= amount, "insufficient balance"
-    self.balanceOf[msg.sender] -= amount
-    self.balanceOf[to] += amount
-    log Transfer(sender=msg.sender, receiver=to, value=amount)
-    return True
-"""
 
 
 class EvmBenchError(InvalidInput):
@@ -117,9 +87,7 @@ class EvmBenchError(InvalidInput):
 
 def compile_erc20() -> dict[str, Any]:
     """The token's ABI and init bytecode, compiled in this process (no compiler download)."""
-    import vyper
-
-    return vyper.compile_code(ERC20_SOURCE, output_formats=["abi", "bytecode"])
+    return erc20()
 
 
 def contract_address(sender: bytes, nonce: int) -> bytes:

@@ -1,17 +1,13 @@
-"""The ERC-20 that `jobs/evm_load.py` deploys: Vyper source, compiled in-process (no
-compiler binary downloaded). Vyper is an optional dependency (the `test` extra); `erc20()`
-says so in a typed error when it is missing.
-
-The same source as tests/integration/test_evm_rpc.py's ERC20 on this branch; main now has
-it once in zg_actors/evm/bench.py (ERC20_SOURCE, compile_erc20): on merge, this module's
-source goes and erc20() compiles that one."""
+"""The one ERC-20 of the project (`zg bench evm`, `jobs/evm_load.py`, the web3.py tests):
+Vyper source, compiled in-process (no compiler binary downloaded); `erc20()` says in a
+typed error what to install when Vyper is missing."""
 
 from __future__ import annotations
 
 from zg_actors.errors import Unavailable
 
 ERC20_SUPPLY = 10**24  # token units the deployer is minted
-ERC20 = """
+ERC20_SOURCE = """
 # pragma version 0.4.3
 # pragma evm-version cancun
 event Transfer:
@@ -50,5 +46,5 @@ def erc20() -> dict:
         import vyper
     except ImportError as exc:
         raise Unavailable("compiling the ERC-20 needs Vyper: pip install 'vyper>=0.4.3,<0.5' "
-                          "(or the project's `test` extra)") from exc
-    return vyper.compile_code(ERC20, output_formats=["abi", "bytecode"])
+                          "(a dependency of zg-actors)") from exc
+    return vyper.compile_code(ERC20_SOURCE, output_formats=["abi", "bytecode"])
