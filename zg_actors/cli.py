@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="offered tx/s per network (400)")
     up = add_command(sub, "up", cmd_up, "deploy the whole stack as detached named actors into "
                      "a running Ray cluster (namespace from config, default zg): the chain "
-                     "(staking, networks, relayer), storage miners and repairer, DA nodes, "
+                     "(staking, networks, relayer, each network's Ethereum JSON-RPC), storage "
+                     "miners and repairer, KV nodes and the kv_* JSON-RPC, DA nodes, "
                      "dispersers and gRPC gateway, compute providers; each resumes from its "
                      "data under data_dir", cluster=True)
     choose = up.add_mutually_exclusive_group()
@@ -198,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"({','.join(stack.PILLARS)}); without chain it must be up already")
     choose.add_argument("--without", metavar="P,...", help="start every pillar but these")
     add_command(sub, "down", cmd_down, "remove every zg actor of the namespace: C0, networks, "
-                "relayer, storage miners, DA nodes and gateway, compute providers (data "
-                "stays)", cluster=True)
+                "relayer, JSON-RPC apps, storage miners, KV nodes, DA nodes and gateway, "
+                "compute providers (data stays)", cluster=True)
     status = add_command(sub, "status", cmd_status, "every pillar up, partial or down "
                          "(actors running of those the config names) with its live figures: "
                          "per network height and tx/s, C0 supply and invariants; files, bytes "
