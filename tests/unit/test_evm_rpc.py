@@ -256,3 +256,34 @@ def test_bad_input_gets_geths_error_and_changes_nothing(net: Net, case: str) -> 
     assert after == before
     block = net.commit_block()  # and no block takes it
     assert len(block.txs) == (1 if case == "duplicate" else 0)
+
+
+def test_sends_of_one_turn_reach_the_validator_in_one_call_in_arrival_order() -> None:
+    import asyncio
+
+    from zg_actors.evm.rpc import SubmitCoalescer
+
+    calls: list[list[bytes]] = []
+
+    async def submit(raw_txs: list[bytes]) -> list[str | None]:
+        calls.append(list(raw_txs))
+        return [None if raw != b"bad" else "NonceError: nonce too low" for raw in raw_txs]
+
+    async def main() -> list[str | None]:
+        coalescer = SubmitCoalescer(submit)
+        first = await asyncio.gather(*(coalescer.submit(raw) for raw in
+                                       [b"a", b"bad", b"c"]))
+        return [*first, await coalescer.submit(b"d")]
+
+    assert asyncio.run(main()) == [None, "NonceError: nonce too low", None, None]
+    assert calls == [[b"a", b"bad", b"c"], [b"d"]]
+
+    async def failing(raw_txs: list[bytes]) -> list[str | None]:
+        raise RuntimeError("validator gone")
+
+    async def both_fail() -> list[BaseException | str | None]:
+        coalescer = SubmitCoalescer(failing)
+        return await asyncio.gather(coalescer.submit(b"a"), coalescer.submit(b"b"),
+                                    return_exceptions=True)
+
+    assert [str(e) for e in asyncio.run(both_fail())] == ["validator gone"] * 2

@@ -16,8 +16,10 @@ their Ethereum view (txs, receipts, logs) is kept per height once built.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -310,6 +312,38 @@ def _check_tag(tag: Any, index: int) -> None:
 
 
 # ---- the API ---------------------------------------------------------------------------------
+class SubmitCoalescer:
+    """Raw txs handed over in the same turn of the event loop (a JSON-RPC batch of
+    eth_sendRawTransaction, concurrent clients) go to a validator in one submit_txs call,
+    in arrival order; each caller gets its own tx's answer."""
+
+    def __init__(self, submit: Callable[[list[bytes]], Awaitable[list[str | None]]]) -> None:
+        self._submit = submit
+        self._pending: list[tuple[bytes, asyncio.Future]] = []
+
+    async def submit(self, raw: bytes) -> str | None:
+        """None if the validator admitted the tx, else its refusal."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future = loop.create_future()
+        self._pending.append((raw, answer))
+        if len(self._pending) == 1:  # the first of this turn sends the lot after it
+            loop.call_soon(lambda: loop.create_task(self._flush()))
+        return await answer
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            errors = await self._submit([raw for raw, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - every waiting caller gets it
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for (_, answer), error in zip(batch, errors, strict=True):
+            if not answer.done():
+                answer.set_result(error)
+
+
 class EthApi:
     """Every method of docs/spec/evm.md for one network, over its validators."""
 
@@ -321,6 +355,7 @@ class EthApi:
         self._heights: dict[bytes, int] = {ZERO_HASH: 0}  # block hash -> height
         self._scanned = 0  # block hashes known up to this height
         self._filters: dict[str, dict] = {}
+        self._submitter = SubmitCoalescer(chain.submit)
 
     def registry(self) -> Registry:
         registry = Registry()
@@ -602,8 +637,8 @@ class EthApi:
             raise RpcError(SERVER_ERROR, "rlp: expected an Ethereum transaction (legacy, "
                            "EIP-2930 or EIP-1559), got a zg-native one")
         try:
-            [error] = await self.chain.submit([encoded])
-        except ZgError as exc:  # the whole batch refused (e.g. larger than any tx may be)
+            error = await self._submitter.submit(encoded)
+        except ZgError as exc:  # the whole batch refused (a retired network)
             raise RpcError(SERVER_ERROR, str(exc)) from None
         if error is not None:
             raise tx_refusal(error)

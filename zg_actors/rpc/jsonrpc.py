@@ -18,6 +18,7 @@ details (a bug must not leak internals to a caller).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
@@ -107,7 +108,10 @@ class Registry:
                 return _encode(_response(None, error=RpcError(
                     INVALID_REQUEST, f"batch of {len(message)} requests, limit "
                     f"{MAX_BATCH_REQUESTS}", {"requests": len(message)})))
-            answers = [a for a in [await self.answer(m) for m in message] if a is not None]
+            # Answered concurrently (JSON-RPC allows any order; answers keep the requests'):
+            # a batch of sends becomes one call to a validator (EthApi coalesces them).
+            answers = [a for a in await asyncio.gather(*(self.answer(m) for m in message))
+                       if a is not None]
             return _encode(answers) if answers else None
         answer = await self.answer(message)
         return _encode(answer) if answer is not None else None
