@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from zg_actors.config import Config, load_config
-from zg_actors.errors import ZgError
+from zg_actors.errors import InvalidInput, ZgError
 
 console = Console(stderr=True)
 
@@ -86,3 +86,12 @@ def add_command(parent: Any, name: str, func: Callable[[argparse.Namespace], int
                        "(default: auto, the cluster this machine belongs to)")
     p.set_defaults(func=func)
     return p
+
+
+def parse_hex(text: str, name: str) -> bytes:
+    """Bytes typed as hex, with or without 0x ("0x" alone is empty)."""
+    digits = text[2:] if text.lower().startswith("0x") else text
+    try:
+        return bytes.fromhex(digits)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} {text!r} is not hex", value=text, **{name: text}) from exc

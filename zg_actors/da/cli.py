@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zg_actors import stack
-from zg_actors.cli_common import add_command, config_of, connect, console, emit, progress
+from zg_actors.cli_common import (
+    add_command,
+    config_of,
+    connect,
+    console,
+    emit,
+    parse_hex,
+    progress,
+)
 from zg_actors.config import Config
 from zg_actors.errors import InvalidInput
 
@@ -30,14 +38,6 @@ def _disperser(args: argparse.Namespace, config: Config) -> DisperserClient:
         client.close()
         raise stack.not_up("da", config.ray.namespace, f"no gRPC gateway answers at {address}")
     return client
-
-
-def parse_hex(text: str, name: str) -> bytes:
-    """Bytes typed as hex, with or without 0x."""
-    try:
-        return bytes.fromhex(text.removeprefix("0x"))
-    except ValueError as exc:
-        raise InvalidInput(f"{name} {text!r} is not hex", value=text) from exc
 
 
 def parse_byte_sizes(text: str) -> list[int]:

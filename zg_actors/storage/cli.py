@@ -11,18 +11,9 @@ from typing import Any
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from zg_actors import stack
-from zg_actors.cli_common import add_command, config_of, connect, console, emit
+from zg_actors.cli_common import add_command, config_of, connect, console, emit, parse_hex
 from zg_actors.errors import InvalidInput
 from zg_actors.storage.constants import STATUS_FINALIZED
-
-
-def parse_hex(text: str, name: str) -> bytes:
-    """Bytes typed as hex, with or without 0x ("0x" alone is empty)."""
-    digits = text[2:] if text.lower().startswith("0x") else text
-    try:
-        return bytes.fromhex(digits)
-    except ValueError as exc:
-        raise InvalidInput(f"{name} {text!r} is not hex", **{name: text}) from exc
 
 
 def parse_root(text: str) -> bytes:
