@@ -165,8 +165,11 @@ _senders: dict[bytes, bytes] = {}  # Ethereum tx hash -> recovered sender, this 
 def decode_ethereum_tx(data: bytes) -> Transaction:
     """An Ethereum tx from its raw bytes, with its sender recovered from the signature.
     Refusals in Geth's words: transaction type not supported, invalid sender."""
-    type_id = data[0] if data[0] < 0xC0 else evm_params.LEGACY_TX_TYPE
-    if type_id not in evm_params.SUPPORTED_TX_TYPES:
+    typed = data[0] < 0xC0  # EIP-2718: a type byte, then RLP; a legacy tx is an RLP list
+    type_id = data[0] if typed else evm_params.LEGACY_TX_TYPE
+    # A legacy tx has no typed envelope: type byte 0 names no tx type (Geth refuses it alike)
+    if type_id not in evm_params.SUPPORTED_TX_TYPES or (
+            typed and type_id == evm_params.LEGACY_TX_TYPE):
         raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
                                  type=type_id, supported=list(evm_params.SUPPORTED_TX_TYPES))
     try:

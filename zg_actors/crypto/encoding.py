@@ -22,6 +22,10 @@ _LONG_STRING = 0xB7
 _SHORT_LIST = 0xC0
 _LONG_LIST = 0xF7
 _MAX_SHORT = 55
+# Lists within lists that decode accepts: far deeper than anything the product encodes (a
+# block's txs, a tx's args), far shallower than Python's recursion limit (1,000 frames), so
+# that a few KB of nested list prefixes are refused, not a RecursionError.
+MAX_NESTING = 64
 
 
 class EncodingError(InvalidInput):
@@ -93,7 +97,7 @@ Decoded = bytes | list["Decoded"]
 def decode(data: bytes) -> Decoded:
     """Inverse of `encode` on the bytes/list level; rejects non-canonical input."""
     data = bytes(data)
-    item, end = _decode_at(data, 0)
+    item, end = _decode_at(data, 0, 0)
     if end != len(data):
         raise EncodingError(f"{len(data) - end} trailing bytes after the encoded value",
                             length=len(data))
@@ -115,7 +119,7 @@ def _read_length(data: bytes, pos: int, prefix: int, long_base: int) -> tuple[in
     return length, start
 
 
-def _decode_at(data: bytes, pos: int) -> tuple[Decoded, int]:
+def _decode_at(data: bytes, pos: int, depth: int) -> tuple[Decoded, int]:
     if pos >= len(data):
         raise EncodingError("truncated input", offset=pos)
     prefix = data[pos]
@@ -139,10 +143,13 @@ def _decode_at(data: bytes, pos: int) -> tuple[Decoded, int]:
     end = start + length
     if end > len(data):
         raise EncodingError("truncated list", offset=pos)
+    if depth == MAX_NESTING:
+        raise EncodingError(f"lists nested deeper than {MAX_NESTING} at byte {pos}",
+                            offset=pos, limit=MAX_NESTING)
     items: list[Decoded] = []
     cursor = start
     while cursor < end:
-        item, cursor = _decode_at(data, cursor)
+        item, cursor = _decode_at(data, cursor, depth + 1)
         items.append(item)
     if cursor != end:
         raise EncodingError("list items overrun the list length", offset=pos)

@@ -155,6 +155,14 @@ def proof_from_list(raw: Sequence) -> MerkleProof:
     """Inverse of MerkleProof.to_list (for proofs that crossed an actor boundary)."""
     try:
         lemma, path = raw
-        return MerkleProof(tuple(bytes(h) for h in lemma), tuple(bool(p) for p in path))
+        hashes, steps = tuple(lemma), tuple(bool(p) for p in path)
     except (TypeError, ValueError) as exc:
         raise InvalidProof(f"malformed Merkle proof: {exc}") from exc
+    # bytes(n) of an int n would be n zero bytes (a peer's 10**9 is a GB, 2**64 an
+    # OverflowError): a hash must arrive as bytes
+    for i, item in enumerate(hashes):
+        if not isinstance(item, (bytes, bytearray, memoryview)):
+            raise InvalidProof(f"malformed Merkle proof: lemma item {i} is "
+                               f"{type(item).__name__}, not bytes", item=i,
+                               type=type(item).__name__)
+    return MerkleProof(tuple(bytes(h) for h in hashes), steps)
