@@ -24,7 +24,7 @@ from enum import IntEnum
 from zg_actors.compute.ledger import SubAccount, charge
 from zg_actors.compute.request import HASH_BYTES, Receipt, Request
 from zg_actors.crypto.accounts import ADDRESS_BYTES, recover_address
-from zg_actors.crypto.encoding import Decoded, as_bytes, as_int, as_list
+from zg_actors.crypto.encoding import Decoded, EncodingError, as_bytes, as_int, as_list
 from zg_actors.errors import InvalidSignature
 
 
@@ -84,6 +84,15 @@ class Settlement:
                                                         for t in as_list(f[1])))
 
 
+def _status(item: Decoded) -> SettlementStatus:
+    code = as_int(item)
+    try:
+        return SettlementStatus(code)
+    except ValueError:
+        raise EncodingError(f"settlement status {code} is none of "
+                            f"{[s.name for s in SettlementStatus]}", value=code) from None
+
+
 @dataclass(frozen=True)
 class SettlementResult:
     user: bytes
@@ -100,9 +109,9 @@ class SettlementResult:
     @classmethod
     def from_list(cls, item: Decoded) -> SettlementResult:
         f = as_list(item, 6)
-        rejected = tuple((as_int(r[0]), SettlementStatus(as_int(r[1])))
+        rejected = tuple((as_int(r[0]), _status(r[1]))
                          for r in (as_list(r, 2) for r in as_list(f[5])))
-        return cls(as_bytes(f[0]), SettlementStatus(as_int(f[1])), as_int(f[2]),
+        return cls(as_bytes(f[0]), _status(f[1]), as_int(f[2]),
                    as_int(f[3]), as_int(f[4]), rejected)
 
     def to_dict(self) -> dict:

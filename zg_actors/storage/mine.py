@@ -26,7 +26,7 @@ from zg_actors.storage.pora import (
     subtask_opens,
 )
 from zg_actors.storage.reward import answer_reward
-from zg_actors.store import u64
+from zg_actors.store import U64_BYTES, u64
 
 MODULE = "mine"
 
@@ -157,6 +157,9 @@ class MineModule(Module):
             indexes = [as_int(v) for v in as_list(loads)]
         except EncodingError as exc:
             raise AnswerRejected("loads must be a list of load indexes") from exc
+        for load in indexes:  # a load index is a u64 key of the flow's royalty records
+            if load.bit_length() > 8 * U64_BYTES:
+                raise AnswerRejected(f"load index {load} is above the u64 range", load=load)
         state, flow = ctx.state(MODULE), ctx.state(flow_module.MODULE)
         for load in indexes:
             owner = flow.get(b"royalty/" + u64(load))
