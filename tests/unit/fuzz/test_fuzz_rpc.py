@@ -17,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zg_actors.rpc.jsonrpc import Registry
-from zg_actors.storage.kv.rpc import KvApi
 
 from ...evm_contract import INIT, Wallet, store_call
 from ..test_evm import Net
