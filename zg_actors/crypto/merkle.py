@@ -151,18 +151,26 @@ def verify_proof(proof: MerkleProof, root: bytes, leaf: bytes, index: int,
         raise InvalidProof("proof hashes do not reach the root", expected=root, got=node)
 
 
+def hashes_from_list(items: Sequence, what: str) -> tuple[bytes, ...]:
+    """Hashes that crossed an actor boundary, as bytes; InvalidProof names an item that is
+    not bytes (bytes(n) of an int n would be n zero bytes: a peer's 10**9 is a GB, 2**64 an
+    OverflowError)."""
+    try:
+        hashes = tuple(items)
+    except TypeError as exc:
+        raise InvalidProof(f"malformed {what}: {exc}") from exc
+    for i, item in enumerate(hashes):
+        if not isinstance(item, (bytes, bytearray, memoryview)):
+            raise InvalidProof(f"malformed {what}: item {i} is {type(item).__name__}, not "
+                               f"bytes", item=i, type=type(item).__name__)
+    return tuple(bytes(h) for h in hashes)
+
+
 def proof_from_list(raw: Sequence) -> MerkleProof:
     """Inverse of MerkleProof.to_list (for proofs that crossed an actor boundary)."""
     try:
         lemma, path = raw
-        hashes, steps = tuple(lemma), tuple(bool(p) for p in path)
+        steps = tuple(bool(p) for p in path)
     except (TypeError, ValueError) as exc:
         raise InvalidProof(f"malformed Merkle proof: {exc}") from exc
-    # bytes(n) of an int n would be n zero bytes (a peer's 10**9 is a GB, 2**64 an
-    # OverflowError): a hash must arrive as bytes
-    for i, item in enumerate(hashes):
-        if not isinstance(item, (bytes, bytearray, memoryview)):
-            raise InvalidProof(f"malformed Merkle proof: lemma item {i} is "
-                               f"{type(item).__name__}, not bytes", item=i,
-                               type=type(item).__name__)
-    return MerkleProof(tuple(bytes(h) for h in hashes), steps)
+    return MerkleProof(hashes_from_list(lemma, "Merkle proof lemma"), steps)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode, encode
-from zg_actors.crypto.merkle import MerkleProof, proof_from_list
+from zg_actors.crypto.merkle import MerkleProof, hashes_from_list, proof_from_list
 from zg_actors.erasure import data_matrix, encode_parity
 from zg_actors.erasure import decode as ec_decode
 from zg_actors.errors import InvalidInput
@@ -115,7 +115,7 @@ def unpack_deliveries(rows: np.ndarray, deliveries: list[list]) -> list[ShardDel
                 got[int(j)] = packed[offset:offset + int(row_bytes)]
                 offset += int(row_bytes)
             out.append(ShardDelivery(int(index), got, proof_from_list(proof),
-                                     tuple(bytes(r) for r in subtrees)))
+                                     hashes_from_list(subtrees, "subtree roots")))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed shard delivery: {exc}") from exc
     if offset != len(packed):

@@ -84,6 +84,15 @@ def test_a_segment_is_stored_or_refused_with_a_typed_error(miners: list[MinerSto
             np.frombuffer(segment, dtype=np.uint8), proof)
 
 
+def test_subtree_roots_that_are_not_bytes_are_refused() -> None:
+    """Found by the long run: an int among a delivery's subtree roots became bytes(int),
+    int zero bytes (MemoryError at 25e9, OverflowError at 2**63)."""
+    rows, deliveries = _valid_delivery(0)
+    for root in (9_223_372_036_854_775_775, 25_276_194_760):
+        deliveries[0][3] = [root]
+        assert isinstance(outcome(unpack_deliveries, rows, deliveries), ZgError)
+
+
 def _valid_delivery(index: int) -> tuple[np.ndarray, list]:
     """A whole segment for a parity miner: all k data rows packed, no subtree roots."""
     rows = np.frombuffer(SEGMENTS[index], dtype=np.uint8).reshape(REDUNDANCY.data_shards, -1)
