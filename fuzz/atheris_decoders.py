@@ -15,6 +15,7 @@ libFuzzer's mutations start past the first length checks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 from collections.abc import Callable
@@ -90,10 +91,8 @@ def test_one_input(data: bytes) -> None:
     if not data:
         return
     _, decoder = TARGETS[data[0] % len(TARGETS)]
-    try:
+    with contextlib.suppress(ZgError):  # the typed refusal passes; anything else crashes
         decoder(data[1:])
-    except ZgError:
-        pass
 
 
 def seeds() -> dict[str, bytes]:
