@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 
 CI_PROFILE = "fuzz-ci"
 LONG_PROFILE = "fuzz-long"
-CI_EXAMPLES = 40  # per test, scaled by the test's weight (a slow decoder tries fewer)
+CI_EXAMPLES = 100  # per test, scaled by the test's weight (a slow decoder tries fewer)
 LONG_EXAMPLES = 4_000
 # Strategies that build txs, blocks and signatures are slow to generate and large; that is
 # the point of them, not a problem with the test.
