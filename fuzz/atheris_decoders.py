@@ -8,6 +8,7 @@ directory: replay it by passing that file as the only argument).
     pip install -e ".[fuzz]"                                 # atheris (a wheel for 3.11)
     python fuzz/atheris_decoders.py --write-seeds /tmp/zg-corpus   # valid encodings
     python fuzz/atheris_decoders.py /tmp/zg-corpus -atheris_runs=500000 -max_len=4096
+    ZG_FUZZ_ONLY=KV python fuzz/atheris_decoders.py ...      # only the decoders named so
 
 Seeds are valid encodings built with the product's own encoders and real keys, so that
 libFuzzer's mutations start past the first length checks.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,10 +89,16 @@ TARGETS: list[tuple[str, Callable[[bytes], object]]] = [
 ]
 
 
+# ZG_FUZZ_ONLY=text: only the decoders whose name contains it (e.g. "KV", "gRPC")
+ONLY = os.environ.get("ZG_FUZZ_ONLY", "")
+CHOSEN = [decoder for name, decoder in TARGETS if ONLY.lower() in name.lower()] or sys.exit(
+    f"ZG_FUZZ_ONLY={ONLY!r} names none of: {', '.join(name for name, _ in TARGETS)}")
+
+
 def test_one_input(data: bytes) -> None:
     if not data:
         return
-    _, decoder = TARGETS[data[0] % len(TARGETS)]
+    decoder = CHOSEN[data[0] % len(CHOSEN)]
     with contextlib.suppress(ZgError):  # the typed refusal passes; anything else crashes
         decoder(data[1:])
 

@@ -4,7 +4,8 @@
 examples so that a run is reproducible and the whole fuzz set stays within a minute.
 `fuzz-long` is the long run, one command (README, "Reliability"):
 
-    HYPOTHESIS_PROFILE=fuzz-long python -m pytest tests/unit/fuzz -q --hypothesis-show-statistics
+    HYPOTHESIS_PROFILE=fuzz-long python -m pytest tests/unit/fuzz -q --timeout 3600 \
+        --hypothesis-show-statistics
 
 It tries many more inputs and random ones each time (not derandomized), and keeps what it
 found in Hypothesis's example database so that a failure replays on the next run.
