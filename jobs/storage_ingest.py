@@ -58,10 +58,12 @@ def run_ingest(client: Any, files: int, min_bytes: int, max_bytes: int, concurre
                  f"{max_bytes:,} bytes), {concurrency} at a time")
     up, down = Tally(), Tally()
     uploaded: dict[int, list[bytes]] = {}  # {file index: its fragment roots}
+    sequence_misses = 0  # entries whose shards were sent again for another tx sequence
     started = time.monotonic()
     stop_at = started + max_seconds
 
     def upload(index: int) -> None:
+        nonlocal sequence_misses
         if time.monotonic() > stop_at:
             up.error("not started: --max-seconds passed")
             return
@@ -74,6 +76,7 @@ def run_ingest(client: Any, files: int, min_bytes: int, max_bytes: int, concurre
             return
         up.ok(time.monotonic() - began, len(data))
         uploaded[index] = receipt["roots"]
+        sequence_misses += receipt["sequence_misses"]
         progress.tick(lambda: f"{up.ops}/{files} files FINALIZED, {up.bytes / 1e6:.1f} MB, "
                       f"{up.error_count} errors")
 
@@ -108,7 +111,8 @@ def run_ingest(client: Any, files: int, min_bytes: int, max_bytes: int, concurre
     download_report = summarize(down, download_s, "files")
     return {"job": "storage_ingest", "files": files, "dataset_bytes": sum(sizes),
             "concurrency": concurrency, "seed": seed,
-            "upload": upload_report, "download": {**download_report, "verified": down.ops},
+            "upload": {**upload_report, "sequence_misses": sequence_misses},
+            "download": {**download_report, "verified": down.ops},
             "errors": up.error_count + down.error_count}
 
 

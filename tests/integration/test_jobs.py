@@ -90,6 +90,8 @@ def test_storage_ingest_uploads_concurrently_and_verifies_a_sample(storage) -> N
     assert report["upload"]["files"] == 6 and report["upload"]["bytes"] == \
         report["dataset_bytes"]
     assert report["download"]["verified"] == 3
+    # each upload expected the tx sequence after the client's pending ones: no resends
+    assert report["upload"]["sequence_misses"] == 0
     for phase in ("upload", "download"):
         assert report[phase]["mb_per_s"] > 0
         assert 0 < report[phase]["latency_p50_s"] <= report[phase]["latency_p99_s"]

@@ -227,6 +227,10 @@ def test_routes_spread_blobs_count_their_load_and_keep_the_nonce_sequence() -> N
     routes.release(0)  # never below zero
     assert routes.load[0] == 0 and routes.route() == 0
     assert [routes.next_quorum(3) for _ in range(4)] == [0, 1, 2, 0]
+    with pytest.raises(Unavailable, match="no quorums yet") as rotating:
+        routes.next_quorum(0)  # an epoch rotation whose quorums are not posted yet
+    assert rotating.value.details == {"quorums": 0}
+    assert routes.next_quorum(3) == 1  # the turn did not move
     assert routes.nonce(0) == 7
     routes.sent(0, 7)
     assert routes.nonce(0) == 8 and routes.networks == [0, 1]

@@ -83,7 +83,8 @@ class FakeChain:
             on_progress(tree.segments, tree.segments)
         return {"root": tree.root, "tx_seq": seq, "size": len(data), "segments": tree.segments,
                 "status": self.entries[tree.root]["status"], "missing": {},
-                "shard_acks": tree.segments, "shards_resent": 0, "seconds": 0.0}
+                "shard_acks": tree.segments, "shards_resent": 0, "sequence_misses": 0,
+                "seconds": 0.0}
 
     def file_info(self, root: bytes, network_id: int | None = None) -> dict:
         entry = self.entries[root]

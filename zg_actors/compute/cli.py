@@ -145,8 +145,10 @@ def cmd_compute_infer(args: argparse.Namespace) -> int:
     from zg_actors.compute.sdk import tokens
 
     provider = _provider(args)
-    check_max_tokens(args.max_tokens)
-    data = _client(args, needs_providers=True).infer(provider, args.text, args.max_tokens)
+    max_tokens = (config_of(args).compute.max_tokens if args.max_tokens is None
+                  else args.max_tokens)
+    check_max_tokens(max_tokens)
+    data = _client(args, needs_providers=True).infer(provider, args.text, max_tokens)
 
     def human() -> None:
         console.print(data["output"])
@@ -206,9 +208,9 @@ def register(sub: Any, bench_sub: Any) -> None:
             p.add_argument(arg, **options)
         p.add_argument("--user", type=int, default=0, help="devnet compute user index (0)")
         if name == "infer":
-            p.add_argument("--max-tokens", type=int, default=16,
-                           help="completion tokens at most, 1 or more (16); the signed fee "
-                           "cap reserves them")
+            p.add_argument("--max-tokens", type=int, default=None,
+                           help="completion tokens at most, 1 or more (default "
+                           "compute.max_tokens); the signed fee cap reserves them")
     bench = add_command(bench_sub, "compute", cmd_bench_compute, "inference requests served "
                         "and settled per second against the model alone in one process; "
                         "settlement txs per request")

@@ -157,7 +157,11 @@ class Routes:
         return network_id
 
     def next_quorum(self, quorums: int) -> int:
-        """The quorum for the next blob: the epoch's quorums in turn."""
+        """The quorum for the next blob: the epoch's quorums in turn. Unavailable while
+        the epoch has none (at a rotation whose quorums are not posted yet)."""
+        if quorums <= 0:
+            raise Unavailable("the DA epoch has no quorums yet; retry after the rotation",
+                              quorums=quorums)
         quorum_id = self._quorum_turn % quorums
         self._quorum_turn += 1
         return quorum_id

@@ -118,6 +118,9 @@ class StorageClient:
         self._chains: dict[int, SyncChainClient] = {}
         self._nonce_lock = threading.Lock()
         self._next_nonce: dict[int, int] = {}  # {network: the client's next unsent nonce}
+        # {network: the tx sequence after this client's last submission}: its submissions
+        # commit in nonce order, so uploads running at once expect consecutive sequences
+        self._next_tx_seq: dict[int, int] = {}
         self.miners: list[Any] = []
         if start:
             self.start()
@@ -154,8 +157,11 @@ class StorageClient:
                 return {**info, "network_id": net}
         raise UnknownFile(f"no network has a file with root 0x{root.hex()}", root=root)
 
-    def _send_submission(self, network_id: int, tree: Any, tags: bytes) -> Transaction:
-        """Sign and send the `flow.submit` tx of `tree` with its submission `tags`."""
+    def _send_submission(self, network_id: int, tree: Any,
+                         tags: bytes) -> tuple[Transaction, int]:
+        """Sign and send the `flow.submit` tx of `tree` with its submission `tags`; also
+        the tx sequence it should get (the flow's next entry after the client's pending
+        submissions; another client's submission in between can still take it)."""
         nodes = [[root, height] for root, height in tree.nodes]
         value = storage_fee(list(tree.nodes), self.config.storage.price_per_sector)
         chain = self.chain(network_id)
@@ -164,10 +170,13 @@ class StorageClient:
         with self._nonce_lock:
             nonce = max(chain.nonce(self.account.address),
                         self._next_nonce.get(network_id, 0))
+            expected = max(self._query(network_id, "flow")["entries"],
+                           self._next_tx_seq.get(network_id, 0))
             tx = chain.send(self.account, MODULE, "submit", [tree.size, tags, nodes, value],
                             nonce=nonce)
             self._next_nonce[network_id] = tx.nonce + 1
-        return tx
+            self._next_tx_seq[network_id] = expected + 1
+        return tx, expected
 
     def _await_nonce(self, network_id: int, nonce: int, what: str) -> None:
         """Wait until the client's tx with `nonce` is committed; Unavailable after
@@ -209,7 +218,9 @@ class StorageClient:
         then UploadIncomplete names the segments and miners still missing. Without
         `wait` every shard is sent once and `status` says UPLOADING unless the entry is
         already FINALIZED; `missing` lists {miner: [segments]} not acknowledged.
-        `shards_resent` counts the shards that needed more than one send.
+        `shards_resent` counts the shards that needed more than one send;
+        `sequence_misses` the entries whose shards went out for a tx sequence another
+        submission took (sent again for the one it got).
 
         A file over storage.max_entry_bytes is split (like 0G's client with
         --fragment-size) into consecutive fragments, each its own flow entry with its own
@@ -250,6 +261,7 @@ class StorageClient:
                 "status": STATUS_FINALIZED if finalized else STATUS_UPLOADING,
                 "shard_acks": sum(f["shard_acks"] for f in fragments),
                 "shards_resent": sum(f["shards_resent"] for f in fragments),
+                "sequence_misses": sum(f["sequence_misses"] for f in fragments),
                 "roots": [f["root"] for f in fragments],
                 "fragments": [{k: f[k] for k in ("root", "size", "tx_seq", "segments",
                                                  "status", "missing")}
@@ -268,7 +280,7 @@ class StorageClient:
         tree = file_tree(data, self._keep_height, self._row_hasher(len(data)))
         padded = pad(data)
         info = None if tags else self._query(net, "file_info", tree.root)
-        acks, missing = 0, set()
+        acks, missing, sequence_misses = 0, set(), 0
         if info is not None and info["status"] == STATUS_FINALIZED:
             if on_progress:
                 on_progress(tree.segments, tree.segments)
@@ -279,8 +291,7 @@ class StorageClient:
             # gives next; miners check them at once and store them once the chain has this
             # root there. If another submission took that sequence, they refuse (WrongEntry)
             # and the shards are sent again for the sequence this one got.
-            expected = self._query(net, "flow")["entries"]
-            tx = self._send_submission(net, tree, tags)
+            tx, expected = self._send_submission(net, tree, tags)
             committed: dict = {}
 
             def await_commit() -> None:
@@ -293,6 +304,7 @@ class StorageClient:
                 acks, missing = self._send_segments(net, expected, tree, padded, on_progress,
                                                     before_wait=await_commit)
             except WrongEntry:
+                sequence_misses = 1
                 committed = committed or self._await_submission(net, tree, tx)
                 acks, missing = self._send_segments(net, committed["tx_seq"], tree, padded,
                                                     on_progress)
@@ -307,7 +319,7 @@ class StorageClient:
         return {"root": tree.root, "tx_seq": info["tx_seq"], "size": len(data),
                 "segments": tree.segments, "status": info["status"], "shard_acks": acks,
                 "shards_resent": unacknowledged if wait else 0, "missing": _by_miner(missing),
-                "seconds": time.time() - started}
+                "sequence_misses": sequence_misses, "seconds": time.time() - started}
 
     def _resend_missing(self, network_id: int, tx_seq: int, tree: FileTree, padded: bytes,
                         missing: set[tuple[int, int]], deadline: float) -> int:
