@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from zg_actors.rpc.jsonrpc import Registry
@@ -25,6 +25,7 @@ from ..test_kv_replay import ALICE, S
 from ..test_kv_rpc import api_after_history
 from .budget import fuzz
 from .inputs import any_int, mutated
+from .samples import txs
 
 TAGS = ["latest", "pending", "earliest", "safe", "finalized", "0x0", "0x1", "0x2", "0x"]
 
@@ -196,3 +197,15 @@ def test_raw_txs_are_admitted_or_refused_through_eth_send_raw_transaction(
     entry checks (nonce, funds, pool) at the node."""
     raw = data.draw(st.one_of(mutated(evm.raw), st.binary(max_size=300)))
     answers(evm.rpc.registry, request("eth_sendRawTransaction", ["0x" + raw.hex()]))
+
+
+
+@fuzz()
+@example(raws=[b"\x00"])  # raised py-evm's UnrecognizedTransactionType out of add_txs
+@given(st.lists(st.one_of(st.binary(max_size=200), mutated([tx.encoded for tx in txs()])),
+                min_size=1, max_size=4))
+def test_a_batch_of_raw_txs_gets_one_answer_a_tx(evm: EvmSeeds, raws: list[bytes]) -> None:
+    """What a validator's submit does with a batch (EthApi sends the raw txs of one turn as
+    one batch): each tx is admitted or refused on its own, none fails the others."""
+    results = evm.net.node.add_txs([*raws, evm.raw[-1]])
+    assert len(results) == len(raws) + 1
