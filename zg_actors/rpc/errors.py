@@ -74,8 +74,11 @@ def from_status(code: grpc.StatusCode, details: str) -> RpcError:
     """The client-side typed error for a failed call, with the server's fields."""
     try:
         fields = json.loads(details)
-        message = fields.pop("message", details)
-        fields.pop("code", None)
     except (TypeError, ValueError):
-        fields, message = {}, details
+        fields = None
+    if not isinstance(fields, dict):  # plain text, or JSON that is not the gateway's object
+        fields = {"message": details}
+    message = str(fields.pop("message", details))
+    fields.pop("code", None)
+    fields.pop("grpc_code", None)  # the call's own status code, not one the server names
     return _BY_CODE.get(code, RpcError)(message or code.name, grpc_code=code.name, **fields)

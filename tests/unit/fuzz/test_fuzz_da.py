@@ -4,12 +4,14 @@ certificates, epoch registries, and a disperser's batch of slices at a DA node."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from zg_actors.crypto import bls
@@ -22,13 +24,14 @@ from zg_actors.da.params import MAX_BLOB_BYTES
 from zg_actors.da.quorum import EpochRegistry, EpochSigner
 from zg_actors.errors import ZgError
 from zg_actors.rpc import disperser_pb2 as pb
-from zg_actors.rpc.errors import MalformedMessage
+from zg_actors.rpc.errors import MalformedMessage, from_status
 from zg_actors.rpc.gateway import _parse_or_refuse
 
 from ..helpers import IDENTITIES
 from ..test_da_node_store import MINE, make_batch, roots_of, rows_of, store_at
 from .budget import fuzz
 from .inputs import any_bytes, any_int, outcome, outside_bytes
+from .test_fuzz_rpc import json_values
 
 ROOT = keccak256(b"data root")
 HEADERS = [BlobHeader(ROOT, 5_000, 3, 1, 0), BlobHeader(keccak256(b"other"), 1, 0, 0, 2**63)]
@@ -140,3 +143,18 @@ def test_a_disperser_batch_is_verified_or_refused_with_a_typed_error(
         return
     batch = Batch(batch.network_id, batch.epoch, batch.quorum_id, tuple(decoded))
     outcome(node_store.verify_batch, batch, MINE, slots, rows, roots)
+
+
+@fuzz()
+@example(grpc.StatusCode.INVALID_ARGUMENT, "5")  # JSON but not an object: AttributeError
+@example(grpc.StatusCode.NOT_FOUND, '{"grpc_code": "X"}')  # a field twice: TypeError
+@given(st.sampled_from(list(grpc.StatusCode)), st.one_of(
+    st.text(max_size=40), json_values.map(json.dumps), st.dictionaries(
+        st.sampled_from(["message", "code", "grpc_code", "field", "length"]), json_values,
+        max_size=4).map(json.dumps)))
+def test_a_servers_error_details_become_a_typed_error_at_the_client(code: grpc.StatusCode,
+                                                                   details: str) -> None:
+    """The gateway sends an error's fields as JSON in the status details; the client's
+    from_status reads them from whatever the server (or a proxy) sent."""
+    error = from_status(code, details)
+    assert isinstance(error, ZgError) and str(error)
