@@ -29,6 +29,15 @@ def _plain(value: object) -> object:
     return repr(value)
 
 
+PREVIEW_CHARS = 64  # of a refused value, what an error message quotes
+
+
+def preview(value: object) -> str:
+    """A short repr: an error echoes what it refused, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS - 3] + "..."
+
+
 def unwrap(exc: BaseException) -> BaseException:
     """The product's own error inside a Ray task error (its `cause`), if there is one."""
     cause = getattr(exc, "cause", None)

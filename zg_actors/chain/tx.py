@@ -31,7 +31,7 @@ from zg_actors.crypto.encoding import (
     encode,
 )
 from zg_actors.crypto.keccak import keccak256
-from zg_actors.errors import InvalidInput, InvalidSignature, ZgError
+from zg_actors.errors import InvalidInput, InvalidSignature, ZgError, preview
 from zg_actors.evm import params as evm_params
 
 MAX_NAME_CHARS = 32
@@ -197,18 +197,12 @@ def check_tx_batch(raw_txs: object) -> None:
     """A batch of raw txs must be a list of bytes; MalformedTxBatch names what is not."""
     if not isinstance(raw_txs, list):
         raise MalformedTxBatch(f"txs must be a list of tx bytes, got {type(raw_txs).__name__}"
-                               f" {_preview(raw_txs)}", type=type(raw_txs).__name__)
+                               f" {preview(raw_txs)}", type=type(raw_txs).__name__)
     for index, raw in enumerate(raw_txs):
         if not isinstance(raw, bytes):
             raise MalformedTxBatch(f"tx {index} of {len(raw_txs)} is {type(raw).__name__} "
-                                   f"{_preview(raw)}, not bytes; no tx of the batch was "
+                                   f"{preview(raw)}, not bytes; no tx of the batch was "
                                    f"admitted", index=index, type=type(raw).__name__)
-
-
-def _preview(value: object) -> str:
-    """A short repr: an error echoes what it refused, never a megabyte of it."""
-    text = repr(value)
-    return text if len(text) <= 64 else text[:61] + "..."
 
 
 def check_transaction(tx: Transaction, network_id: int, max_tx_bytes: int) -> None:

@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from zg_actors.errors import InvalidInput, Unavailable, ZgError
+from zg_actors.errors import InvalidInput, Unavailable, ZgError, preview
 
 JSONRPC_VERSION = "2.0"
 PARSE_ERROR = -32700  # the body is not JSON
@@ -177,12 +177,25 @@ class RemoteInvalidParams(RemoteError, InvalidInput):
     code = "JSONRPC_INVALID_PARAMS"
 
 
-def remote_error(error: dict) -> RemoteError:
+def remote_error(error: object) -> RemoteError:
     """The typed error of an error object (invalid params stay InvalidInput)."""
+    if not isinstance(error, dict):  # an endpoint that does not follow JSON-RPC
+        return RemoteError(f"malformed error object {preview(error)}", rpc_code=None)
     data = error.get("data") if isinstance(error.get("data"), dict) else {}
     kind = RemoteInvalidParams if error.get("code") == INVALID_PARAMS else RemoteError
     return kind(str(error.get("message", "")), rpc_code=error.get("code"),
-                **{k: v for k, v in data.items() if k not in ("message", "code")})
+                **{k: v for k, v in data.items() if k not in ("message", "code", "rpc_code")})
+
+
+def result_of(answer: object, method: str) -> Any:
+    """The result of a response object, or its error as a typed error (RemoteError also
+    for a response that is not a JSON-RPC response object)."""
+    if not isinstance(answer, dict) or ("error" not in answer and "result" not in answer):
+        raise RemoteError(f"{method}: the answer {preview(answer)} is not a JSON-RPC response "
+                          "object", method=method)
+    if "error" in answer:
+        raise remote_error(answer["error"])
+    return answer["result"]
 
 
 class JsonRpcClient:
@@ -206,6 +219,4 @@ class JsonRpcClient:
         except (urllib.error.URLError, OSError) as exc:
             raise Unavailable(f"no JSON-RPC endpoint answers at {self.url} ({exc})",
                               url=self.url) from None
-        if "error" in answer:
-            raise remote_error(answer["error"])
-        return answer["result"]
+        return result_of(answer, method)

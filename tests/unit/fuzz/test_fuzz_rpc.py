@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from zg_actors.rpc.jsonrpc import Registry
+from zg_actors.rpc.jsonrpc import Registry, RemoteError, remote_error, result_of
 
 from ...evm_contract import INIT, Wallet, store_call
 from ..test_evm import Net
@@ -24,7 +24,7 @@ from ..test_evm_rpc import Rpc
 from ..test_kv_replay import ALICE, S
 from ..test_kv_rpc import api_after_history
 from .budget import fuzz
-from .inputs import any_int, mutated
+from .inputs import any_int, mutated, outcome
 from .samples import txs
 
 TAGS = ["latest", "pending", "earliest", "safe", "finalized", "0x0", "0x1", "0x2", "0x"]
@@ -209,3 +209,22 @@ def test_a_batch_of_raw_txs_gets_one_answer_a_tx(evm: EvmSeeds, raws: list[bytes
     one batch): each tx is admitted or refused on its own, none fails the others."""
     results = evm.net.node.add_txs([*raws, evm.raw[-1]])
     assert len(results) == len(raws) + 1
+
+
+_responses = st.one_of(json_values, st.fixed_dictionaries(
+    {"jsonrpc": st.just("2.0"), "id": st.just(1)},
+    optional={"result": json_values, "error": st.one_of(json_values, st.fixed_dictionaries(
+        {}, optional={"code": st.one_of(st.just(-32602), any_int), "message": json_values,
+                      "data": json_values}))}))
+
+
+@fuzz()
+@example({"jsonrpc": "2.0", "id": 1, "error": "boom"})  # remote_error: AttributeError
+@example({"jsonrpc": "2.0", "id": 1, "error": {"data": {"rpc_code": 1}}})  # TypeError
+@example([{"result": 1}])  # a batch answer to one call: "error" in a list, then TypeError
+@given(_responses)
+def test_an_endpoints_answer_is_its_result_or_a_typed_error(answer: Any) -> None:
+    """What JsonRpcClient (the SDKs' and the CLI's client) makes of any JSON answer."""
+    outcome(result_of, answer, "kv_getValue")
+    if isinstance(answer, dict) and "error" in answer:
+        assert isinstance(remote_error(answer["error"]), RemoteError)
