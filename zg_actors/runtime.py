@@ -18,6 +18,7 @@ from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME, NetworkManager
 from zg_actors.chain.relayer import RELAYER_NAME, Relayer
 from zg_actors.config import Config
 from zg_actors.errors import Unavailable, ZgError, unwrap
+from zg_actors.placement import control_options
 from zg_actors.stack import not_up
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
 from zg_actors.workload import percentile
@@ -94,6 +95,7 @@ def deploy(config: Config, detached: bool) -> Deployment:
     data_dir = str(Path(config.data_dir).resolve())
     lifetime = {"lifetime": "detached"} if detached else {}
     config_dict = config.to_dict()
+    lifetime.update(control_options())  # singletons: on the head, never taken away
     staking = StakingActor.options(name=STAKING_ACTOR_NAME, num_cpus=config.staking.num_cpus,
                                    get_if_exists=True, **lifetime).remote(config_dict, data_dir)
     ray.get(staking.ping.remote())
