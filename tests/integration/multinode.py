@@ -60,10 +60,10 @@ RECOVERY_TIMEOUT_S = 120.0  # each recovery the report measures is waited for th
 PROMPT = "What is a blockchain?"
 
 
-def stack_config(data_dir: str) -> Config:
+def stack_config(data_dir: str, per_node: bool = True) -> Config:
     """The integration devnet, small enough for five Ray nodes on two cores."""
     return integration_config(**{
-        "data_dir": data_dir, "data_dir_per_node": True, "ray.namespace": NAMESPACE,
+        "data_dir": data_dir, "data_dir_per_node": per_node, "ray.namespace": NAMESPACE,
         "compute.providers": 2, "compute.provider_num_cpus": 0.1,
         "codec.encoder_num_cpus": 0.1, "storage.miner_num_cpus": 0.05,
         "storage.repair_grace_s": 5.0, "storage.repair_interval_s": 1.0,
@@ -140,9 +140,11 @@ def timed(predicate: Any, since: float, timeout_s: float = RECOVERY_TIMEOUT_S,
     return seconds
 
 
-def scenario(cluster: Cluster, data_dir: str) -> dict[str, Any]:
-    config = stack_config(data_dir)
-    report: dict[str, Any] = {"workers": WORKERS, "data_dir_per_node": True}
+def scenario(cluster: Cluster, data_dir: str, per_node: bool) -> dict[str, Any]:
+    """With per_node, the lost node's disk goes with it; without, every node shares one
+    data_dir (a network volume) and a moved actor reopens its store."""
+    config = stack_config(data_dir, per_node)
+    report: dict[str, Any] = {"workers": WORKERS, "data_dir_per_node": per_node}
     started = time.time()
     deployment = runtime.deploy(config, detached=True)
     network_id = runtime.call(deployment.manager.launch_network.remote(4), 120)["network_id"]
@@ -187,14 +189,19 @@ def scenario(cluster: Cluster, data_dir: str) -> dict[str, Any]:
                         "file_status": file_receipt["status"],
                         "blob_slices_on_lost_da_nodes": [slices_held(da_nodes[i], blob_id)
                                                          for i in lost_da],
-                        "served": served_before}
+                        "served": served_before,
+                        "unsettled_on_lost_providers": [
+                            ray.get(ray.get_actor(provider_name(i)).status.remote(),
+                                    timeout=30)["unsettled_requests"] for i in lost_providers]}
 
     # The fault: the node goes with every actor on it, and its disk with it.
     node = next(n for n in cluster.worker_nodes if _label_of(n) == victim)
     fault_at = time.time()
     cluster.remove_node(node)
-    shutil.rmtree(Path(data_dir) / victim)
-    report["fault"] = {"removed_node": victim, "deleted": str(Path(data_dir) / victim)}
+    if per_node:
+        shutil.rmtree(Path(data_dir) / victim)
+    report["fault"] = {"removed_node": victim,
+                       "deleted": str(Path(data_dir) / victim) if per_node else None}
     height_at_fault = report["before"]["height"]
     survivors = [validators[i] for i in validators if i not in lost_validators]
 
@@ -234,11 +241,31 @@ def scenario(cluster: Cluster, data_dir: str) -> dict[str, Any]:
     new_blob = np.random.default_rng(2).integers(0, 256, 20_000, dtype=np.uint8)
     new_blob_id = ray.get(disperser.disperse.remote(new_blob))["request_id"]
     after["new_blob_finalized"] = blob_finalized(disperser, new_blob_id)
+    after["blob_slices_on_moved_da_nodes_new_blob"] = [slices_held(da_nodes[i], new_blob_id)
+                                                       for i in lost_da]
     after["providers_back_s"] = {
         i: timed(lambda i=i: _alive(ray.get_actor(provider_name(i))), fault_at)
         for i in lost_providers}
-    after["placement"] = {name: node for name, node in placement().items()
-                          if name in lost}
+    after["moved_providers_serve"] = [
+        bool(alice.infer(services[provider_name(i)], PROMPT, 4)["signature_ok"])
+        for i in lost_providers]
+    after["moved_providers_recovered_receipts"] = [
+        ray.get(ray.get_actor(provider_name(i)).status.remote(), timeout=30)[
+            "recovered_receipts"] for i in lost_providers]
+    moved = {name: node for name, node in placement().items() if name in lost}
+    after["placement"] = moved
+    # Each moved actor's store now lies under its new node's directory; the lost node's
+    # directory stays gone (nothing wrote there again).
+    stores = {validator_name(network_id, i): Path(f"network-{network_id}/validator-{i}")
+              for i in lost_validators}
+    stores |= {miner_name(i): Path(f"storage/miner-{i}") for i in lost_miners}
+    stores |= {da_node_name(i): Path(f"da-node-{i}") for i in lost_da}
+    stores |= {provider_name(i): Path(f"compute/provider-{i}") for i in lost_providers}
+    root = {name: Path(data_dir) / moved[name] if per_node else Path(data_dir)
+            for name in stores}
+    after["stores_on_new_nodes"] = {name: (root[name] / store).is_dir()
+                                    for name, store in stores.items()}
+    after["lost_node_dir_exists"] = (Path(data_dir) / victim).exists()
     after["height"] = max((h or 0) for h in heights(list(validators.values())))
     report["after"] = after
     report["seconds"] = round(time.time() - started, 1)
@@ -265,6 +292,9 @@ def _label_of(node: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--shared-data-dir", action="store_true",
+                        help="one data_dir for every node (no disk loss): moved actors "
+                             "reopen their stores")
     args = parser.parse_args(argv)
     temp_dir = tempfile.mkdtemp(prefix="zgmn-")
     data_dir = os.path.join(temp_dir, "data")
@@ -273,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = start_cluster(temp_dir)
         ray.init(address=cluster.address, namespace=NAMESPACE, logging_level="ERROR",
                  log_to_driver=False)
-        report = scenario(cluster, data_dir)
+        report = scenario(cluster, data_dir, per_node=not args.shared_data_dir)
     finally:
         ray.shutdown()
         if cluster is not None:
