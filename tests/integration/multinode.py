@@ -90,6 +90,7 @@ def placement() -> dict[str, str]:
     labels = {n["NodeID"]: n.get("Labels", {}).get(NODE_LABEL, n["NodeID"])
               for n in ray.nodes() if n["Alive"]}
     where = {}
+    # Ray's state API (ray.util.state) needs the dashboard, which these nodes run without.
     for actor in ray._private.state.actors().values():
         if actor["State"] == "ALIVE" and actor["Name"]:
             where[actor["Name"]] = labels.get(actor["Address"]["NodeID"], "?")
@@ -131,12 +132,12 @@ def slices_held(node: Any, request_id: bytes) -> int | None:
         return None
 
 
-def timed(predicate: Any, since: float, timeout_s: float = RECOVERY_TIMEOUT_S,
+def timed(what: str, predicate: Any, since: float, timeout_s: float = RECOVERY_TIMEOUT_S,
           interval_s: float = 0.5) -> float | None:
     """Seconds from `since` until predicate() holds, or None if it never did."""
     seconds = (round(time.time() - since, 1)
                if runtime.wait_for(predicate, timeout_s, interval_s) else None)
-    progress(f"recovered after {seconds} s")
+    progress(f"{what}: {seconds} s")
     return seconds
 
 
@@ -190,6 +191,9 @@ def scenario(cluster: Cluster, data_dir: str, per_node: bool) -> dict[str, Any]:
                         "blob_slices_on_lost_da_nodes": [slices_held(da_nodes[i], blob_id)
                                                          for i in lost_da],
                         "served": served_before,
+                        "shards_on_lost_miners": [
+                            ray.get(ray.get_actor(miner_name(i)).stats.remote(),
+                                    timeout=30)["shards"] for i in lost_miners],
                         "unsettled_on_lost_providers": [
                             ray.get(ray.get_actor(provider_name(i)).status.remote(),
                                     timeout=30)["unsettled_requests"] for i in lost_providers]}
@@ -208,6 +212,7 @@ def scenario(cluster: Cluster, data_dir: str, per_node: bool) -> dict[str, Any]:
     progress(f"removed {victim} with {lost}")
     after: dict[str, Any] = {}
     after["chain_commits_s"] = timed(
+        "chain commits",
         lambda: max((h or 0) for h in heights(survivors)) >= height_at_fault + 3, fault_at)
     after["file_download_identical"] = storage.download(file_receipt["root"]) == file_data
     after["blob_retrieve_identical"] = bytes(ray.get(disperser.retrieve.remote(blob_id),
@@ -222,16 +227,19 @@ def scenario(cluster: Cluster, data_dir: str, per_node: bool) -> dict[str, Any]:
         return status is not None and status >= max((h or 0) for h in heights(survivors))
 
     after["validators_caught_up_s"] = {
-        i: timed(lambda h=validators[i]: caught_up(h), fault_at) for i in lost_validators}
+        i: timed(f"validator {i} caught up", lambda h=validators[i]: caught_up(h), fault_at)
+        for i in lost_validators}
     segments = len(shards_held(config, network_id, file_receipt["tx_seq"]))
     shards = config.storage.data_shards + config.storage.parity_shards
     after["miners_repaired_s"] = timed(
+        "miners repaired",
         lambda: shards_held(config, network_id, file_receipt["tx_seq"]) == [shards] * segments
         and all(_alive(ray.get_actor(miner_name(i))) for i in lost_miners), fault_at)
-    after["moved_miner_shards"] = {i: ray.get(ray.get_actor(miner_name(i)).stats.remote(),
-                                              timeout=30)["shards"] for i in lost_miners}
-    after["da_nodes_back_s"] = timed(lambda: all(slices_held(da_nodes[i], blob_id) is not None
-                                                 for i in lost_da), fault_at)
+    after["moved_miner_shards"] = [ray.get(ray.get_actor(miner_name(i)).stats.remote(),
+                                           timeout=30)["shards"] for i in lost_miners]
+    after["da_nodes_back_s"] = timed(
+        "DA nodes back",
+        lambda: all(slices_held(da_nodes[i], blob_id) is not None for i in lost_da), fault_at)
     after["blob_slices_on_moved_da_nodes"] = [slices_held(da_nodes[i], blob_id)
                                               for i in lost_da]
     new_file = os.urandom(SEGMENT_BYTES + 7)
@@ -244,7 +252,8 @@ def scenario(cluster: Cluster, data_dir: str, per_node: bool) -> dict[str, Any]:
     after["blob_slices_on_moved_da_nodes_new_blob"] = [slices_held(da_nodes[i], new_blob_id)
                                                        for i in lost_da]
     after["providers_back_s"] = {
-        i: timed(lambda i=i: _alive(ray.get_actor(provider_name(i))), fault_at)
+        i: timed(f"provider {i} back", lambda i=i: _alive(ray.get_actor(provider_name(i))),
+                 fault_at)
         for i in lost_providers}
     after["moved_providers_serve"] = [
         bool(alice.infer(services[provider_name(i)], PROMPT, 4)["signature_ok"])

@@ -65,7 +65,8 @@ def test_a_worker_node_lost_with_its_disk_and_every_pillar_recovers() -> None:
     assert after["served_by_others"] and all(after["served_by_others"].values())
     # The moved miners start empty and are refilled by repair to k + m shards a segment.
     assert after["miners_repaired_s"] is not None
-    assert all(shards > 0 for shards in after["moved_miner_shards"].values())
+    assert after["moved_miner_shards"] == before["shards_on_lost_miners"]
+    assert all(shards > 0 for shards in after["moved_miner_shards"])
     # The moved DA nodes come back empty: the old blob's slices are gone from them, and
     # new blobs are certified meanwhile by the others.
     assert all(n and n > 0 for n in before["blob_slices_on_lost_da_nodes"])
@@ -92,6 +93,7 @@ def test_a_worker_node_lost_on_a_shared_data_dir_and_its_actors_reopen_their_sto
     assert after["served_by_others"] and all(after["served_by_others"].values())
     # Moved to another node, each actor reopened its own store: the DA node still holds
     # the old blob's slices, the provider the receipts it had not settled.
+    assert after["moved_miner_shards"] == before["shards_on_lost_miners"]
     assert after["blob_slices_on_moved_da_nodes"] == before["blob_slices_on_lost_da_nodes"]
     assert after["moved_providers_recovered_receipts"] == before["unsettled_on_lost_providers"]
     assert all(after["moved_providers_serve"]) and after["new_blob_finalized"]
