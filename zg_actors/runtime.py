@@ -93,19 +93,20 @@ class Deployment:
 def deploy(config: Config, detached: bool) -> Deployment:
     """Start the staking actor, network manager and relayer (named, in the namespace)."""
     data_dir = str(Path(config.data_dir).resolve())
-    lifetime = {"lifetime": "detached"} if detached else {}
+    # Singletons: on the head (zg_control) where the cluster has one, never taken away.
+    options = {"lifetime": "detached"} if detached else {}
+    options.update(control_options())
     config_dict = config.to_dict()
-    lifetime.update(control_options())  # singletons: on the head, never taken away
     staking = StakingActor.options(name=STAKING_ACTOR_NAME, num_cpus=config.staking.num_cpus,
-                                   get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+                                   get_if_exists=True, **options).remote(config_dict, data_dir)
     ray.get(staking.ping.remote())
     manager = NetworkManager.options(name=NETWORK_MANAGER_NAME, num_cpus=0.05,
-                                     get_if_exists=True, **lifetime).remote(
+                                     get_if_exists=True, **options).remote(
         config_dict, data_dir, detached)
     # Networks recorded by an earlier deployment on the same data_dir come back.
     resumed = ray.get(manager.resume.remote())
     relayer = Relayer.options(name=RELAYER_NAME, num_cpus=config.relayer.num_cpus,
-                              get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+                              get_if_exists=True, **options).remote(config_dict, data_dir)
     ray.get(relayer.start.remote())
     return Deployment(staking, manager, relayer, resumed)
 
