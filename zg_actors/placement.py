@@ -2,14 +2,15 @@
 
 cluster.yaml gives each node type custom resources named after the zg roles. An actor
 asks for its role's resource when the cluster offers it; the embedded Ray offers none and
-places actors anywhere. Roles kept in several copies (miners, DA nodes, providers) are also
-spread over the nodes: erasure coding and quorums count on one node's loss taking as few
-of them as possible.
+places actors anywhere. Roles kept in several copies (miners, DA nodes, KV nodes,
+providers) are also spread over the nodes: erasure coding and quorums count on one node's
+loss taking as few of them as possible.
 
 With `data_dir_per_node`, an actor keeps its data under <data_dir>/<node name>/, so that
 one shared data_dir (a mounted volume, or one machine in tests) behaves as the local disks
 of a real cluster: an actor that Ray moves to another node starts there on an empty store
-and recovers by the protocol's own paths (catch-up, repair, the next DA epoch).
+and recovers by its pillar's own paths (a validator catches up from peers, the repairer
+refills a miner, a DA node signs new blobs and holds nothing of the old ones).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import ray
 
-CONTROL_RESOURCE = "zg_control"  # the head: C0, the network manager, relayer, gateway
+CONTROL_RESOURCE = "zg_control"  # the head: C0, networks, relayer, dispersers, repairer, gateway
 VALIDATOR_RESOURCE = "zg_validator"
 MINER_RESOURCE = "zg_miner"
 DA_NODE_RESOURCE = "zg_da_node"
