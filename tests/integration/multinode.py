@@ -70,12 +70,12 @@ def stack_config(data_dir: str, per_node: bool = True) -> Config:
         "da.dispersers": 1})
 
 
-def start_cluster(temp_dir: str) -> Cluster:
-    system = runtime.system_config(stack_config(temp_dir))
+def start_cluster() -> Cluster:
+    system = runtime.system_config(integration_config())
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "resources": {CONTROL_RESOURCE: 1}, "labels": {NODE_LABEL: "head"},
         "object_store_memory": NODE_OBJECT_STORE_BYTES, "include_dashboard": False,
-        "temp_dir": temp_dir, "_system_config": system})
+        "_system_config": system})
     for i in range(WORKERS):
         cluster.add_node(num_cpus=1, resources=dict(WORKER_RESOURCES),
                          labels={NODE_LABEL: f"worker-{i}"},
@@ -306,10 +306,13 @@ def main(argv: list[str] | None = None) -> int:
                              "reopen their stores")
     args = parser.parse_args(argv)
     temp_dir = tempfile.mkdtemp(prefix="zgmn-")
+    # Ray's sessions, sockets and its "current cluster" address file go here, not under
+    # /tmp/ray, where `ray.init(address="auto")` of other Ray users on this host looks.
+    os.environ["RAY_TMPDIR"] = temp_dir
     data_dir = os.path.join(temp_dir, "data")
     cluster = None
     try:
-        cluster = start_cluster(temp_dir)
+        cluster = start_cluster()
         ray.init(address=cluster.address, namespace=NAMESPACE, logging_level="ERROR",
                  log_to_driver=False)
         report = scenario(cluster, data_dir, per_node=not args.shared_data_dir)
