@@ -18,6 +18,7 @@ from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME, NetworkManager
 from zg_actors.chain.relayer import RELAYER_NAME, Relayer
 from zg_actors.config import Config
 from zg_actors.errors import Unavailable, ZgError, unwrap
+from zg_actors.placement import control_options
 from zg_actors.stack import not_up
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
 from zg_actors.workload import percentile
@@ -92,18 +93,20 @@ class Deployment:
 def deploy(config: Config, detached: bool) -> Deployment:
     """Start the staking actor, network manager and relayer (named, in the namespace)."""
     data_dir = str(Path(config.data_dir).resolve())
-    lifetime = {"lifetime": "detached"} if detached else {}
+    # Singletons: on the head (zg_control) where the cluster has one, never taken away.
+    options = {"lifetime": "detached"} if detached else {}
+    options.update(control_options())
     config_dict = config.to_dict()
     staking = StakingActor.options(name=STAKING_ACTOR_NAME, num_cpus=config.staking.num_cpus,
-                                   get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+                                   get_if_exists=True, **options).remote(config_dict, data_dir)
     ray.get(staking.ping.remote())
     manager = NetworkManager.options(name=NETWORK_MANAGER_NAME, num_cpus=0.05,
-                                     get_if_exists=True, **lifetime).remote(
+                                     get_if_exists=True, **options).remote(
         config_dict, data_dir, detached)
     # Networks recorded by an earlier deployment on the same data_dir come back.
     resumed = ray.get(manager.resume.remote())
     relayer = Relayer.options(name=RELAYER_NAME, num_cpus=config.relayer.num_cpus,
-                              get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+                              get_if_exists=True, **options).remote(config_dict, data_dir)
     ray.get(relayer.start.remote())
     return Deployment(staking, manager, relayer, resumed)
 

@@ -23,6 +23,7 @@ from zg_actors.chain.client import SyncChainClient
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.config import Config, config_from_dict
 from zg_actors.errors import InvalidInput, Unavailable, ZgError, unwrap
+from zg_actors.placement import KV_RESOURCE, node_data_dir, role_options
 from zg_actors.rpc.jsonrpc import Registry, RpcError
 from zg_actors.storage.flow import MODULE as FLOW
 from zg_actors.storage.kv.encoding import parse_stream_id
@@ -34,7 +35,6 @@ from zg_actors.storage.kv.store import LmdbStore
 from zg_actors.store import Store
 
 log = logging.getLogger(__name__)
-KV_RESOURCE = "zg_kv"  # custom resource declared by cluster.yaml's CPU workers
 KV_RPC_APP = "zg-kv-rpc"  # the Serve application of the kv_* JSON-RPC
 BLOCK_WAIT_S = 10.0  # one long poll for the next block; then the flow is read again
 RETRY_WAIT_S = 1.0  # after a failed round (a validator or miner restarting)
@@ -100,7 +100,8 @@ class KVNode:
         self.config = config_from_dict(config_dict)
         self.index, self.network_id = index, network_id
         self.streams = followed_streams(self.config)
-        self.store = Store(Path(data_dir) / "kv" / f"node-{index}", [STATE_DB, META_DB],
+        self.store = Store(node_data_dir(data_dir, self.config.data_dir_per_node) / "kv"
+                           / f"node-{index}", [STATE_DB, META_DB],
                            self.config.lmdb_map_mb)
         self._start_over_if_following_changed()
         self.state = KVState(LmdbStore(self.store, STATE_DB))
@@ -157,10 +158,7 @@ def start_kv_nodes(config: Config, detached: bool = False) -> list[Any]:
     network_id = kv_network(config)
     data_dir = str(Path(config.data_dir).resolve())
     options: dict[str, Any] = {"lifetime": "detached"} if detached else {}
-    # On a cluster made from cluster.yaml, KV nodes go to nodes that offer zg_kv; the
-    # embedded Ray has none and places them anywhere.
-    if KV_RESOURCE in ray.cluster_resources():
-        options["resources"] = {KV_RESOURCE: 1}
+    options.update(role_options(KV_RESOURCE, spread=True))
     config_dict = config.to_dict()
     nodes = [KVNode.options(name=kv_node_name(i), num_cpus=config.kv.node_num_cpus,
                             max_concurrency=NODE_CONCURRENCY, get_if_exists=True,
