@@ -459,3 +459,22 @@ def test_a_py_evm_crash_drops_the_tx_and_the_block_goes_on(net: Net, monkeypatch
     block = net.commit_block()
     assert [tx.hash for tx in block.txs] == [decode_tx(fine).hash]
     assert list(net.node.mempool) == [] and net.query("nonce", wallet.address) == 0
+
+
+def test_evm_commit_gives_each_txs_type_and_status_and_the_blocks_gas(net: Net) -> None:
+    """What the validators record as EVM metrics at each commit (chain/stats.py)."""
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    raws = [wallet.sign(to=contract, data=store_call(7), kind=0),
+            wallet.sign(to=contract, data=b"\x03", kind=1),  # reverts
+            wallet.sign(to=wallet.address, value=1)]
+    assert net.submit(*raws) == [None, None, None]
+    base_fee = net.query("base_fee")
+    block = net.commit_block()
+    figures = net.node.evm_commit(block)
+    assert figures.txs == [(0, True), (1, False), (2, True)]
+    assert figures.gas_used == sum(net.receipt(raw)["gas_used"] for raw in raws) > 3 * 21_000
+    assert (figures.gas_limit, figures.base_fee) == (net.config.networks.evm.block_gas_limit,
+                                                     base_fee)
+    empty = net.commit_block()
+    assert net.node.evm_commit(empty).txs == [] and net.node.evm_commit(empty).gas_used == 0

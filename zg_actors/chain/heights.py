@@ -271,7 +271,8 @@ class Heights:
         self.pacing.committed(now)
         new_set = self.node.is_epoch_boundary(block.height) or block.height == 1
         self.record.committed(block, latencies, len(self.node.mempool),
-                              self.node.validator_set if new_set else None)
+                              self.node.validator_set if new_set else None,
+                              self.node.evm_commit(block))
 
     def burn_rewards(self) -> bytes | None:
         """Our reward burn tx, once the rewards we earned here pass the threshold, admitted
