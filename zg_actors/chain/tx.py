@@ -169,43 +169,22 @@ def decode_tx(data: bytes) -> Transaction:
 _decoded: OrderedDict[bytes, Transaction] = OrderedDict()  # raw Ethereum tx -> decoded
 
 
-def ethereum_envelope(data: bytes) -> SignedTransactionAPI | None:
-    """py-evm's decode of an Ethereum tx's raw bytes, its sender not recovered (the
-    JSON-RPC's look before it hands the tx to a validator, whose entry checks recover and
-    check it); None when `data` is no Ethereum tx (decode_tx reads it as a zg-native tx).
-    Refusals as decode_tx's: malformed, transaction type not supported."""
-    if data[:1] and data[0] < 0xC0:
-        return _parse_ethereum(data)
-    try:
-        items = decode(data)
-    except EncodingError:
-        return None
-    if isinstance(items, list) and len(items) == LEGACY_ETHEREUM_TX_FIELDS:
-        return _parse_ethereum(data)
-    return None
-
-
-def _parse_ethereum(data: bytes) -> SignedTransactionAPI:
+def decode_ethereum_tx(data: bytes) -> Transaction:
+    """An Ethereum tx from its raw bytes, with its sender recovered from the signature
+    (decode_tx keeps it: once per process, its py-evm object carrying the sender).
+    Refusals in Geth's words: transaction type not supported, invalid sender."""
     type_id = data[0] if data[0] < 0xC0 else evm_params.LEGACY_TX_TYPE
     if type_id not in evm_params.SUPPORTED_TX_TYPES:
         raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
                                  type=type_id, supported=list(evm_params.SUPPORTED_TX_TYPES))
     try:
-        return evm_params.FORK.get_transaction_builder().decode(data)
+        eth = evm_params.FORK.get_transaction_builder().decode(data)
     except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError,
             TypeError) as exc:
         raise MalformedTransaction(f"malformed Ethereum tx: {exc}", size=len(data)) from exc
-
-
-def decode_ethereum_tx(data: bytes) -> Transaction:
-    """An Ethereum tx from its raw bytes, with its sender recovered from the signature
-    (decode_tx keeps it: once per process, its py-evm object carrying the sender).
-    Refusals in Geth's words: transaction type not supported, invalid sender."""
-    eth = _parse_ethereum(data)
     tx_hash = keccak256(data)
     sender = ethereum_sender(eth, tx_hash)
-    max_fee = (eth.max_fee_per_gas if eth.type_id == evm_params.DYNAMIC_FEE_TX_TYPE
-               else eth.gas_price)
+    max_fee = eth.max_fee_per_gas if type_id == evm_params.DYNAMIC_FEE_TX_TYPE else eth.gas_price
     tx = Transaction(eth.chain_id or 0, eth.nonce, sender, evm_params.MODULE,
                      ETHEREUM_TX_METHOD, (), eth.gas * max_fee, b"", data, tx_hash, eth)
     _decoded[data] = tx
