@@ -304,13 +304,17 @@ class ChainNode:
         return height % self.epoch_blocks == 0
 
     def build_block(self, round_: int, proposer: bytes, last_commit: CommitCertificate | None,
-                    staking_tick: int) -> Block:
+                    staking_tick: int, budget_s: float | None = None) -> Block:
+        """The next block from the mempool; with `budget_s`, no tx is added once that many
+        seconds went into building it (at least one tx goes in)."""
         height = self.committed.height + 1
         time_ms = max(now_ms(), self.committed.time_ms + 1)
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         included, rejected, result = self.machine.build_block(
             self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer,
                                       self.committed.block_hash),
-            self.mempool.executable(), self.committed.state_root)
+            self.mempool.executable(), self.committed.state_root,
+            None if deadline is None else lambda: time.monotonic() >= deadline)
         self._drop([tx.hash for tx, _ in rejected])
         header = Header(self.params.network_id, height, round_, time_ms,
                         self.committed.block_hash, proposer, tx_root(included),
