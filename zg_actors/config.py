@@ -512,6 +512,10 @@ class DevnetConfig:
 @dataclass(frozen=True)
 class Config:
     data_dir: str = "./zg-data"
+    # True: each actor keeps its stores under <data_dir>/<node name>/ (the node's zg-node
+    # label, else its Ray node id), so that a data_dir shared by several nodes acts as
+    # their local disks: an actor moved to another node starts there on an empty store.
+    data_dir_per_node: bool = False
     lmdb_map_mb: int = 1024  # per node; LMDB maps it sparsely
     ray: RayConfig = field(default_factory=RayConfig)
     crypto: CryptoConfig = field(default_factory=CryptoConfig)

@@ -78,11 +78,36 @@ GATEWAY_METRICS = {
     "zg_gateway_request_seconds": ("histogram", "Request received -> answered",
                                    ("gateway", "method")),
 }
-# The KV layer and the EVM add their tables here (KV_METRICS: txs replayed, conflicts, replay
-# lag; EVM_METRICS: txs, gas), list them in PILLAR_METRICS, and get a dashboard each.
+# Every KV node replays its network's flow (storage/kv/): entries in tx_seq order, each KV tx
+# of its followed streams recorded with 0G's result (Commit, VersionConfliction, ...).
+KV_METRICS = {
+    "zg_kv_flow_entries_replayed": ("counter", "Flow entries a KV node replayed (KV txs of "
+                                    "its streams and every other entry)",
+                                    ("node", "network_id")),
+    "zg_kv_stream_txs": ("counter", "KV txs of the followed streams replayed, by recorded "
+                         "result (Commit, VersionConfliction, ...)",
+                         ("node", "network_id", "result")),
+    "zg_kv_next_tx_seq": ("gauge", "The tx_seq a KV node replays next",
+                          ("node", "network_id")),
+    "zg_kv_replay_lag_entries": ("gauge", "Flow entries the log has that a KV node has not "
+                                 "replayed yet", ("node", "network_id")),
+}
+# Every validator records its network's EVM at each commit (one series per validator: read
+# them with `max by (network_id)`); `type` is the EIP-2718 tx type, `status` the receipt's.
+EVM_METRICS = {
+    "zg_evm_txs": ("counter", "EVM txs executed in committed blocks, by tx type and receipt "
+                   "status", ("network_id", "type", "status")),
+    "zg_evm_gas_used": ("counter", "Gas the EVM txs of committed blocks used",
+                        ("network_id",)),
+    "zg_evm_block_gas_used": ("gauge", "Gas used by the latest committed block",
+                              ("network_id",)),
+    "zg_evm_block_gas_limit": ("gauge", "Gas limit of a block", ("network_id",)),
+    "zg_evm_base_fee_wei": ("gauge", "Base fee of the latest committed block (wei per gas, "
+                            "EIP-1559)", ("network_id",)),
+}
 PILLAR_METRICS = {"chain": CHAIN_METRICS, "staking": STAKING_METRICS,
                   "storage": STORAGE_METRICS, "da": DA_METRICS, "compute": COMPUTE_METRICS,
-                  "gateway": GATEWAY_METRICS}
+                  "kv": KV_METRICS, "evm": EVM_METRICS, "gateway": GATEWAY_METRICS}
 ALL_METRICS = {name: spec for table in PILLAR_METRICS.values() for name, spec in table.items()}
 
 LATENCY_BOUNDARIES_S = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30]
@@ -124,11 +149,12 @@ class Metrics:
 
 
 class ChainMetrics:
-    """One validator's view of its network's metrics."""
+    """One validator's view of its network's metrics (chain and EVM)."""
 
     def __init__(self, network_id: int) -> None:
         self.tags = {"network_id": str(network_id)}
         self.m = {name: make(name, spec) for name, spec in CHAIN_METRICS.items()}
+        self.evm = Metrics(EVM_METRICS, network_id=network_id)
         self._in_set: set[str] = set()
 
     def committed(self, height: int, txs: int, latencies: list[float]) -> None:
@@ -138,6 +164,16 @@ class ChainMetrics:
         hist = self.m["zg_chain_commit_latency_seconds"]
         for latency in latencies[:200]:  # a sample per block keeps the cost flat
             hist.observe(latency, self.tags)
+
+    def evm_committed(self, txs: list[tuple[str, str]], gas_used: int, gas_limit: int,
+                      base_fee_wei: int) -> None:
+        """A committed block's EVM: (type, status) of each EVM tx, its gas and base fee."""
+        for tx_type, status in txs:
+            self.evm.inc("zg_evm_txs", type=tx_type, status=status)
+        self.evm.inc("zg_evm_gas_used", gas_used)
+        self.evm.set("zg_evm_block_gas_used", gas_used)
+        self.evm.set("zg_evm_block_gas_limit", gas_limit)
+        self.evm.set("zg_evm_base_fee_wei", base_fee_wei)
 
     def round_started(self) -> None:
         self.m["zg_chain_rounds"].inc(1, self.tags)

@@ -18,12 +18,14 @@ from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME, NetworkManager
 from zg_actors.chain.relayer import RELAYER_NAME, Relayer
 from zg_actors.config import Config
 from zg_actors.errors import Unavailable, ZgError, unwrap
+from zg_actors.placement import control_options
 from zg_actors.stack import not_up
 from zg_actors.staking.actors import STAKING_ACTOR_NAME, StakingActor
 from zg_actors.workload import percentile
 
 MIB = 1024 * 1024
 CLUSTER_PROBE_TIMEOUT_S = 5.0  # a head that accepts no TCP connection in this long is absent
+RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch of token authentication ("token" turns it on)
 
 
 class ClusterUnreachable(Unavailable):
@@ -39,19 +41,31 @@ def _unreachable(address: str, why: str) -> ClusterUnreachable:
         f"needs no cluster", address=address)
 
 
-def _probe(address: str) -> None:
+def _refused(address: str, why: str) -> ClusterUnreachable:
+    """A head that listens but did not let this client join: with Ray's token
+    authentication on, a client that does not say so is refused (and Ray only says that
+    it could not connect)."""
+    return ClusterUnreachable(
+        f"the Ray head at {address} answers but this client could not join it ({why}): if "
+        f"the head runs with token authentication (Ray's default for a `ray start` on a host "
+        f"with ~/.ray/auth_token), set {RAY_AUTH_MODE}=token here, with the head's token in "
+        f"~/.ray/auth_token or RAY_AUTH_TOKEN", address=address)
+
+
+def _probe(address: str) -> bool:
     """Fail at once when nothing listens at a head's host:port: Ray's own connect retries
-    an absent head for minutes."""
+    an absent head for minutes. True when a head at a host:port accepted the probe."""
     if address == "auto":
         address = os.environ.get("RAY_ADDRESS", "")
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        return  # "auto" without RAY_ADDRESS: ray.init looks for a local cluster itself
+        return False  # "auto" without RAY_ADDRESS: ray.init looks for a local cluster itself
     try:
         socket.create_connection((host.strip("[]"), int(port)),  # "[::1]:6379" too
                                  timeout=CLUSTER_PROBE_TIMEOUT_S).close()
     except OSError as exc:
         raise _unreachable(address, exc.strerror or type(exc).__name__) from None
+    return True
 
 
 def connect(config: Config, address: str | None = None) -> str:
@@ -60,11 +74,13 @@ def connect(config: Config, address: str | None = None) -> str:
         return "existing"
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if address:
-        _probe(address)
+        listening = _probe(address)
         try:
             ray.init(address=address, namespace=config.ray.namespace, logging_level="ERROR",
                      log_to_driver=False)
         except ConnectionError as exc:  # "auto" found no running Ray instance
+            if listening and os.environ.get(RAY_AUTH_MODE, "").lower() != "token":
+                raise _refused(address, str(exc)) from None
             raise _unreachable(address, str(exc)) from None
         return address
     # address="local": always a fresh embedded Ray, even if `ray start` runs on this host.
@@ -92,18 +108,20 @@ class Deployment:
 def deploy(config: Config, detached: bool) -> Deployment:
     """Start the staking actor, network manager and relayer (named, in the namespace)."""
     data_dir = str(Path(config.data_dir).resolve())
-    lifetime = {"lifetime": "detached"} if detached else {}
+    # Singletons: on the head (zg_control) where the cluster has one, never taken away.
+    options = {"lifetime": "detached"} if detached else {}
+    options.update(control_options())
     config_dict = config.to_dict()
     staking = StakingActor.options(name=STAKING_ACTOR_NAME, num_cpus=config.staking.num_cpus,
-                                   get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+                                   get_if_exists=True, **options).remote(config_dict, data_dir)
     ray.get(staking.ping.remote())
     manager = NetworkManager.options(name=NETWORK_MANAGER_NAME, num_cpus=0.05,
-                                     get_if_exists=True, **lifetime).remote(
+                                     get_if_exists=True, **options).remote(
         config_dict, data_dir, detached)
     # Networks recorded by an earlier deployment on the same data_dir come back.
     resumed = ray.get(manager.resume.remote())
     relayer = Relayer.options(name=RELAYER_NAME, num_cpus=config.relayer.num_cpus,
-                              get_if_exists=True, **lifetime).remote(config_dict, data_dir)
+                              get_if_exists=True, **options).remote(config_dict, data_dir)
     ray.get(relayer.start.remote())
     return Deployment(staking, manager, relayer, resumed)
 

@@ -119,6 +119,34 @@ def test_no_local_cluster_found_by_auto(capsys: pytest.CaptureFixture[str],
     assert "no Ray cluster is reachable at auto" in out["message"]
 
 
+@pytest.mark.parametrize("auth_mode", [None, "token"])
+def test_a_head_that_answers_but_refuses_the_client_points_at_token_auth(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        auth_mode: str | None) -> None:
+    """Ray 2.60 starts a head with token authentication where ~/.ray/auth_token exists; a
+    client without RAY_AUTH_MODE=token is refused, and ray.init only says it could not
+    connect. The head listens, so "no cluster is reachable" would mislead."""
+    def refused(**kwargs: object) -> None:  # what ray.init raises then
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:6390")
+
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        if auth_mode is None:
+            monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+        else:
+            monkeypatch.setenv("RAY_AUTH_MODE", auth_mode)
+        monkeypatch.setattr(ray, "init", refused)
+        status, out = run(capsys, "status", "--address", address)
+    assert (status, out["error"], out["address"]) == (2, "ClusterUnreachable", address)
+    if auth_mode is None:
+        assert f"the Ray head at {address} answers" in out["message"]
+        assert "RAY_AUTH_MODE=token" in out["message"]
+    else:  # the client did turn token auth on: nothing to point at
+        assert f"no Ray cluster is reachable at {address}" in out["message"]
+
+
 @pytest.mark.parametrize("pillar", ["chain", "storage", "storage.kv", "da", "compute"])
 def test_each_pillar_wires_its_commands_without_importing_the_top_level_cli(
         pillar: str) -> None:

@@ -10,9 +10,11 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from zg_actors import placement
+
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 HEAD, CPU_WORKER, GPU_WORKER = "zg.head", "zg.cpu_worker", "zg.gpu_worker"
-CPU_ROLES = ("zg_validator", "zg_miner", "zg_da_node", "zg_kv")
+CPU_ROLES = ("zg_validator", "zg_miner", "zg_da_node", "zg_kv", "zg_provider")
 
 
 def raw_config() -> dict[str, Any]:
@@ -115,3 +117,15 @@ def test_ray_validation_rejects_an_unknown_head_node_type() -> None:
     config["head_node_type"] = "zg.missing"
     with pytest.raises(ValueError, match="head_node_type"):
         ray_validate(config)
+
+
+def test_every_zg_role_resource_is_one_that_actors_ask_for() -> None:
+    # A resource no actor asks for places nothing: miners, DA nodes, providers and the
+    # control singletons once landed on any node, the head's or a GPU worker's included.
+    asked = {placement.CONTROL_RESOURCE, placement.VALIDATOR_RESOURCE,
+             placement.MINER_RESOURCE, placement.DA_NODE_RESOURCE, placement.KV_RESOURCE,
+             placement.PROVIDER_RESOURCE}
+    assert set(resources(HEAD)) - {"CPU"} == {placement.CONTROL_RESOURCE}
+    assert set(resources(CPU_WORKER)) - {"CPU"} == asked - {placement.CONTROL_RESOURCE}
+    # zg_control: 1 on the head holds every singleton's share with room to spare.
+    assert resources(HEAD)[placement.CONTROL_RESOURCE] / placement.CONTROL_SHARE >= 10

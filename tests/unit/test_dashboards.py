@@ -75,7 +75,8 @@ DASHBOARD_SCHEMA = {
 
 def test_one_dashboard_per_pillar_and_an_overview() -> None:
     assert [p.name for p in DASHBOARDS] == ["zg-chain.json", "zg-compute.json", "zg-da.json",
-                                            "zg-overview.json", "zg-storage.json"]
+                                            "zg-evm.json", "zg-kv.json", "zg-overview.json",
+                                            "zg-storage.json"]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
@@ -159,7 +160,7 @@ def test_every_metric_is_on_its_pillar_dashboard() -> None:
     by_file = {path.name: path for path in DASHBOARDS}
     where = {"chain": "zg-chain.json", "staking": "zg-chain.json",
              "storage": "zg-storage.json", "da": "zg-da.json", "compute": "zg-compute.json",
-             "gateway": "zg-da.json"}
+             "kv": "zg-kv.json", "evm": "zg-evm.json", "gateway": "zg-da.json"}
     assert set(where) == set(PILLAR_METRICS), "a new metrics table needs its dashboard"
     for pillar, table in PILLAR_METRICS.items():
         assert sorted(set(table) - shown([by_file[where[pillar]]])) == [], pillar

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import coincurve
 import pytest
 import rlp
 from eth.vm.forks.cancun.receipts import CancunReceiptBuilder
@@ -459,3 +460,77 @@ def test_a_py_evm_crash_drops_the_tx_and_the_block_goes_on(net: Net, monkeypatch
     block = net.commit_block()
     assert [tx.hash for tx in block.txs] == [decode_tx(fine).hash]
     assert list(net.node.mempool) == [] and net.query("nonce", wallet.address) == 0
+
+
+def test_evm_commit_gives_each_txs_type_and_status_and_the_blocks_gas(net: Net) -> None:
+    """What the validators record as EVM metrics at each commit (chain/stats.py)."""
+    wallet = Wallet(0, net.chain_id)
+    contract = deploy(net, wallet)
+    raws = [wallet.sign(to=contract, data=store_call(7), kind=0),
+            wallet.sign(to=contract, data=b"\x03", kind=1),  # reverts
+            wallet.sign(to=wallet.address, value=1)]
+    assert net.submit(*raws) == [None, None, None]
+    base_fee = net.query("base_fee")
+    block = net.commit_block()
+    figures = net.node.evm_commit(block)
+    assert figures.txs == [(0, True), (1, False), (2, True)]
+    assert figures.gas_used == sum(net.receipt(raw)["gas_used"] for raw in raws) > 3 * 21_000
+    assert (figures.gas_limit, figures.base_fee) == (net.config.networks.evm.block_gas_limit,
+                                                     base_fee)
+    empty = net.commit_block()
+    assert net.node.evm_commit(empty).txs == [] and net.node.evm_commit(empty).gas_used == 0
+
+
+def test_a_txs_sender_is_recovered_once_per_process(net: Net, monkeypatch) -> None:
+    """Entry (prepare, admit), the mempool, the proposer's block, the block decoded and
+    executed again as a peer does, the commit: one public-key recovery per tx in this
+    process (it was three: two at entry, one more when py-evm applied a fresh decode)."""
+    recoveries = []
+    recover = coincurve.PublicKey.from_signature_and_message.__func__
+
+    def counting(cls: type, *args: object, **kwargs: object) -> coincurve.PublicKey:
+        recoveries.append(args[1])
+        return recover(cls, *args, **kwargs)
+
+    monkeypatch.setattr(coincurve.PublicKey, "from_signature_and_message",
+                        classmethod(counting))
+    wallets = [Wallet(i, net.chain_id) for i in range(3)]
+    raws = [w.sign(to=bytes.fromhex("66" * 20), value=1, gas=21_000) for w in wallets]
+    net.node.prepare_txs(raws)
+    assert net.submit(*raws) == [None] * 3
+    peer = make_node(net.tmp_path, net.config, net.network_id, net.vset, 1, "peer")
+    proposer = net.proposer
+    block = net.node.build_block(0, proposer, None, 1)
+    peer_copy = Block.decode(block.encode())
+    peer.validate_block(peer_copy, proposer)  # executes the block anew
+    net.node.validate_block(block, proposer)
+    net.node.commit(block, sign_commit(net.node, net.config, block.hash, 1, [0, 1, 2]))
+    peer.close()
+    assert [tx.hash for tx in block.txs] == [decode_tx(raw).hash for raw in raws]
+    assert len(recoveries) == 3 and net.query("nonce", wallets[2].address) == 1
+    assert [tx.sender for tx in peer_copy.txs] == [w.address for w in wallets]
+
+
+def test_a_malleable_or_unrecoverable_signature_is_still_an_invalid_sender(net: Net) -> None:
+    """One recovery, no separate verify: s in the upper half (EIP-2), r or s past the
+    curve order and a y parity other than 0/1 are refused as Geth refuses them."""
+    wallet = Wallet(0, net.chain_id)
+    good = wallet.sign(to=bytes(20), gas=21_000, nonce=0)
+    fields = rlp.decode(good[1:])
+    s = int.from_bytes(fields[11], "big")
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    flipped = b"" if fields[9] else b"\x01"
+
+    def variant(y_parity: bytes, r: bytes, s_value: int) -> bytes:
+        return good[:1] + rlp.encode([*fields[:9], y_parity, r,
+                                      s_value.to_bytes(32, "big").lstrip(b"\0")])
+
+    cases = [variant(flipped, fields[10], order - s),  # same signer, high s
+             variant(fields[9], order.to_bytes(32, "big"), s),  # r = n
+             variant(fields[9], fields[10], order + 1),  # s past the order
+             variant(b"\x02", fields[10], s)]  # y parity 2
+    for raw in cases:
+        [error] = net.submit(raw)
+        assert error is not None and "invalid sender" in error, error
+    assert net.submit(good) == [None]
+    assert net.query("nonce", wallet.address) == 0 and net.node.committed.height == 0

@@ -78,6 +78,37 @@ def test_block_building_respects_limits_and_skips_bad_txs() -> None:
     assert [type(e) for _, e in rejected] == [FeeUnpayable]  # the nonce gap just waits
 
 
+def test_a_proposer_out_of_time_ends_its_block_but_includes_one_tx(tmp_path: Path) -> None:
+    """Block building stops once its time is spent (a block that takes longer to execute
+    than the peers wait loses the round), yet never proposes an empty block for it: the
+    txs left out stay pending for the next block."""
+    config = small_config()
+    machine = build_state_machine(config, 0)
+    state: dict[bytes, bytes] = dict(machine.genesis({}.get).writes())
+    alice = load_account(SEED, 0)
+    txs = [make_tx(alice, 0, n, "token", "transfer", [alice.address, 1]) for n in range(5)]
+    checks = []
+
+    def out_of_time() -> bool:
+        checks.append(len(checks))
+        return len(checks) > 2  # time runs out after the third tx is in
+
+    included, rejected, _ = machine.build_block(state.get, BlockInfo(0, 1, 1, bytes(20)),
+                                                txs, b"\x00" * 32, out_of_time)
+    assert [tx.nonce for tx in included] == [0, 1, 2] and rejected == []
+    vset = genesis_set()
+    node = make_node(tmp_path, config, 0, vset, 1)
+    assert node.add_txs([tx.encoded for tx in txs]) == [None] * 5
+    proposer = vset.validators[vset.proposer(1, 0)].address
+    block = node.build_block(0, proposer, None, 1, budget_s=0.0)
+    assert [tx.nonce for tx in block.txs] == [0]
+    node.validate_block(block, proposer)
+    node.commit(block, sign_commit(node, config, block.hash, 1, [0, 1, 2]))
+    assert node.mempool.pending_count == 4
+    assert len(node.build_block(0, proposer, None, 1).txs) == 4  # no budget: all of them
+    node.close()
+
+
 @pytest.mark.parametrize("mutate", ["network", "signature", "nonce", "size", "malformed"])
 def test_mempool_entry_checks(tmp_path: Path, mutate: str) -> None:
     config = small_config(**{"networks.max_tx_bytes": 512})

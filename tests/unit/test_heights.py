@@ -86,6 +86,27 @@ def test_a_lone_validator_commits_heights_and_burns_its_rewards_past_the_thresho
     node.close()
 
 
+def test_the_proposer_builds_for_half_its_propose_timeout_at_most(tmp_path: Path) -> None:
+    """A block that takes longer to build than the peers' propose timeout loses the
+    round: with a propose timeout too short for a second tx, each block takes one."""
+    from zg_actors.chain.heights import BUILD_SHARE_OF_PROPOSE_TIMEOUT
+    from zg_actors.chain.tx import make_tx
+    from zg_actors.crypto.devkeys import load_account
+
+    assert 0 < BUILD_SHARE_OF_PROPOSE_TIMEOUT < 1
+    config = small_config(**{"networks.timeouts.propose_s": 1e-9,
+                             "networks.timeouts.propose_delta_s": 1e-9})
+    me = IDENTITIES[0]
+    node = make_node(tmp_path, config, 0, validator_set([me]), 1)
+    heights = make_heights(node, config, me)
+    alice = load_account("zg-devnet", 0)
+    txs = [make_tx(alice, 0, n, "token", "transfer", [alice.address, 1]) for n in range(3)]
+    assert node.add_txs([tx.encoded for tx in txs]) == [None] * 3
+    blocks = commit_heights(heights, 3)
+    assert [[tx.nonce for tx in b.txs] for b in blocks] == [[0], [1], [2]]
+    node.close()
+
+
 def test_a_decision_for_a_height_caught_up_meanwhile_commits_nothing(tmp_path: Path) -> None:
     config = small_config()
     me = IDENTITIES[0]

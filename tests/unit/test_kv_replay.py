@@ -25,7 +25,7 @@ from zg_actors.storage.kv.encoding import (
     writes_of,
 )
 from zg_actors.storage.kv.errors import EntryDataMissing, ReplayOutOfOrder
-from zg_actors.storage.kv.replay import FlowEntry, Replayer
+from zg_actors.storage.kv.replay import FlowEntry, Replayer, result_kind
 from zg_actors.storage.kv.state import KeyValue, KVState
 from zg_actors.storage.kv.store import LmdbStore, MemoryStore
 from zg_actors.store import Store
@@ -534,3 +534,14 @@ def test_an_lmdb_store_replays_to_the_same_state_and_keeps_it_across_a_reopen(
             state.prev(S, b"\xff").key] == [b"\x00", b"\xff", b"a\x00", b"k"]
     assert state.get_value(S, b"a", 3) == KeyValue(b"a", 3, b"a!")
     assert state.is_writer_of_stream(BOB, S) and state.tx_result(5) == "VersionConfliction"
+
+
+@pytest.mark.parametrize("result, kind", [
+    ("Commit", "Commit"), ("VersionConfliction", "VersionConfliction"),
+    (f"WritePermissionDenied: stream: 0x{S.hex()}, key: vip", "WritePermissionDenied"),
+    ("DataParseError: Invalid stream data", "DataParseError"),
+    ("AccessControlPermissionDenied: operation: GRANT_ADMIN_ROLE, stream: 0x00, key: NONE, "
+     "account: 0x00", "AccessControlPermissionDenied")])
+def test_result_kind_drops_what_a_result_names(result: str, kind: str) -> None:
+    """A KV node's metrics count results by kind: one series per kind, not per key."""
+    assert result_kind(result) == kind

@@ -150,6 +150,25 @@ def test_the_follower_waits_at_an_entry_not_finalized_and_never_skips_it() -> No
     assert flow.fetched == [0, 1, 2]
 
 
+def test_the_follower_tells_each_replayed_entry_its_result_and_the_lag() -> None:
+    """What a KV node records as metrics: every entry replayed, its result, the entries the
+    flow has beyond it; the lag stays while an entry waits for its data."""
+    flow = Flow()
+    flow.add(ALICE, put(S, b"a", b"1"))
+    flow.add(BOB, put(S, b"a", b"2"))
+    flow.add(ALICE, put(S, b"a", b"3"), STATUS_UPLOADING)
+    flow.add(ALICE, put(S, b"b", b"4"))
+    told: list[tuple[int, str | None, int]] = []
+    follower = Follower(Replayer(KVState(MemoryStore()), [S]), flow,
+                        lambda entry, result, lag: told.append((entry.tx_seq, result, lag)))
+    assert follower.catch_up() == 2
+    assert told == [(0, "Commit", 3), (1, "SenderNoWritePermission", 2)]
+    assert follower.lag_entries == 2 and follower.waiting_for == 2
+    flow.entries[2]["status"] = STATUS_FINALIZED
+    assert follower.catch_up() == 2 and follower.lag_entries == 0
+    assert told[2:] == [(2, "Commit", 1), (3, "Commit", 0)]
+
+
 def test_the_follower_fetches_nothing_for_a_sender_without_permission() -> None:
     flow = Flow()
     flow.add(ALICE, KVTx(SKIP, controls=(AccessControl(AclOp.RENOUNCE_ADMIN_ROLE, S),)))

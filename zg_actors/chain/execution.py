@@ -200,12 +200,14 @@ class StateMachine:
 
     def build_block(self, base_get: Callable[[bytes], bytes | None], info: BlockInfo,
                     candidates: Iterable[Transaction], prev_state_root: bytes,
+                    out_of_time: Callable[[], bool] | None = None,
                     ) -> tuple[list[Transaction], list[tuple[Transaction, TxError]],
                                ExecutionResult]:
         """Fill a block from candidates up to the limits; returns (included, rejected, result).
 
         Candidates that fail are skipped (and reported so the mempool drops them);
-        a nonce gap stops that sender for this block only.
+        a nonce gap stops that sender for this block only. `out_of_time()` true (the
+        proposer's time to build is spent) ends the block once it holds a tx.
         """
         ctx = self._begin(base_get, info)
         included: list[Transaction] = []
@@ -214,6 +216,8 @@ class StateMachine:
         size = 0
         for tx in candidates:
             if len(included) >= self.params.max_block_txs:
+                break
+            if included and out_of_time is not None and out_of_time():
                 break
             if size + tx.size > self.params.max_block_bytes:
                 continue

@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -25,13 +24,13 @@ from zg_actors.chain.validator_actor import Validator, validator_name
 from zg_actors.config import config_from_dict
 from zg_actors.crypto.devkeys import validator_identity
 from zg_actors.errors import InvalidInput
+from zg_actors.placement import VALIDATOR_RESOURCE, node_data_dir
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.store import Store
 
 log = logging.getLogger(__name__)
 
 NETWORK_MANAGER_NAME = "networks"
-VALIDATOR_RESOURCE = "zg_validator"  # custom resource declared by cluster.yaml's CPU workers
 WATCHDOG_INTERVAL_S = 2.0  # how often validators are nudged to (re)start
 STATUS_CALL_TIMEOUT_S = 3.0  # a validator not telling its status by then is skipped
 
@@ -47,7 +46,8 @@ class NetworkManager:
         self.config = config_from_dict(config_dict)
         self.data_dir = data_dir
         self.detached = detached
-        self.store = Store(Path(data_dir) / "network-manager", ["networks"],
+        self.store = Store(node_data_dir(data_dir, self.config.data_dir_per_node)
+                           / "network-manager", ["networks"],
                            self.config.lmdb_map_mb)
         self.networks: dict[int, dict] = {}
         self.handles: dict[int, dict[int, Any]] = {}

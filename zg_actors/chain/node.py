@@ -45,6 +45,7 @@ from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, 
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import merkle_levels, proof_from_levels
 from zg_actors.errors import NotFound, Unavailable
+from zg_actors.evm import params as evm_params
 from zg_actors.staking.ledger import BurnProof
 from zg_actors.store import U64_BYTES, Store, from_u64, u64
 
@@ -96,6 +97,16 @@ class Committed:
 # Committing a height ends those duties there, so the commit deletes that height's
 # records (the store stays a few records long instead of growing at every height).
 ROUND_PREFIX, LOCK_PREFIX, PROPOSAL_PREFIX = b"round/", b"lock/", b"proposal/"
+
+
+@dataclass(frozen=True)
+class EvmCommit:
+    """What a committed block did in its network's EVM (the EVM metrics record it)."""
+
+    txs: list[tuple[int, bool]]  # (EIP-2718 tx type, receipt status) of each EVM tx
+    gas_used: int  # by the block's EVM txs
+    gas_limit: int  # of a block
+    base_fee: int  # of the block, wei per gas
 
 
 def vote_key(height: int, round_: int, vote_type: int) -> bytes:
@@ -293,13 +304,17 @@ class ChainNode:
         return height % self.epoch_blocks == 0
 
     def build_block(self, round_: int, proposer: bytes, last_commit: CommitCertificate | None,
-                    staking_tick: int) -> Block:
+                    staking_tick: int, budget_s: float | None = None) -> Block:
+        """The next block from the mempool; with `budget_s`, no tx is added once that many
+        seconds went into building it (at least one tx goes in)."""
         height = self.committed.height + 1
         time_ms = max(now_ms(), self.committed.time_ms + 1)
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         included, rejected, result = self.machine.build_block(
             self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer,
                                       self.committed.block_hash),
-            self.mempool.executable(), self.committed.state_root)
+            self.mempool.executable(), self.committed.state_root,
+            None if deadline is None else lambda: time.monotonic() >= deadline)
         self._drop([tx.hash for tx, _ in rejected])
         header = Header(self.params.network_id, height, round_, time_ms,
                         self.committed.block_hash, proposer, tx_root(included),
@@ -540,6 +555,23 @@ class ChainNode:
     def receipts_at(self, height: int) -> list[bytes]:
         raw = self.store.get("receipts", u64(height))
         return [as_bytes(r) for r in as_list(decode(raw))] if raw else []
+
+    def evm_commit(self, block: Block) -> EvmCommit | None:
+        """The EVM figures of committed `block` (None where the network runs no EVM): its
+        EVM txs' types and receipt statuses, its gas and base fee."""
+        if evm_params.MODULE not in self.machine.modules:
+            return None
+        gas = self.machine.query(self.state_get, evm_params.MODULE, "block_gas",
+                                 (block.height,))
+        if gas is None:
+            return None
+        txs = []
+        if any(tx.eth is not None for tx in block.txs):
+            receipts = self.receipts_at(block.height)  # receipt 0 is the block's own
+            txs = [(evm_params.LEGACY_TX_TYPE if tx.eth.type_id is None else tx.eth.type_id,
+                    as_int(as_list(decode(receipts[i + 1]))[1]) == 1)
+                   for i, tx in enumerate(block.txs) if tx.eth is not None]
+        return EvmCommit(txs, gas["gas_used"], gas["gas_limit"], gas["base_fee"])
 
     def burns_in(self, height: int) -> list[BurnProof]:
         """Burn proofs for every successful token burn committed at `height`."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -18,6 +17,7 @@ import ray
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.config import config_from_dict
 from zg_actors.crypto import bls
+from zg_actors.placement import node_data_dir
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import AlreadyProcessed
 from zg_actors.store import Store, from_u64, u64
@@ -37,7 +37,8 @@ class Relayer:
                  get_actor: Callable[[str], Any] = ray.get_actor) -> None:
         self.config = config_from_dict(config_dict)
         bls.use(self.config.crypto.bls_backend)
-        self.store = Store(Path(data_dir) / "relayer", ["cursor"], 64)
+        self.store = Store(node_data_dir(data_dir, self.config.data_dir_per_node) / "relayer",
+                           ["cursor"], 64)
         self.get_actor = get_actor
         self.minted = 0
         self.errors: list[str] = []

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 from zg_actors.chain.block import Block
+from zg_actors.chain.node import EvmCommit
 from zg_actors.chain.validator_set import ValidatorSet
+from zg_actors.evm.params import TX_TYPE_NAMES
 from zg_actors.metrics import ChainMetrics
 
 LATENCIES_KEPT = 20_000  # commit latency samples kept for stats()
@@ -32,8 +34,9 @@ class ValidatorStats:
             self.metrics.round_started()
 
     def committed(self, block: Block, latencies: list[float], mempool_size: int,
-                  vset: ValidatorSet | None) -> None:
-        """`block` committed; `vset`: the set in force, when it may have changed."""
+                  vset: ValidatorSet | None, evm: EvmCommit | None = None) -> None:
+        """`block` committed; `vset`: the set in force, when it may have changed; `evm`:
+        what the block did in the EVM."""
         self.committed_txs += len(block.txs)
         self.latencies.extend(latencies)
         del self.latencies[:-LATENCIES_KEPT]
@@ -41,6 +44,10 @@ class ValidatorStats:
         del self.commits[:-COMMITS_KEPT]
         self.metrics.committed(block.height, len(block.txs), latencies)
         self.metrics.mempool(mempool_size)
+        if evm is not None:
+            self.metrics.evm_committed(
+                [(TX_TYPE_NAMES[tx_type], "success" if ok else "failed")
+                 for tx_type, ok in evm.txs], evm.gas_used, evm.gas_limit, evm.base_fee)
         if vset is not None:
             self.metrics.validator_set({"0x" + v.address.hex()[:8]: v.power
                                         for v in vset.validators})

@@ -12,11 +12,12 @@ from its signature; the `evm` module checks and executes it (docs/spec/evm.md).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import rlp
 from eth.abc import SignedTransactionAPI
-from eth_keys.exceptions import BadSignature
+from eth_typing import Address
 from eth_utils import ValidationError
 
 from zg_actors.crypto.accounts import ADDRESS_BYTES, Account, recover_address
@@ -37,7 +38,10 @@ from zg_actors.evm import params as evm_params
 MAX_NAME_CHARS = 32
 LEGACY_ETHEREUM_TX_FIELDS = 9  # nonce, gasPrice, gas, to, value, data, v, r, s
 ETHEREUM_TX_METHOD = "eth"  # the method name an Ethereum tx carries in our Transaction
-_SENDER_CACHE_LIMIT = 200_000
+# Ethereum txs decoded in this process, kept by raw bytes: a tx arrives (RPC, a peer's
+# gossip), sits in the mempool and comes back in a block; each time it is the same object,
+# its sender recovered once. About 1.5 KB each: 30 MB at most.
+_DECODED_CACHE_LIMIT = 20_000
 
 
 class TxError(ZgError):
@@ -139,6 +143,9 @@ def make_tx(account: Account, network_id: int, nonce: int, module: str, method: 
 def decode_tx(data: bytes) -> Transaction:
     """Parse a tx from its canonical bytes or an Ethereum tx from its raw bytes;
     MalformedTransaction on anything else."""
+    cached = _decoded.get(data)
+    if cached is not None:  # an Ethereum tx decoded (and its sender recovered) before
+        return cached
     if data[:1] and data[0] < 0xC0:  # an EIP-2718 typed envelope: type byte, then RLP
         return decode_ethereum_tx(data)
     try:
@@ -159,11 +166,12 @@ def decode_tx(data: bytes) -> Transaction:
     return _finish(tx)
 
 
-_senders: dict[bytes, bytes] = {}  # Ethereum tx hash -> recovered sender, this process
+_decoded: OrderedDict[bytes, Transaction] = OrderedDict()  # raw Ethereum tx -> decoded
 
 
 def decode_ethereum_tx(data: bytes) -> Transaction:
-    """An Ethereum tx from its raw bytes, with its sender recovered from the signature.
+    """An Ethereum tx from its raw bytes, with its sender recovered from the signature
+    (decode_tx keeps it: once per process, its py-evm object carrying the sender).
     Refusals in Geth's words: transaction type not supported, invalid sender."""
     typed = data[0] < 0xC0  # EIP-2718: a type byte, then RLP; a legacy tx is an RLP list
     type_id = data[0] if typed else evm_params.LEGACY_TX_TYPE
@@ -178,19 +186,31 @@ def decode_ethereum_tx(data: bytes) -> Transaction:
             TypeError) as exc:
         raise MalformedTransaction(f"malformed Ethereum tx: {exc}", size=len(data)) from exc
     tx_hash = keccak256(data)
-    sender = _senders.get(tx_hash)
-    if sender is None:
-        try:
-            eth.check_signature_validity()
-            sender = bytes(eth.sender)
-        except (BadSignature, ValidationError, ValueError) as exc:
-            raise InvalidSender(f"invalid sender: {exc}", tx=tx_hash) from exc
-        if len(_senders) > _SENDER_CACHE_LIMIT:
-            _senders.clear()
-        _senders[tx_hash] = sender
+    sender = ethereum_sender(eth, tx_hash)
     max_fee = eth.max_fee_per_gas if type_id == evm_params.DYNAMIC_FEE_TX_TYPE else eth.gas_price
-    return Transaction(eth.chain_id or 0, eth.nonce, sender, evm_params.MODULE,
-                       ETHEREUM_TX_METHOD, (), eth.gas * max_fee, b"", data, tx_hash, eth)
+    tx = Transaction(eth.chain_id or 0, eth.nonce, sender, evm_params.MODULE,
+                     ETHEREUM_TX_METHOD, (), eth.gas * max_fee, b"", data, tx_hash, eth)
+    _decoded[data] = tx
+    if len(_decoded) > _DECODED_CACHE_LIMIT:
+        _decoded.popitem(last=False)
+    return tx
+
+
+def ethereum_sender(eth: SignedTransactionAPI, tx_hash: bytes) -> bytes:
+    """The signer of `eth`, recovered with one public-key recovery (py-evm's
+    check_signature_validity then `sender` recover it twice and verify once), and kept as
+    py-evm's cached `sender`, so that applying the tx recovers nothing again. Refused as
+    Geth refuses: a y parity other than 0/1, r or s out of range, s in the upper half."""
+    try:
+        if eth.y_parity not in (0, 1):
+            raise ValueError(f"y parity {eth.y_parity} is not 0 or 1")
+        signature = (eth.r.to_bytes(32, "big") + eth.s.to_bytes(32, "big")
+                     + bytes([eth.y_parity]))
+        sender = recover_address(keccak256(eth.get_message_for_signing()), signature)
+    except (InvalidSignature, OverflowError, ValueError) as exc:
+        raise InvalidSender(f"invalid sender: {exc}", tx=tx_hash) from exc
+    eth.__dict__["sender"] = Address(sender)  # py-evm's `sender` is a cached_property
+    return sender
 
 
 def check_tx_batch(raw_txs: object) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -35,6 +34,7 @@ from zg_actors.config import config_from_dict
 from zg_actors.crypto import bls
 from zg_actors.crypto.devkeys import validator_identity
 from zg_actors.metrics import ChainMetrics
+from zg_actors.placement import node_data_dir
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 
 MAX_WAIT_HEIGHT_S = 10.0  # a long poll holds a call this long at most; callers loop
@@ -57,7 +57,8 @@ class Validator:
         self.identity = validator_identity(self.config.devnet.key_seed, identity)
         self.node = open_chain_node(
             self.config, network_id, ValidatorSet.decode(genesis_set), genesis_tick,
-            Path(data_dir) / f"network-{network_id}" / f"validator-{identity}")
+            node_data_dir(data_dir, self.config.data_dir_per_node) / f"network-{network_id}"
+            / f"validator-{identity}")
         self.started = False
         self.stopped = False
         self.peers = Peers(self.identity.index, members,

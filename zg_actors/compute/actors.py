@@ -37,6 +37,7 @@ from zg_actors.crypto.encoding import EncodingError, as_bytes, as_int, as_list, 
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput, InvalidSignature, Unavailable
 from zg_actors.metrics import COMPUTE_METRICS, Metrics
+from zg_actors.placement import PROVIDER_RESOURCE, node_data_dir, role_options
 from zg_actors.store import Store, u64
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class ComputeProvider:
         self.index = index
         self.account = provider_account(self.config.devnet.key_seed, index)
         self.address = self.account.address
-        directory = Path(data_dir) / "compute" / f"provider-{index}"
+        directory = (node_data_dir(data_dir, self.config.data_dir_per_node) / "compute"
+                     / f"provider-{index}")
         self.store = Store(directory, DBS, self.config.lmdb_map_mb)
         self.model_roots = list(model_roots or [])
         weights = fetch_model(self.config, self.model_roots, directory) \
@@ -334,8 +336,9 @@ def launch_providers(config_dict: dict, data_dir: str, count: int, num_cpus: flo
                      detached: bool) -> list:
     """Start (or find) providers 0..count-1 and register their services; returns handles."""
     lifetime = {"lifetime": "detached"} if detached else {}
+    spread = role_options(PROVIDER_RESOURCE, spread=True)
     handles = [ComputeProvider.options(name=provider_name(i), num_cpus=num_cpus,
-                                       get_if_exists=True, **lifetime).remote(
+                                       get_if_exists=True, **lifetime, **spread).remote(
         config_dict, i, data_dir) for i in range(count)]
     ray.get([h.start.remote() for h in handles], timeout=120)
     return handles

@@ -29,6 +29,7 @@ from zg_actors.da.disperser_nodes import DA_CALL_TIMEOUT_S
 from zg_actors.da.keys import da_signer_identity
 from zg_actors.da.node_actor import DANode, da_node_name
 from zg_actors.errors import Unavailable
+from zg_actors.placement import DA_NODE_RESOURCE, control_options, role_options
 from zg_actors.runtime import kill_named
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import C0_NETWORK_ID
@@ -160,17 +161,18 @@ def deploy_da(config: Config, detached: bool = False,
     lifetime = {"lifetime": "detached"} if detached else {}
     config_dict = config.to_dict()
     unregistered = fund_da_signers(config)
+    spread = role_options(DA_NODE_RESOURCE, spread=True)
     nodes = [DANode.options(name=da_node_name(i), num_cpus=config.da.node_num_cpus,
-                            get_if_exists=True, **lifetime).remote(config_dict, i, data_dir)
-             for i in range(config.da.nodes)]
+                            get_if_exists=True, **lifetime, **spread).remote(
+        config_dict, i, data_dir) for i in range(config.da.nodes)]
     # Each signer proves possession of its BLS key itself (slow in py_ecc): in parallel.
     ray.get([nodes[i].register.remote() for i in unregistered], timeout=SLOW_CALL_TIMEOUT_S)
     if ray.get(ray.get_actor(STAKING_ACTOR_NAME).da_current_epoch.remote()) < 0:
         run_sync(open_epoch(nodes))
     dispersers = [Disperser.options(name=disperser_name(i),
                                     num_cpus=config.da.disperser_num_cpus,
-                                    get_if_exists=True, **lifetime).remote(config_dict, i,
-                                                                           data_dir)
+                                    get_if_exists=True, **lifetime,
+                                    **control_options()).remote(config_dict, i, data_dir)
                   for i in range(config.da.dispersers)]
     ray.get([d.start.remote() for d in dispersers], timeout=120)
     if epoch_interval_s is not None:

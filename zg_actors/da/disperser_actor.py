@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,7 @@ from zg_actors.da.params import BlobStatus
 from zg_actors.da.status import Status, StatusFeed
 from zg_actors.errors import InvalidInput, Unavailable, ZgError
 from zg_actors.metrics import DA_METRICS, Metrics
+from zg_actors.placement import node_data_dir
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class Disperser:
         bls.use(self.config.da.bls_backend)  # a DA process does DA work only
         self.index = index
         self.account = disperser_account(self.config.devnet.key_seed, index)
-        self.store = DisperserStore(Path(data_dir) / f"da-disperser-{index}", index,
+        self.store = DisperserStore(node_data_dir(data_dir, self.config.data_dir_per_node)
+                                    / f"da-disperser-{index}", index,
                                     self.config.lmdb_map_mb)
         self.networks = DisperserNetworks(self.config, index, self.account)
         self.routes = self.networks.routes

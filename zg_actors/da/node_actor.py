@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import ray
@@ -31,6 +30,7 @@ from zg_actors.da.node_store import DANodeStore, Held
 from zg_actors.da.quorum import EpochRegistry, epoch_message
 from zg_actors.errors import Unavailable
 from zg_actors.metrics import DA_METRICS, Metrics
+from zg_actors.placement import node_data_dir
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 from zg_actors.staking.ledger import C0_NETWORK_ID
 
@@ -55,7 +55,8 @@ class DANode:
         bls.use(self.config.da.bls_backend)  # a DA process does DA work only
         self.index = index
         self.identity = da_signer_identity(self.config.devnet.key_seed, index)
-        self.store = DANodeStore(Path(data_dir) / f"da-node-{index}", index,
+        self.store = DANodeStore(node_data_dir(data_dir, self.config.data_dir_per_node)
+                                 / f"da-node-{index}", index,
                                  self.config.da.k, self.config.da.n, self.config.lmdb_map_mb)
         self.chains = NetworkChains(prefer=index + 1)  # dispersers start at the first
         self._dispersers: set[tuple[int, bytes]] = set()

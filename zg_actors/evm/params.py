@@ -18,6 +18,8 @@ LEGACY_TX_TYPE = 0
 ACCESS_LIST_TX_TYPE = 1  # EIP-2930
 DYNAMIC_FEE_TX_TYPE = 2  # EIP-1559
 SUPPORTED_TX_TYPES = (LEGACY_TX_TYPE, ACCESS_LIST_TX_TYPE, DYNAMIC_FEE_TX_TYPE)
+TX_TYPE_NAMES = {LEGACY_TX_TYPE: "legacy", ACCESS_LIST_TX_TYPE: "access_list",
+                 DYNAMIC_FEE_TX_TYPE: "dynamic_fee"}  # Geth's names, as metric tags
 
 
 def next_base_fee(base_fee: int, gas_used: int, gas_limit: int, min_base_fee: int) -> int:

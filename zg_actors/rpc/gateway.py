@@ -27,6 +27,7 @@ from zg_actors.da.disperser_actor import disperser_name
 from zg_actors.da.status import StatusCache
 from zg_actors.errors import Unavailable, unwrap
 from zg_actors.metrics import GATEWAY_METRICS, Metrics
+from zg_actors.placement import control_options
 from zg_actors.rpc import disperser_pb2 as pb
 from zg_actors.rpc import disperser_pb2_grpc as pb_grpc
 from zg_actors.rpc.client import OPTIONS
@@ -283,5 +284,6 @@ def deploy_gateway(config: Config, detached: bool = False) -> tuple[Any, dict]:
     """Start (or find) the named gateway actor; returns it and where it listens."""
     lifetime = {"lifetime": "detached"} if detached else {}
     gateway = Gateway.options(name=GATEWAY_NAME, num_cpus=config.da.gateway_num_cpus,
-                              get_if_exists=True, **lifetime).remote(config.to_dict())
+                              get_if_exists=True, **lifetime, **control_options()).remote(
+        config.to_dict())
     return gateway, ray.get(gateway.start.remote(), timeout=60)

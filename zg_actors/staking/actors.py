@@ -21,6 +21,7 @@ from zg_actors.chain.tx import decode_tx
 from zg_actors.config import ZG, Config
 from zg_actors.crypto import bls
 from zg_actors.metrics import StakingMetrics
+from zg_actors.placement import node_data_dir
 from zg_actors.staking.genesis import genesis_allocation
 from zg_actors.staking.ledger import (
     BadArgument,
@@ -85,7 +86,7 @@ class StakingActor:
 
         config = config_from_dict(config_dict)
         bls.use(config.crypto.bls_backend)
-        self.service = StakingService(config, data_dir)
+        self.service = StakingService(config, node_data_dir(data_dir, config.data_dir_per_node))
         self.metrics = StakingMetrics()
         self._ticker: asyncio.Task | None = None
         self._publish()

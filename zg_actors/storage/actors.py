@@ -25,6 +25,7 @@ from zg_actors.crypto.keccak import keccak256
 from zg_actors.crypto.merkle import proof_from_list
 from zg_actors.errors import Unavailable, ZgError
 from zg_actors.metrics import STORAGE_METRICS, Metrics
+from zg_actors.placement import MINER_RESOURCE, control_options, node_data_dir, role_options
 from zg_actors.storage.constants import SECTOR_BYTES, SECTORS_PER_SEGMENT, SEGMENT_BYTES
 from zg_actors.storage.errors import DataUnavailable, UnknownEntry, WrongEntry
 from zg_actors.storage.file import sector_roots, segment_count
@@ -73,8 +74,9 @@ class StorageMiner:
         self.index = index
         self.redundancy = redundancy_of(self.config)
         self.account = miner_account(self.config.devnet.key_seed, index)
-        self.core = MinerStore(Path(data_dir) / "storage" / f"miner-{index}", index,
-                               self.redundancy, self.config.lmdb_map_mb)
+        self.core = MinerStore(
+            node_data_dir(data_dir, self.config.data_dir_per_node) / "storage" / f"miner-{index}",
+            index, self.redundancy, self.config.lmdb_map_mb)
         self._chains: dict[int, ChainClient] = {}
         self._entries: dict[tuple[int, int], EntryRef] = {}
         self._entry_lookups: dict[tuple[int, int], asyncio.Future] = {}
@@ -550,10 +552,10 @@ def start_miners(config: Config, detached: bool = False) -> list[Any]:
     data_dir = str(Path(config.data_dir).resolve())
     lifetime = {"lifetime": "detached"} if detached else {}
     config_dict = config.to_dict()
+    options = role_options(MINER_RESOURCE, spread=True)
     miners = [StorageMiner.options(name=miner_name(i), num_cpus=config.storage.miner_num_cpus,
-                                   get_if_exists=True, **lifetime).remote(config_dict, i,
-                                                                          data_dir)
-              for i in range(config.storage.miners)]
+                                   get_if_exists=True, **lifetime, **options).remote(
+        config_dict, i, data_dir) for i in range(config.storage.miners)]
     ray.get([m.ping.remote() for m in miners], timeout=120)
     return miners
 
@@ -562,7 +564,8 @@ def start_repairer(config: Config, detached: bool = False) -> Any:
     """Start (or find) the named StorageRepairer of the config; its rounds begin at once."""
     lifetime = {"lifetime": "detached"} if detached else {}
     repairer = StorageRepairer.options(name=REPAIRER_NAME, num_cpus=REPAIRER_NUM_CPUS,
-                                       get_if_exists=True, **lifetime).remote(config.to_dict())
+                                       get_if_exists=True, **lifetime,
+                                       **control_options()).remote(config.to_dict())
     ray.get(repairer.status.remote(), timeout=120)
     return repairer
 

@@ -23,18 +23,19 @@ from zg_actors.chain.client import SyncChainClient
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.config import Config, config_from_dict
 from zg_actors.errors import InvalidInput, Unavailable, ZgError, unwrap
+from zg_actors.metrics import KV_METRICS, Metrics
+from zg_actors.placement import KV_RESOURCE, node_data_dir, role_options
 from zg_actors.rpc.jsonrpc import Registry, RpcError
 from zg_actors.storage.flow import MODULE as FLOW
 from zg_actors.storage.kv.encoding import parse_stream_id
 from zg_actors.storage.kv.follow import Follower
-from zg_actors.storage.kv.replay import Replayer
+from zg_actors.storage.kv.replay import FlowEntry, Replayer, result_kind
 from zg_actors.storage.kv.rpc import KV_METHODS, KvApi
 from zg_actors.storage.kv.state import KVState
 from zg_actors.storage.kv.store import LmdbStore
 from zg_actors.store import Store
 
 log = logging.getLogger(__name__)
-KV_RESOURCE = "zg_kv"  # custom resource declared by cluster.yaml's CPU workers
 KV_RPC_APP = "zg-kv-rpc"  # the Serve application of the kv_* JSON-RPC
 BLOCK_WAIT_S = 10.0  # one long poll for the next block; then the flow is read again
 RETRY_WAIT_S = 1.0  # after a failed round (a validator or miner restarting)
@@ -100,15 +101,18 @@ class KVNode:
         self.config = config_from_dict(config_dict)
         self.index, self.network_id = index, network_id
         self.streams = followed_streams(self.config)
-        self.store = Store(Path(data_dir) / "kv" / f"node-{index}", [STATE_DB, META_DB],
+        self.store = Store(node_data_dir(data_dir, self.config.data_dir_per_node) / "kv"
+                           / f"node-{index}", [STATE_DB, META_DB],
                            self.config.lmdb_map_mb)
         self._start_over_if_following_changed()
         self.state = KVState(LmdbStore(self.store, STATE_DB))
         self.api = KvApi(self.state, self.streams)
         self.registry = self.api.registry()
         self.chain = SyncChainClient(network_id, prefer=index)
+        self.metrics = Metrics(KV_METRICS, node=index, network_id=network_id)
         self.follower = Follower(Replayer(self.state, self.streams),
-                                 _ChainFlow(self.config, network_id, self.chain))
+                                 _ChainFlow(self.config, network_id, self.chain),
+                                 self._replayed)
         self.last_error: str | None = None
         self._stop = threading.Event()
         threading.Thread(target=self._follow, name=f"kv-node-{index}", daemon=True).start()
@@ -122,6 +126,18 @@ class KVNode:
         self.store.write([(STATE_DB, key, None) for key in self.store.keys(STATE_DB)]
                          + [(META_DB, FOLLOWING, following)])
 
+    def _replayed(self, entry: FlowEntry, result: str | None, lag_entries: int) -> None:
+        self.metrics.inc("zg_kv_flow_entries_replayed")
+        if result is not None:
+            self.metrics.inc("zg_kv_stream_txs", result=result_kind(result))
+        self.metrics.set("zg_kv_next_tx_seq", entry.tx_seq + 1)
+        self.metrics.set("zg_kv_replay_lag_entries", lag_entries)
+
+    def _progress(self) -> None:
+        """Where replay stands after a look at the flow (also when nothing was new)."""
+        self.metrics.set("zg_kv_next_tx_seq", self.state.next_tx_seq)
+        self.metrics.set("zg_kv_replay_lag_entries", self.follower.lag_entries)
+
     def _follow(self) -> None:
         """Catch up with the flow, then wait for the next block (one long-poll call to a
         validator per block), and again."""
@@ -129,11 +145,13 @@ class KVNode:
         while not self._stop.is_set():
             try:
                 self.follower.catch_up()
+                self._progress()
                 height = self.chain.wait_height(height + 1, BLOCK_WAIT_S)
                 self.last_error = None
             except Exception as exc:  # a validator or miner restarting: try again
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
                 log.warning("KV node %d: %s", self.index, self.last_error)
+                self._progress()  # the lag as of the latest look at the flow
                 self._stop.wait(RETRY_WAIT_S)
 
     def status(self) -> dict:
@@ -157,10 +175,7 @@ def start_kv_nodes(config: Config, detached: bool = False) -> list[Any]:
     network_id = kv_network(config)
     data_dir = str(Path(config.data_dir).resolve())
     options: dict[str, Any] = {"lifetime": "detached"} if detached else {}
-    # On a cluster made from cluster.yaml, KV nodes go to nodes that offer zg_kv; the
-    # embedded Ray has none and places them anywhere.
-    if KV_RESOURCE in ray.cluster_resources():
-        options["resources"] = {KV_RESOURCE: 1}
+    options.update(role_options(KV_RESOURCE, spread=True))
     config_dict = config.to_dict()
     nodes = [KVNode.options(name=kv_node_name(i), num_cpus=config.kv.node_num_cpus,
                             max_concurrency=NODE_CONCURRENCY, get_if_exists=True,

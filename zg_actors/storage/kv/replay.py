@@ -37,6 +37,12 @@ ADMIN_OPS = frozenset({AclOp.GRANT_ADMIN_ROLE, AclOp.SET_KEY_TO_SPECIAL,
                        AclOp.REVOKE_SPECIAL_WRITER_ROLE})
 
 
+def result_kind(result: str) -> str:
+    """A recorded result without what it names (stream, key, account): its first word,
+    e.g. "WritePermissionDenied" or "DataParseError"."""
+    return result.split(":", 1)[0]
+
+
 @dataclass(frozen=True)
 class FlowEntry:
     """What a KV node learns of a flow entry from the flow's Submit event."""
