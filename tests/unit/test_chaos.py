@@ -103,6 +103,16 @@ def test_kill_counts_as_down_for_the_restart() -> None:
     assert kill.down_s == RESTART_S and kill.duration_s == 0
 
 
+def test_churn_launches_then_retires_a_network_in_phase_1() -> None:
+    shape = devnet_shape()
+    plain = make_schedule(4, 100, shape)
+    churned = make_schedule(4, 100, Shape(shape.groups, churn=True))
+    network = [f for f in churned if f.kind == "network"]
+    assert [f.action for f in network] == [Action.LAUNCH, Action.RETIRE]
+    assert network[0].at_s < network[1].at_s < 100 * 0.55
+    assert [f for f in churned if f.kind != "network"] == plain  # the rest is the same
+
+
 def test_a_schedule_needs_a_positive_duration() -> None:
     with pytest.raises(ValueError, match="duration"):
         make_schedule(1, 0, devnet_shape())

@@ -9,7 +9,7 @@ from zg_actors.cli_common import add_command, console, print_json
 
 # The pillars an embedded run brings up (KV and the EVM's JSON-RPC are not in its load).
 EMBEDDED_PILLARS = ["chain", "storage", "da", "compute"]
-EMBEDDED_CPUS = 4.0  # logical CPUs: every pillar's actors at once on the embedded Ray
+EMBEDDED_CPUS = 4  # logical CPUs: every pillar's actors at once on the embedded Ray
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

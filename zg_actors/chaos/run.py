@@ -60,6 +60,7 @@ DRAIN_TIMEOUT_S = 120.0  # after the load: txpools empty, providers settled, by 
 LIVENESS_BOUND_S = 30.0  # every network commits a new block within this at the end
 BLOB_FINAL_TIMEOUT_S = 180.0  # a dispersed blob not FINALIZED by then is not acknowledged
 BLOB_POLL_S = 0.5
+NETWORK_CHURN_TIMEOUT_S = 300.0  # a launch (or a retirement) mid-run takes at most this
 FILE_BYTES = (1024, 192 * 1024)  # seeded uploads, spread on a log scale
 BLOB_BYTES = (1024, 64 * 1024)
 FILES_DRAWN = 10_000  # sizes drawn up front for this many uploads (and blobs)
@@ -76,10 +77,12 @@ class ChaosOptions:
     duration_s: float = 120.0
     rate_tps: float = 20.0  # transfers per second per network
     settle_s: float = DRAIN_TIMEOUT_S
+    singletons: bool = True  # fault the gateway, dispersers, C0, the relayer, the manager
+    churn: bool = True  # launch a network mid-run, retire it later
 
 
 # ---- the deployment's shape ----------------------------------------------------------
-def deployment_shape(config: Config) -> Shape:
+def deployment_shape(config: Config, options: ChaosOptions) -> Shape:
     """The fault groups of the pillars that are up in the namespace."""
     from zg_actors import stack
     from zg_actors.compute.actors import provider_name
@@ -116,7 +119,32 @@ def deployment_shape(config: Config) -> Shape:
                             tuple(Member(provider_name(i))
                                   for i in range(config.compute.providers)),
                             Rule.COUNT, max_down=config.compute.providers - 1))
-    return Shape(tuple(groups))
+    if options.singletons:
+        groups += singleton_groups(config, states["da"]["state"] == "up")
+    return Shape(tuple(groups), churn=options.churn)
+
+
+def singleton_groups(config: Config, da_up: bool) -> list[Group]:
+    """The actors there is one of (or a few, each on its own): C0, the relayer, the network
+    manager when it is detached (a non-detached one owns its validators, which would die
+    with it: Ray's fate sharing, not a fault of the product), the gateway, dispersers."""
+    from zg_actors.chain.relayer import RELAYER_NAME
+    from zg_actors.da.disperser_actor import disperser_name
+    from zg_actors.rpc.gateway import GATEWAY_NAME
+    from zg_actors.staking.actors import STAKING_ACTOR_NAME
+
+    def one(name: str, kind: str) -> Group:
+        return Group(kind, kind, (Member(name),), Rule.COUNT, beyond=False)
+
+    groups = [one(STAKING_ACTOR_NAME, "staking"), one(RELAYER_NAME, "relayer")]
+    if _actor_info(NETWORK_MANAGER_NAME).get("IsDetached"):
+        groups.append(one(NETWORK_MANAGER_NAME, "network_manager"))
+    if da_up:
+        groups.append(one(GATEWAY_NAME, "gateway"))
+        groups.append(Group("dispersers", "disperser",
+                            tuple(Member(disperser_name(i)) for i in range(config.da.dispersers)),
+                            Rule.COUNT, max_down=1, beyond=False))
+    return groups
 
 
 # ---- the injector --------------------------------------------------------------------
@@ -125,13 +153,17 @@ def _signal_process(pid: int, signum: int) -> None:
     os.kill(pid, signum)
 
 
-def actor_process(name: str) -> tuple[int, str]:
-    """The worker PID and node id of the named actor's current process. Ray's state API
-    needs the dashboard, which an embedded Ray may not run; the GCS actor table does not."""
+def _actor_info(name: str) -> dict:
+    """The named actor's row of the GCS actor table. Ray's state API needs the dashboard,
+    which an embedded Ray may not run; the GCS table does not."""
     from ray._private import state
 
-    handle = ray.get_actor(name)
-    info = state.actors(handle._actor_id.hex())
+    return state.actors(ray.get_actor(name)._actor_id.hex())
+
+
+def actor_process(name: str) -> tuple[int, str]:
+    """The worker PID and node id of the named actor's current process."""
+    info = _actor_info(name)
     if info.get("State") != "ALIVE" or not info.get("Pid"):
         raise RuntimeError(f"actor {name} is {info.get('State')}, no process to signal")
     return int(info["Pid"]), info["Address"]["NodeID"]
@@ -151,9 +183,12 @@ class Injector:
     """Applies the schedule in a thread; every fault is logged with its time, done or not.
     `stop` resumes whatever is still paused."""
 
-    def __init__(self, schedule: list[Fault], say: Callable[[str], None]) -> None:
+    def __init__(self, schedule: list[Fault], say: Callable[[str], None],
+                 on_network: Callable[[Fault], None] | None = None) -> None:
         self.schedule = schedule
         self.say = say
+        self.on_network = on_network  # launches and retires, in a thread of their own
+        self._network_thread: threading.Thread | None = None
         self.log: list[dict] = []  # one entry per fault, and per resume
         self.paused: dict[str, tuple[int, str]] = {}  # {actor: (pid, node id)}
         self._stop = threading.Event()
@@ -195,6 +230,9 @@ class Injector:
                  + (f": FAILED {error}" if error else ""))
 
     def _apply(self, fault: Fault) -> bool:
+        if fault.action in (Action.LAUNCH, Action.RETIRE):
+            self._network(fault)
+            return False
         try:
             if fault.action is Action.KILL:
                 ray.kill(ray.get_actor(fault.target), no_restart=False)
@@ -208,6 +246,27 @@ class Injector:
             return False
         self._record(fault, fault.action.value, None)
         return True
+
+    def _network(self, fault: Fault) -> None:
+        """Launch or retire in a thread: a launch takes seconds the next faults must not
+        wait for; a retire waits for the launch before it."""
+        before = self._network_thread
+
+        def run() -> None:
+            if before is not None:
+                before.join()
+            try:
+                if self.on_network is None:
+                    raise RuntimeError("no network churn in this run")
+                self.on_network(fault)
+            except Exception as exc:
+                self._record(fault, fault.action.value, error_kind(unwrap(exc)))
+                return
+            self._record(fault, fault.action.value, None)
+
+        self._network_thread = threading.Thread(target=run, name="zg-chaos-network",
+                                                daemon=True)
+        self._network_thread.start()
 
     def _resume(self, fault: Fault) -> None:
         with self._lock:
@@ -224,6 +283,8 @@ class Injector:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(SIGNAL_TIMEOUT_S)
+        if self._network_thread is not None:
+            self._network_thread.join(NETWORK_CHURN_TIMEOUT_S)
         for target in list(self.paused):
             fault = next(f for f in self.schedule if f.target == target)
             self._resume(fault)
@@ -322,27 +383,37 @@ class Uploads:
 
 class Blobs:
     """Seeded blobs dispersed one after another through the gRPC gateway, each followed to
-    FINALIZED."""
+    FINALIZED. After a failed call the gateway is looked up again: a restarted gateway
+    listens again, on a new port where the configured one is 0."""
 
     def __init__(self, seed: int, ledger: Ledger) -> None:
-        from zg_actors.rpc.client import DisperserClient
-        from zg_actors.workload import gateway_address
-
-        self.client = DisperserClient(gateway_address(None))
         self.seed = seed + 1  # not the files' bytes
         self.sizes = mixed_sizes(FILES_DRAWN, *BLOB_BYTES, self.seed)
         self.ledger = ledger
         self.where: dict[bytes, tuple[bytes, int, int]] = {}  # {request id: blob key}
-        self.failed: dict[str, int] = {}
+        self._client: Any = None
+
+    def call(self, method: str, *args: Any) -> Any:
+        from zg_actors.rpc.client import DisperserClient
+        from zg_actors.workload import gateway_address
+
+        if self._client is None:
+            self._client = DisperserClient(gateway_address(None))
+        try:
+            return getattr(self._client, method)(*args)
+        except Exception:
+            self._client.close()
+            self._client = None
+            raise
 
     def disperse(self, index: int) -> int:
         data = seeded_bytes(self.seed, index, self.sizes[index % FILES_DRAWN])
-        request_id = self.client.disperse_blob(data)[1]
+        request_id = self.call("disperse_blob", data)[1]
         deadline = time.monotonic() + BLOB_FINAL_TIMEOUT_S
         while time.monotonic() < deadline:
             time.sleep(BLOB_POLL_S)
             try:
-                info = self.client.get_blob_status(request_id)
+                info = self.call("get_blob_status", request_id)
             except Exception:  # the gateway restarting: ask again
                 continue
             if info["status"] == "FINALIZED":
@@ -357,7 +428,7 @@ class Blobs:
 
     def read(self, request_id: bytes) -> bytes | None:
         try:
-            return digest(self.client.retrieve_blob(*self.where[request_id]))
+            return digest(self.call("retrieve_blob", *self.where[request_id]))
         except Exception:
             return None
 
@@ -403,6 +474,39 @@ class Inference:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(1.0)
+
+
+class NetworkChurn:
+    """Launches a network mid-run (transfers follow it) and retires it later; its chain is
+    read back before it is retired, since a retired network's validators stop."""
+
+    def __init__(self, config: Config, options: ChaosOptions, loads: Loads,
+                 ledger: Ledger) -> None:
+        self.config = config
+        self.options = options
+        self.loads = loads
+        self.ledger = ledger
+        self.launched: int | None = None
+        self.retired: dict[int, list[ChainCopy]] = {}  # {network: its chain at retirement}
+
+    def __call__(self, fault: Fault) -> None:
+        manager = ray.get_actor(NETWORK_MANAGER_NAME)
+        if fault.action is Action.LAUNCH:
+            info = _call(manager.launch_network.remote(), NETWORK_CHURN_TIMEOUT_S)
+            self.launched = info["network_id"]
+            self.loads.follow(Transfers(self.config, self.launched, self.ledger),
+                              self.options.rate_tps)
+            return
+        network_id = self.launched
+        if network_id is None:
+            raise RuntimeError("no network was launched to retire")
+        self.loads.running[f"transfers-{network_id}"].stop(NETWORK_CHURN_TIMEOUT_S)
+        handles = _call(manager.validator_handles.remote(network_id))
+        wait_drained(list(handles.values()), time.monotonic() + DRAIN_TIMEOUT_S)
+        chains = [read_chain(validator_name(network_id, i), h)[0]
+                  for i, h in sorted(handles.items())]
+        _call(manager.retire_network.remote(network_id), NETWORK_CHURN_TIMEOUT_S)
+        self.retired[network_id] = chains
 
 
 # ---- the readback --------------------------------------------------------------------
@@ -501,6 +605,13 @@ class Loads:
     inference: Inference | None = None
     running: dict[str, Background] = field(default_factory=dict)
 
+    def follow(self, transfers: Transfers, rate_tps: float) -> None:
+        """Start transfers on one more network."""
+        name = f"transfers-{transfers.network_id}"
+        self.transfers.append(transfers)
+        self.running[name] = Background(name, paced(transfers.send_round,
+                                                    transfers.accounts / rate_tps)).start()
+
 
 def start_loads(config: Config, options: ChaosOptions, shape: Shape, ledger: Ledger,
                 progress: Progress) -> Loads:
@@ -509,25 +620,22 @@ def start_loads(config: Config, options: ChaosOptions, shape: Shape, ledger: Led
     for group in shape.groups:
         if group.kind == "validator":
             network_id = int(group.name.rpartition("-")[2])
-            loads.transfers.append(Transfers(config, network_id, ledger))
+            loads.follow(Transfers(config, network_id, ledger), options.rate_tps)
     if "miner" in kinds:
         loads.uploads = Uploads(config, options.seed, ledger)
     if "da_node" in kinds:
         loads.blobs = Blobs(options.seed, ledger)
     if "provider" in kinds:
         loads.inference = Inference(config, ledger)
-    for transfers in loads.transfers:
-        period_s = transfers.accounts / options.rate_tps
-        loads.running[f"transfers-{transfers.network_id}"] = Background(
-            f"transfers-{transfers.network_id}", paced(transfers.send_round, period_s))
     if loads.uploads:
         loads.running["uploads"] = Background("uploads", loads.uploads.upload)
     if loads.blobs:
         loads.running["blobs"] = Background("blobs", loads.blobs.disperse)
     if loads.inference:
         loads.running["inference"] = Background("inference", loads.inference.infer)
-    for background in loads.running.values():
-        background.start()
+    for name, background in loads.running.items():
+        if not name.startswith("transfers-"):
+            background.start()
     progress.say(f"load running: {', '.join(loads.running)}")
     return loads
 
@@ -535,14 +643,15 @@ def start_loads(config: Config, options: ChaosOptions, shape: Shape, ledger: Led
 def run_chaos(config: Config, options: ChaosOptions, progress: Progress) -> dict[str, Any]:
     """Drive the load, inject the schedule for options.duration_s, settle, read back and
     audit; the report (its "ok" says whether the audit found nothing wrong)."""
-    shape = deployment_shape(config)
+    shape = deployment_shape(config, options)
     schedule = make_schedule(options.seed, options.duration_s, shape)
     progress.say(f"seed {options.seed}: {len(schedule)} faults over {options.duration_s:.0f}"
                  f" s on {', '.join(g.name for g in shape.groups)}")
     ledger = Ledger()
     loads = start_loads(config, options, shape, ledger, progress)
     began = time.monotonic()
-    injector = Injector(schedule, progress.say).start()
+    churn = NetworkChurn(config, options, loads, ledger)
+    injector = Injector(schedule, progress.say, churn).start()
     try:
         while time.monotonic() - began < options.duration_s:
             time.sleep(1.0)
@@ -551,12 +660,15 @@ def run_chaos(config: Config, options: ChaosOptions, progress: Progress) -> dict
     finally:
         injector.stop()
     loaded_s = time.monotonic() - began
-    for background in loads.running.values():  # each finishes the operation it is in
+    for background in list(loads.running.values()):  # each finishes what it is doing
         background.stop(BLOB_FINAL_TIMEOUT_S)
     progress.say(f"load stopped after {loaded_s:.0f} s; settling")
     readback = settle_and_read(config, options, loads, ledger, progress)
+    readback.chains.update(churn.retired)
+    readback.retired.update(churn.retired)
     result = audit(ledger, readback)
-    load = {name: b.window(began, time.monotonic()) for name, b in loads.running.items()}
+    load = {name: b.window(began, time.monotonic())
+            for name, b in list(loads.running.items())}
     for transfers in loads.transfers:
         load[f"transfers-{transfers.network_id}"].update(
             resends=transfers.resends, refused=transfers.refused)

@@ -14,6 +14,8 @@ fault-tolerance rule:
 - singletons (the gRPC gateway, a disperser, C0, the network manager, the relayer): one
   down at a time; their clients ride it out by retrying.
 
+With churn, a network is launched at LAUNCH_AT of the run and retired at RETIRE_AT.
+
 Phase 1 keeps every group within its rule. Phase 2 pauses more members of one group than
 its rule allows at once (the network halts, uploads stall) and then lets them all come
 back; the end of the run is quiet so that the audit sees the cluster recover. The same
@@ -29,11 +31,16 @@ from enum import Enum, StrEnum
 # Fractions of --duration: phase 1 runs first, phase 2 after it, the rest is quiet.
 PHASE1_END = 0.55
 PHASE2_END = 0.8
-FAULT_GAP_S = (2.0, 6.0)  # seconds between two faults (uniform)
+FAULT_GAP_S = (1.5, 4.5)  # seconds between two faults (uniform)
 PAUSE_S = (2.0, 6.0)  # how long a paused actor stays stopped (uniform)
 BEYOND_PAUSE_S = (4.0, 8.0)  # phase 2: how long a group stays beyond its rule
 RESTART_S = 5.0  # a killed actor counts as down this long: Ray restarts it, it resumes
 SETTLE_AFTER_S = 3.0  # after a fault ends, its members count as busy a little longer
+# Fractions of --duration: a network is launched, and retired, mid-run (phase 1).
+LAUNCH_AT = 0.1
+RETIRE_AT = 0.45
+CHURN_GROUP = "network"  # the launch and retire faults' group and kind
+CHURN_TARGET = "launched"  # the network this run launches
 
 
 class Rule(StrEnum):
@@ -46,6 +53,8 @@ class Rule(StrEnum):
 class Action(StrEnum):
     KILL = "kill"  # the actor's process dies; Ray restarts it and it resumes from its store
     PAUSE = "pause"  # SIGSTOP for duration_s, then SIGCONT
+    LAUNCH = "launch"  # a new consensus network, which the load follows
+    RETIRE = "retire"  # the network this run launched: drained, read back, retired
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Shape:
     """What the schedule is drawn for: the deployment's fault groups."""
 
     groups: tuple[Group, ...]
+    churn: bool = False  # launch a network mid-run and retire it later
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,9 @@ class Fault:
 
     @property
     def down_s(self) -> float:
-        return self.duration_s if self.action is Action.PAUSE else RESTART_S
+        if self.action is Action.PAUSE:
+            return self.duration_s
+        return RESTART_S if self.action is Action.KILL else 0.0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "action": self.action.value}
@@ -144,6 +156,11 @@ def make_schedule(seed: int, duration_s: float, shape: Shape) -> list[Fault]:
         busy[group.name] = [_Busy(m, start + pause_s + group.recovery_s + SETTLE_AFTER_S)
                             for m in chosen]
         at = start + pause_s + rng.uniform(*FAULT_GAP_S)
+    if shape.churn:
+        faults += [Fault(round(duration_s * LAUNCH_AT, 2), Action.LAUNCH, CHURN_TARGET,
+                         CHURN_GROUP, CHURN_GROUP, 0.0, 1),
+                   Fault(round(duration_s * RETIRE_AT, 2), Action.RETIRE, CHURN_TARGET,
+                         CHURN_GROUP, CHURN_GROUP, 0.0, 1)]
     return sorted(faults, key=lambda f: (f.at_s, f.group, f.target))
 
 
