@@ -17,6 +17,7 @@ from zg_actors.chaos.schedule import (
     count_by,
     make_schedule,
 )
+from zg_actors.errors import InvalidInput
 
 
 def devnet_shape() -> Shape:
@@ -114,8 +115,9 @@ def test_churn_launches_then_retires_a_network_in_phase_1() -> None:
 
 
 def test_a_schedule_needs_a_positive_duration() -> None:
-    with pytest.raises(ValueError, match="duration"):
-        make_schedule(1, 0, devnet_shape())
+    for duration in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(InvalidInput, match="--duration"):
+            make_schedule(1, duration, devnet_shape())
 
 
 # ---- the audit ---------------------------------------------------------------------

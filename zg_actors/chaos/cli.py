@@ -27,15 +27,33 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         f"({DRAIN_TIMEOUT_S:.0f})")
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse bad numbers before any cluster is contacted."""
+    from zg_actors.chaos.schedule import check_duration
+    from zg_actors.errors import InvalidInput
+
+    check_duration(args.duration)
+    if not 0 < args.rate < float("inf"):
+        raise InvalidInput(f"--rate {args.rate}: transfers per second must be positive",
+                           rate=args.rate)
+    if not 0 <= args.settle < float("inf"):
+        raise InvalidInput(f"--settle {args.settle}: seconds must be 0 or more",
+                           settle=args.settle)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run chaos where the args say; print the report; 1 if the audit found anything."""
     from zg_actors.chaos.run import ChaosOptions, run_chaos
-    from zg_actors.workload import Progress, session
+    from zg_actors.workload import Progress, embedded, session
 
+    check_options(args)
     progress = Progress(getattr(args, "quiet", False))
     options = ChaosOptions(seed=args.seed, duration_s=args.duration, rate_tps=args.rate,
                            settle_s=args.settle)
-    with session(args, EMBEDDED_PILLARS, progress, EMBEDDED_CPUS) as config:
+    # A running deployment needs only its chain: the load and the faults cover the
+    # pillars that are up.
+    pillars = EMBEDDED_PILLARS if embedded(args) else ["chain"]
+    with session(args, pillars, progress, EMBEDDED_CPUS) as config:
         report = run_chaos(config, options, progress)
     if args.json:
         print_json(report)

@@ -28,6 +28,8 @@ import random
 from dataclasses import asdict, dataclass
 from enum import Enum, StrEnum
 
+from zg_actors.errors import InvalidInput
+
 # Fractions of --duration: phase 1 runs first, phase 2 after it, the rest is quiet.
 PHASE1_END = 0.55
 PHASE2_END = 0.8
@@ -124,10 +126,16 @@ class _Busy:
     until_s: float
 
 
+def check_duration(duration_s: float) -> None:
+    """A run needs time for its faults; NaN and infinity are no duration."""
+    if not 0 < duration_s < float("inf"):
+        raise InvalidInput(f"--duration {duration_s}: seconds must be positive and finite",
+                           duration=duration_s)
+
+
 def make_schedule(seed: int, duration_s: float, shape: Shape) -> list[Fault]:
     """The faults of a run of `duration_s` seconds, in time order."""
-    if duration_s <= 0:
-        raise ValueError(f"duration must be positive, got {duration_s}")
+    check_duration(duration_s)
     rng = random.Random(seed)
     groups = [g for g in shape.groups if g.members]
     busy: dict[str, list[_Busy]] = {g.name: [] for g in groups}
