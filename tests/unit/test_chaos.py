@@ -187,6 +187,8 @@ def test_differing_and_missing_bytes_are_found() -> None:
     readback.blobs[b"blob-a"] = digest(b"not beta")
     result = audit(ledger, readback)
     assert result.lost["file"] == 1 and result.unreadable["blob"] == 1
+    assert result.invariants["blobs_byte_identical"].detail == (
+        "0 lost, 1 unreadable (1 other bytes)")
     assert not result.invariants["files_byte_identical"].ok
     assert not result.invariants["blobs_byte_identical"].ok
 
@@ -194,7 +196,10 @@ def test_differing_and_missing_bytes_are_found() -> None:
 def test_a_download_that_failed_counts_unreadable() -> None:
     ledger, readback = healthy()
     readback.files[b"file-a"] = None
-    assert audit(ledger, readback).unreadable["file"] == 1
+    result = audit(ledger, readback)
+    assert result.unreadable["file"] == 1
+    assert result.invariants["files_byte_identical"].detail == (
+        "0 lost, 1 unreadable (0 other bytes)")
 
 
 def test_receipts_unpaid_and_paid_twice_are_found() -> None:

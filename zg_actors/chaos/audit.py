@@ -181,6 +181,7 @@ def audit(ledger: Ledger, readback: Readback) -> AuditResult:
     for network_id, copies in readback.chains.items():
         if network_id not in ledger.txs and (forks_here := find_forks(copies)):
             forks[network_id] = forks_here
+    differ = {"file": 0, "blob": 0}  # of the unreadable: read back, other bytes
     for kind, acked, read in (("file", ledger.files, readback.files),
                               ("blob", ledger.blobs, readback.blobs)):
         for item_id, expected in sorted(acked.items()):
@@ -189,6 +190,7 @@ def audit(ledger: Ledger, readback: Readback) -> AuditResult:
                 note("lost", kind, item_id)
             elif read[item_id] != expected:
                 unreadable[kind] += 1
+                differ[kind] += read[item_id] is not None
                 note("unreadable", kind, item_id)
     paid = Counter(readback.paid)
     for key in sorted(ledger.receipts):
@@ -205,9 +207,11 @@ def audit(ledger: Ledger, readback: Readback) -> AuditResult:
         "txs_committed_once": Finding(lost["tx"] == 0 and duplicated["tx"] == 0,
                                       f"{lost['tx']} lost, {duplicated['tx']} duplicated"),
         "files_byte_identical": Finding(lost["file"] == 0 and unreadable["file"] == 0,
-                                        f"{lost['file']} lost, {unreadable['file']} differ"),
+                                        f"{lost['file']} lost, {unreadable['file']} "
+                                        f"unreadable ({differ['file']} other bytes)"),
         "blobs_byte_identical": Finding(lost["blob"] == 0 and unreadable["blob"] == 0,
-                                        f"{lost['blob']} lost, {unreadable['blob']} differ"),
+                                        f"{lost['blob']} lost, {unreadable['blob']} "
+                                        f"unreadable ({differ['blob']} other bytes)"),
         "receipts_paid_once": Finding(lost["receipt"] == 0 and duplicated["receipt"] == 0,
                                       f"{lost['receipt']} unpaid, "
                                       f"{duplicated['receipt']} paid twice"),

@@ -60,6 +60,7 @@ DRAIN_TIMEOUT_S = 120.0  # after the load: txpools empty, providers settled, by 
 LIVENESS_BOUND_S = 30.0  # every network commits a new block within this at the end
 BLOB_FINAL_TIMEOUT_S = 180.0  # a dispersed blob not FINALIZED by then is not acknowledged
 BLOB_POLL_S = 0.5
+EXAMPLE_ERRORS = 20  # read errors the report names per kind
 NETWORK_CHURN_TIMEOUT_S = 300.0  # a launch (or a retirement) mid-run takes at most this
 FILE_BYTES = (1024, 192 * 1024)  # seeded uploads, spread on a log scale
 BLOB_BYTES = (1024, 64 * 1024)
@@ -365,6 +366,7 @@ class Uploads:
         self.sizes = mixed_sizes(FILES_DRAWN, *FILE_BYTES, seed)
         self.ledger = ledger
         self.roots: dict[bytes, list[bytes]] = {}  # {file id: fragment roots}
+        self.read_errors: dict[bytes, str] = {}  # {file id: why it did not download}
 
     def upload(self, index: int) -> int:
         data = seeded_bytes(self.seed, index, self.sizes[index % FILES_DRAWN])
@@ -377,7 +379,8 @@ class Uploads:
     def read(self, file_id: bytes) -> bytes | None:
         try:
             return digest(self.client.download_fragments(self.roots[file_id]))
-        except Exception:
+        except Exception as exc:
+            self.read_errors[file_id] = error_kind(unwrap(exc))
             return None
 
 
@@ -391,6 +394,8 @@ class Blobs:
         self.sizes = mixed_sizes(FILES_DRAWN, *BLOB_BYTES, self.seed)
         self.ledger = ledger
         self.where: dict[bytes, tuple[bytes, int, int]] = {}  # {request id: blob key}
+        self.finalized_at: dict[bytes, float] = {}  # {request id: monotonic time}
+        self.read_errors: dict[bytes, str] = {}  # {request id: why it did not retrieve}
         self._client: Any = None
 
     def call(self, method: str, *args: Any) -> Any:
@@ -419,6 +424,7 @@ class Blobs:
             if info["status"] == "FINALIZED":
                 self.where[request_id] = (info["storage_root"], info["epoch"],
                                           info["quorum_id"])
+                self.finalized_at[request_id] = time.monotonic()
                 self.ledger.blob(request_id, data)
                 return len(data)
             if info["status"] in ("FAILED", "INSUFFICIENT_SIGNATURES"):
@@ -429,7 +435,8 @@ class Blobs:
     def read(self, request_id: bytes) -> bytes | None:
         try:
             return digest(self.call("retrieve_blob", *self.where[request_id]))
-        except Exception:
+        except Exception as exc:
+            self.read_errors[request_id] = error_kind(unwrap(exc))
             return None
 
 
@@ -683,8 +690,23 @@ def run_chaos(config: Config, options: ChaosOptions, progress: Progress) -> dict
             "faults_beyond_rule": sum(1 for e in applied if e["phase"] == 2),
             "faults_failed": sum(1 for e in injector.log if not e["ok"]),
             "kinds_hit": sorted({e["kind"] for e in applied}), "kinds_scheduled": sorted(kinds),
-            "load": load, **result.to_dict(), "fault_log": injector.log,
+            "load": load, **result.to_dict(),
+            "read_errors": read_errors(loads, began), "fault_log": injector.log,
             "errors": 0 if result.ok else 1}
+
+
+def read_errors(loads: Loads, began: float) -> list[dict]:
+    """Why acknowledged files and blobs did not read back (a few), with when each blob
+    was FINALIZED, to set beside the fault log."""
+    out: list[dict] = []
+    if loads.uploads:
+        out += [{"kind": "file", "id": i, "error": e}
+                for i, e in list(loads.uploads.read_errors.items())[:EXAMPLE_ERRORS]]
+    if loads.blobs:
+        out += [{"kind": "blob", "id": i, "error": e, "finalized_t_s": round(
+                 loads.blobs.finalized_at[i] - began, 2)}
+                for i, e in list(loads.blobs.read_errors.items())[:EXAMPLE_ERRORS]]
+    return out
 
 
 def _count(entries: list[dict], *fields: str) -> dict[str, int]:
