@@ -60,6 +60,8 @@ DRAIN_TIMEOUT_S = 120.0  # after the load: txpools empty, providers settled, by 
 LIVENESS_BOUND_S = 30.0  # every network commits a new block within this at the end
 BLOB_FINAL_TIMEOUT_S = 180.0  # a dispersed blob not FINALIZED by then is not acknowledged
 BLOB_POLL_S = 0.5
+READ_ATTEMPTS = 3  # a file or blob read back after the run, before it counts unreadable
+READ_RETRY_S = 2.0
 EXAMPLE_ERRORS = 20  # read errors the report names per kind
 NETWORK_CHURN_TIMEOUT_S = 300.0  # a launch (or a retirement) mid-run takes at most this
 FILE_BYTES = (1024, 192 * 1024)  # seeded uploads, spread on a log scale
@@ -354,6 +356,23 @@ def paced(operation: Callable[[int], int], period_s: float) -> Callable[[int], i
     return run
 
 
+def read_back(read: Callable[[], bytes], item_id: bytes,
+              errors: dict[bytes, str]) -> bytes | None:
+    """The digest of what `read` gives, tried READ_ATTEMPTS times (a read the cluster
+    answers on a later try is not a loss); None, with the last error kept, if none does."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            data = read()
+        except Exception as exc:
+            errors[item_id] = error_kind(unwrap(exc))
+            if attempt + 1 < READ_ATTEMPTS:
+                time.sleep(READ_RETRY_S)
+            continue
+        errors.pop(item_id, None)
+        return digest(data)
+    return None
+
+
 class Uploads:
     """Seeded files uploaded one after another, each until FINALIZED."""
 
@@ -377,11 +396,8 @@ class Uploads:
         return len(data)
 
     def read(self, file_id: bytes) -> bytes | None:
-        try:
-            return digest(self.client.download_fragments(self.roots[file_id]))
-        except Exception as exc:
-            self.read_errors[file_id] = error_kind(unwrap(exc))
-            return None
+        return read_back(lambda: self.client.download_fragments(self.roots[file_id]),
+                         file_id, self.read_errors)
 
 
 class Blobs:
@@ -433,11 +449,8 @@ class Blobs:
                            f"{BLOB_FINAL_TIMEOUT_S:.0f} s")
 
     def read(self, request_id: bytes) -> bytes | None:
-        try:
-            return digest(self.call("retrieve_blob", *self.where[request_id]))
-        except Exception as exc:
-            self.read_errors[request_id] = error_kind(unwrap(exc))
-            return None
+        return read_back(lambda: self.call("retrieve_blob", *self.where[request_id]),
+                         request_id, self.read_errors)
 
 
 class Inference:
