@@ -16,15 +16,20 @@ any loss.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from zg_actors.chaos.cli import add_options, run_command
 from zg_actors.workload import job_parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> Any:
     parser = job_parser(__doc__)
     add_options(parser)
-    return run_command(parser.parse_args(argv))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(parse_args(argv))
 
 
 if __name__ == "__main__":
