@@ -53,6 +53,7 @@ from zg_actors.errors import unwrap
 from zg_actors.workload import Background, Progress, error_kind, mixed_sizes, seeded_bytes
 
 SUBMIT_TIMEOUT_S = 5.0  # a validator that does not answer a submission by then is skipped
+ROUND_TIMEOUT_S = 300.0  # a round of transfers no validator answers is given up then
 RESEND_PAUSE_S = 0.3  # between two sends of txs no validator has answered yet
 CALL_TIMEOUT_S = 10.0  # a read of the readback
 SIGNAL_TIMEOUT_S = 30.0  # a pause's signal task on another node
@@ -315,13 +316,19 @@ class Transfers:
         self.accounts = accounts
         self.ledger = ledger
         self.resends = 0
+        self.unresolved = 0  # txs no validator answered for (their nonces may stall)
         self.refused: dict[str, int] = {}
         self._turn = 0
 
     def send_round(self, _index: int) -> int:
         """One tx per load account, re-sent until a validator answers for each."""
         pending = {tx.hash: tx.encoded for tx in self.load.next_batch(self.accounts)}
+        deadline = time.monotonic() + ROUND_TIMEOUT_S
         while pending:
+            if time.monotonic() > deadline:  # no validator answers (e.g. retired by hand)
+                self.unresolved += len(pending)
+                raise TimeoutError(f"{len(pending)} txs of network {self.network_id} "
+                                   f"unanswered for {ROUND_TIMEOUT_S:.0f} s")
             handle = self.handles[self._turn % len(self.handles)]
             self._turn += 1
             raws = list(pending.values())
@@ -691,7 +698,8 @@ def run_chaos(config: Config, options: ChaosOptions, progress: Progress) -> dict
             for name, b in list(loads.running.items())}
     for transfers in loads.transfers:
         load[f"transfers-{transfers.network_id}"].update(
-            resends=transfers.resends, refused=transfers.refused)
+            resends=transfers.resends, refused=transfers.refused,
+            unresolved=transfers.unresolved)
     applied = injector.applied()
     kinds = {f.kind for f in schedule}
     return {"job": "chaos", "seed": options.seed, "duration_s": options.duration_s,
