@@ -14,6 +14,7 @@ import yaml
 
 from zg_actors import stack
 from zg_actors.chain import cli as chain_cli
+from zg_actors.chaos import cli as chaos_cli
 from zg_actors.cli_common import (
     add_command,
     config_of,
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--interval seconds (at least 0.5) until Ctrl-C; with --json, print "
                         "each look")
     chain_cli.register(sub)
+    chaos_cli.register(sub)
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     add_command(config_sub, "show", cmd_config_show, "print the effective configuration")

@@ -54,6 +54,18 @@ def test_bad_compute_arguments_fail_before_any_cluster_is_contacted(
     assert status == 2 and out["error"] == error and needle in out["message"]
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["--duration", "0"], "--duration 0.0: seconds must be positive"),
+    (["--duration", "nan"], "--duration nan"),
+    (["--rate", "-1"], "--rate -1.0: transfers per second must be positive"),
+    (["--settle", "-5"], "--settle -5.0: seconds must be 0 or more"),
+])
+def test_bad_chaos_numbers_fail_before_any_cluster_is_contacted(
+        capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    status, out = run(capsys, "chaos", *argv, "--address", "127.0.0.1:1")
+    assert status == 2 and out["error"] == "InvalidInput" and needle in out["message"]
+
+
 def test_a_negative_status_interval_fails_before_any_cluster_is_contacted(
         capsys: pytest.CaptureFixture[str]) -> None:
     status, out = run(capsys, "status", "--watch", "--interval", "-1", "--address",
@@ -147,7 +159,8 @@ def test_a_head_that_answers_but_refuses_the_client_points_at_token_auth(
         assert f"no Ray cluster is reachable at {address}" in out["message"]
 
 
-@pytest.mark.parametrize("pillar", ["chain", "storage", "storage.kv", "da", "compute"])
+@pytest.mark.parametrize("pillar", ["chain", "storage", "storage.kv", "da", "compute",
+                                    "chaos"])
 def test_each_pillar_wires_its_commands_without_importing_the_top_level_cli(
         pillar: str) -> None:
     """A pillar's cli.py needs only zg_actors.cli_common: zg_actors.cli imports the

@@ -158,7 +158,7 @@ def _wait(predicate, timeout_s: float = 10.0) -> bool:
 
 @pytest.mark.parametrize("name", ["storage_ingest", "da_rollup", "inference_load",
                                   "ai_pipeline", "scale_networks", "kv_workload",
-                                  "evm_load"])
+                                  "evm_load", "chaos"])
 def test_every_job_has_help_json_and_the_common_options(name: str,
                                                         capsys: pytest.CaptureFixture) -> None:
     job = load_job(name)
