@@ -388,3 +388,5 @@ def test_da_demo_streams_while_a_second_network_is_launched(deployment) -> None:
     assert report["launched_network_certificates"] >= 1
     assert set(report["certificates_per_network"]) <= {first, new_net}
     assert ray.get(d.manager.active_networks.remote()) == [first]
+    # a blob certified on the retired network is still retrieved, byte-identical
+    assert report["retired_network_blob_readable"] is True

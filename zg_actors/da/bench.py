@@ -140,6 +140,12 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
         return asked["more"]
 
     payloads = make_payloads(window, blob_bytes)
+
+    def payload_of(turn: int) -> bytes:
+        return turn.to_bytes(8, "big") + payloads[turn % window][8:]
+
+    turn_of: dict[bytes, int] = {}  # {request id: the turn whose payload it carries}
+    sample: dict[int, tuple[bytes, bytes]] = {}  # {network: a FINALIZED (id, payload)}
     submitted: dict[bytes, float] = {}
     outstanding: dict[bytes, float] = {}
     finished: dict[bytes, tuple[str, float]] = {}
@@ -152,12 +158,12 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
     turn = 0
     next_report = start + 5.0
 
-    def send(data: bytes) -> tuple[bytes | None, float, str]:
+    def send(turn: int) -> tuple[bytes | None, float, str, int]:
         started = time.time()
         try:
-            return client.disperse_blob(data)[1], started, ""
+            return client.disperse_blob(payload_of(turn))[1], started, "", turn
         except RpcError as exc:  # e.g. RESOURCE_EXHAUSTED: counted, the stream goes on
-            return None, started, f"refused: {type(exc).__name__}: {str(exc)[:120]}"
+            return None, started, f"refused: {type(exc).__name__}: {str(exc)[:120]}", turn
 
     # Several requests at once, as independent clients would send them (one client
     # sending one blob at a time would measure its own round trips).
@@ -171,11 +177,12 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
                 offered_until = now
             for sent in [f for f in sending if f.done()]:
                 sending.discard(sent)
-                request_id, started, error = sent.result()
+                request_id, started, error, sent_turn = sent.result()
                 if request_id is None:
                     errors[error] = errors.get(error, 0) + 1
                 else:
                     submitted[request_id] = outstanding[request_id] = started
+                    turn_of[request_id] = sent_turn
             if not offering and not sending and (
                     not outstanding or now - start > duration_s + SETTLE_TIMEOUT_S):
                 break
@@ -186,10 +193,8 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
             # of the whole window that would outlast the run.
             allowed = min(window, initial_window + 2 * len(finished))
             while offering and len(outstanding) + len(sending) < allowed:
-                data = payloads[turn % window]
-                data = turn.to_bytes(8, "big") + data[8:]
+                sending.add(pool.submit(send, turn))
                 turn += 1
-                sending.add(pool.submit(send, data))
             # Blobs finish about in order (a batch at a time): ask about the oldest first and
             # stop after a few unfinished ones, so that a wide window of small blobs does not
             # flood the gateway with status calls.
@@ -210,6 +215,8 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
                     if info["status"] == "FINALIZED":
                         networks[info["network_id"]] = networks.get(info["network_id"], 0) + 1
                         finalized_at.append(round_at)
+                        sample.setdefault(info["network_id"],
+                                          (request_id, payload_of(turn_of[request_id])))
             if time.time() >= next_report:
                 done = sum(1 for s, _ in finished.values() if s == "FINALIZED")
                 say(f"  t={time.time() - start:5.1f}s  {done} blobs FINALIZED, "
@@ -227,7 +234,8 @@ def stream_blobs(client: DisperserClient, duration_s: float, blob_bytes: int,
                                                      offered_until),
             "latency_p50_s": runtime.percentile(latencies, 50),
             "latency_p99_s": runtime.percentile(latencies, 99),
-            "finalized_per_network": networks, "errors": errors}
+            "finalized_per_network": networks, "errors": errors,
+            "sample_per_network": sample}
 
 
 def stall_after_s(batch_interval_s: float) -> float:

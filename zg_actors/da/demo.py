@@ -3,20 +3,48 @@ network is launched (it starts taking certificates live, then is retired)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import ray
 
+from zg_actors import runtime
 from zg_actors.config import Config
 from zg_actors.da.bench import stream_blobs
 from zg_actors.da.deploy import deploy_da, teardown_da
 from zg_actors.rpc.client import DisperserClient
+from zg_actors.rpc.errors import RpcUnavailable
 from zg_actors.rpc.gateway import GATEWAY_NAME, deploy_gateway
 
 DEMO_SECONDS = 15.0
 DEMO_BLOB_BYTES = 256 * 1024
 DEMO_EXTRA_SECONDS = 45.0  # streaming goes on at most this long for the new network
+
+
+RESTART_WAIT_S = 60.0  # how long a retrieval waits for a restarted disperser
+
+
+def retired_blob_readable(port: int, stream: dict, network_id: int) -> bool | None:
+    """Retrieve a blob FINALIZED on `network_id` (now retired) through the gateway: True
+    when its bytes are the ones sent; None if no blob was certified there. Retried while
+    the disperser restarts."""
+    sample = stream["sample_per_network"].get(network_id)
+    if sample is None:
+        return None
+    request_id, payload = sample
+    deadline = time.monotonic() + RESTART_WAIT_S
+    with DisperserClient(f"127.0.0.1:{port}") as client:
+        while True:
+            try:
+                info = client.get_blob_status(request_id)
+                data = client.retrieve_blob(info["storage_root"], info["epoch"],
+                                            info["quorum_id"])
+                return data == payload
+            except RpcUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
 
 def run_da_demo(deployment: Any, config: Config, say: Callable[[str], None],
@@ -35,6 +63,7 @@ def run_da_demo(deployment: Any, config: Config, say: Callable[[str], None],
     launch = None
     launched: dict[str, Any] = {}
     retired = None
+    readable: bool | None = None
 
     def certificates() -> dict[int, int]:
         total: dict[int, int] = {}
@@ -68,6 +97,13 @@ def run_da_demo(deployment: Any, config: Config, say: Callable[[str], None],
         say(f"DA: retiring network {new_network}")
         ray.get(deployment.manager.retire_network.remote(new_network), timeout=120)
         retired = new_network
+        # A restarted disperser knows no epoch records: it reads the retired network's
+        # from a network still running.
+        runtime.kill_actor(handles["dispersers"][0], restart=True)
+        readable = retired_blob_readable(where["port"], stream, retired)
+        if readable is not None:
+            say(f"DA: a blob certified on network {retired}, retrieved after its retirement "
+                f"and a disperser restart: {'byte-identical' if readable else 'DIFFERENT'}")
     finally:
         if launch is not None and retired is None:  # failed midway: leave no network behind
             try:
@@ -84,7 +120,8 @@ def run_da_demo(deployment: Any, config: Config, say: Callable[[str], None],
               "finalized_per_network": stream["finalized_per_network"],
               "launched_network": new_network,
               "launched_network_certificates": per_network.get(new_network, 0),
-              "retired_network": retired, "gateway_port": where["port"]}
+              "retired_network": retired, "gateway_port": where["port"],
+              "retired_network_blob_readable": readable}
     p50, p99 = report["latency_p50_s"], report["latency_p99_s"]
     say(f"DA: {report['blobs_finalized']} blobs FINALIZED, "
         f"{report['confirmed_mb_per_s']:.2f} MB/s confirmed, latency p50/p99 "

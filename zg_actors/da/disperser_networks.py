@@ -46,7 +46,10 @@ class DisperserNetworks:
 
     async def epoch_quorum(self, network_id: int, epoch: int,
                            quorum_id: int) -> tuple[EpochRegistry, Quorum]:
-        return await self.chains.epoch_quorum(network_id, epoch, quorum_id)
+        """The epoch's record on the network, or on a network we route to once that one
+        was retired (NetworkChains.quorums)."""
+        return await self.chains.epoch_quorum(network_id, epoch, quorum_id,
+                                              self.routes.networks)
 
     async def quorums(self, network_id: int) -> tuple[EpochRegistry, list[Quorum]]:
         """The current epoch's registry and quorums on the network."""

@@ -101,6 +101,10 @@ class DisperserService(pb_grpc.DisperserServicer):
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         inner = unwrap(exc)
+        if isinstance(inner, ray.exceptions.RayActorError):  # ActorUnavailableError too
+            # A disperser restarting (or gone): the client should retry, not give up.
+            inner = Unavailable(f"the disperser is restarting or gone, retry: {inner}",
+                                cause=type(inner).__name__)
         await context.abort(status_code(inner), error_details(inner))
 
     async def _first_that_knows(self, method: str, *args: Any) -> Any:
