@@ -530,13 +530,17 @@ class KvWrites:
     """KV txs sent one after another, each a blind write of a key of its own (so no two
     conflict, and a key written at a later version than its tx was written twice)."""
 
-    def __init__(self, config: Config, seed: int, ledger: Ledger) -> None:
+    def __init__(self, config: Config, seed: int, ledger: Ledger, storage: Any = None) -> None:
         from zg_actors.storage.kv.actors import followed_streams, kv_network, kv_rpc_url
         from zg_actors.storage.kv.client import KvClient
         from zg_actors.storage.sdk import StorageClient
 
-        self.storage = StorageClient(config, start=False)
-        self.storage.warm_up()
+        if storage is None:
+            storage = StorageClient(config, start=False)
+            storage.warm_up()
+        # The uploads' client when they run: one client counts its account's nonces for
+        # both (two would give two flow submissions one nonce: ReplacementUnderpriced).
+        self.storage = storage
         self.kv = KvClient(kv_rpc_url(config))
         self.network_id = kv_network(config)
         self.stream_id = followed_streams(config)[0]
@@ -839,7 +843,8 @@ def start_loads(config: Config, options: ChaosOptions, shape: Shape, ledger: Led
     if loads.inference:
         loads.running["inference"] = Background("inference", loads.inference.infer)
     if stack.pillar_states(config)["kv"]["state"] == "up":
-        loads.kv = KvWrites(config, options.seed, ledger)
+        loads.kv = KvWrites(config, options.seed, ledger,
+                            loads.uploads.client if loads.uploads else None)
         loads.running["kv"] = Background("kv", loads.kv.write)
     for network_id in evm_networks([t.network_id for t in loads.transfers]):
         evm = EvmTxs(config, network_id, ledger)
