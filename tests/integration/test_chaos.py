@@ -30,9 +30,9 @@ def test_chaos_loses_nothing_acknowledged_under_kills_and_pauses(
     del providers
     print({k: report[k] for k in ("faults_injected", "faults_beyond_rule", "faults_failed",
                                   "acknowledged", "lost", "duplicated", "unreadable")})
-    assert report["lost"] == {"tx": 0, "file": 0, "blob": 0, "receipt": 0}, report["examples"]
-    assert report["duplicated"] == {"tx": 0, "file": 0, "blob": 0, "receipt": 0}
-    assert report["unreadable"] == {"tx": 0, "file": 0, "blob": 0, "receipt": 0}
+    assert not any(report["lost"].values()), report["examples"]
+    assert not any(report["duplicated"].values()), report["examples"]
+    assert not any(report["unreadable"].values()), report["examples"]
     assert all(f["ok"] for f in report["invariants"].values()), report["invariants"]
     assert report["ok"]
     assert report["kinds_hit"] == report["kinds_scheduled"] == [
@@ -40,4 +40,7 @@ def test_chaos_loses_nothing_acknowledged_under_kills_and_pauses(
         "validator"]  # the manager is not detached here: it owns the validators
     assert {key.split("/")[1] for key in report["faults_injected"]} == {"kill", "pause"}
     assert report["faults_beyond_rule"] >= 2  # a whole group beyond its rule, and back
-    assert all(count > 0 for count in report["acknowledged"].values()), report["acknowledged"]
+    # No KV nodes nor EVM JSON-RPC in this stack (their loads run where `zg up` starts them).
+    assert report["acknowledged"]["kv"] == report["acknowledged"]["evm"] == 0
+    assert all(report["acknowledged"][kind] > 0 for kind in ("tx", "file", "blob", "receipt")
+               ), report["acknowledged"]

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from zg_actors.chaos.audit import ChainCopy, Ledger, Readback, audit, digest
+from zg_actors.chaos.audit import (
+    ChainCopy,
+    EvmRead,
+    KvRead,
+    Ledger,
+    Readback,
+    audit,
+    digest,
+)
 from zg_actors.chaos.schedule import (
     RESTART_S,
     Action,
@@ -122,6 +130,7 @@ def test_a_schedule_needs_a_positive_duration() -> None:
 
 # ---- the audit ---------------------------------------------------------------------
 H = [bytes([i]) * 32 for i in range(10)]
+STREAM = b"s" * 32
 
 
 def healthy() -> tuple[Ledger, Readback]:
@@ -137,13 +146,18 @@ def healthy() -> tuple[Ledger, Readback]:
     readback = Readback(chains={0: copies}, files={b"file-a": digest(b"alpha")},
                         blobs={b"blob-a": digest(b"beta")}, paid=[(b"p" * 20, b"u" * 20, 11)],
                         live={0: True})
+    ledger.kv_tx(5, STREAM, b"k5", b"v5")  # flow entry 5 FINALIZED: a KV tx writing k5
+    readback.kv[5] = KvRead(("Commit", "Commit"), 5, digest(b"v5"))
+    ledger.evm_tx(0, H[3])  # an EVM tx, committed at height 2
+    readback.evm[H[3]] = EvmRead((H[8], 2), "already known: tx 0x03.. is in the txpool")
     return ledger, readback
 
 
 def test_a_clean_history_passes() -> None:
     result = audit(*healthy())
     assert result.ok, result.to_dict()
-    assert result.acknowledged == {"tx": 2, "file": 1, "blob": 1, "receipt": 1}
+    assert result.acknowledged == {"tx": 2, "file": 1, "blob": 1, "receipt": 1, "kv": 1,
+                                   "evm": 1}
     assert result.invariants["no_fork"].detail == "4 validator stores compared"
 
 
@@ -171,7 +185,7 @@ def test_a_fork_is_found_even_on_one_validator_of_four() -> None:
     result = audit(ledger, readback)
     assert not result.invariants["no_fork"].ok
     assert "network 0 height 2: 2 blocks" in result.invariants["no_fork"].detail
-    assert result.lost == {"tx": 0, "file": 0, "blob": 0, "receipt": 0}
+    assert not any(result.lost.values())
     assert not result.ok
 
 
@@ -220,3 +234,57 @@ def test_supply_and_liveness_are_invariants() -> None:
     readback.retired.add(1)  # a network retired on purpose need not commit
     readback.supply_ok = True
     assert audit(ledger, readback).ok
+
+
+def test_a_lost_kv_tx_is_found() -> None:
+    ledger, readback = healthy()
+    ledger.kv_tx(6, STREAM, b"k6", b"v6")  # FINALIZED, never replayed
+    readback.kv[5] = KvRead(("Commit", None), 5, digest(b"v5"))  # one node has no result
+    result = audit(ledger, readback)
+    assert result.lost["kv"] == 2 and not result.ok
+    assert result.examples["lost_kv"] == ["5", "6"]
+    assert not result.invariants["kv_replayed_once"].ok
+
+
+def test_a_kv_tx_replayed_twice_is_found() -> None:
+    ledger, readback = healthy()
+    readback.kv[5] = KvRead(("Commit", "Commit"), 9, digest(b"v5"))  # k5 written again at 9
+    result = audit(ledger, readback)
+    assert result.duplicated["kv"] == 1 and result.lost["kv"] == 0 and not result.ok
+
+
+def test_a_kv_value_unreadable_at_its_version_or_results_differing_are_found() -> None:
+    ledger, readback = healthy()
+    readback.kv[5] = KvRead(("Commit", "Commit"), 5, None)
+    assert audit(ledger, readback).unreadable["kv"] == 1
+    readback.kv[5] = KvRead(("Commit", "VersionConfliction"), 5, digest(b"v5"))
+    assert audit(ledger, readback).unreadable["kv"] == 1
+    # A tx that did not commit writes nothing: no value to read, nothing wrong.
+    readback.kv[5] = KvRead(("VersionConfliction",) * 2, 0, None)
+    assert audit(ledger, readback).ok
+
+
+def test_an_evm_hash_without_a_receipt_is_found() -> None:
+    ledger, readback = healthy()
+    ledger.evm_tx(0, H[5])  # answered, never committed
+    readback.evm[H[3]] = EvmRead(None, "already known")  # committed, but no receipt
+    result = audit(ledger, readback)
+    assert result.lost["evm"] == 2 and not result.ok
+    assert not result.invariants["evm_committed_once"].ok
+
+
+def test_an_evm_tx_committed_twice_or_taken_again_is_found() -> None:
+    ledger, readback = healthy()
+    readback.evm[H[3]] = EvmRead((H[8], 2), "0x" + H[3].hex())  # the re-send was taken
+    assert audit(ledger, readback).duplicated["evm"] == 1
+    readback.evm[H[3]] = EvmRead((H[8], 2), "nonce too low: nonce 0 already used")
+    assert audit(ledger, readback).ok
+    for copy in readback.chains[0]:
+        copy.tx_hashes[1] = (H[1], H[3])  # committed at heights 1 and 2
+    assert audit(ledger, readback).duplicated["evm"] == 1
+
+
+def test_an_evm_receipt_outside_the_committed_chain_is_found() -> None:
+    ledger, readback = healthy()
+    readback.evm[H[3]] = EvmRead((H[9], 2), "already known")  # not the block at height 2
+    assert audit(ledger, readback).unreadable["evm"] == 1

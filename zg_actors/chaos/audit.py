@@ -14,20 +14,60 @@ and blob downloads as, the settled traces, C0's supply check, the heights at the
 - every signed receipt paid exactly once;
 - C0's supply invariants hold;
 - no two different blocks committed at one height on any network (all validators compared);
-- every network commits within a bound at the end.
+- every network commits within a bound at the end;
+- every acknowledged KV tx (its flow entry FINALIZED) replayed by every KV node with a
+  recorded result, its key written by that tx alone (a second replay of the write would
+  give the key a later version), and its value readable at its version where the result
+  is Commit;
+- every acknowledged EVM tx (its hash answered by eth_sendRawTransaction) committed once,
+  with a receipt in a committed block, and its re-send refused as already known or as
+  nonce too low, not taken as a second tx.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zg_actors.crypto.keccak import keccak256
 
-KINDS = ("tx", "file", "blob", "receipt")  # what an acknowledgement can be
+KINDS = ("tx", "file", "blob", "receipt", "kv", "evm")  # what an acknowledgement can be
+COMMIT = "Commit"  # a KV tx's result when its writes took effect (storage/kv/replay.py)
+# What a re-send of an admitted EVM tx must answer (Geth's words, the txpool's errors).
+RESEND_REFUSALS = ("already known", "nonce too low")
 
 ReceiptKey = tuple[bytes, bytes, int]  # (provider, user, request nonce)
+
+
+@dataclass(frozen=True)
+class KvWrite:
+    """An acknowledged KV tx: its one write (stream, key) and the written value's digest."""
+
+    stream_id: bytes
+    key: bytes
+    value: bytes  # digest
+
+
+@dataclass(frozen=True)
+class KvRead:
+    """What the KV nodes give back for one KV tx: each node's recorded result (None: no
+    result), the key's latest version, and the value's digest at the tx's own version
+    (None: not read)."""
+
+    results: tuple[str | None, ...]
+    latest_version: int | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class EvmRead:
+    """What a network's Ethereum JSON-RPC gives back for one EVM tx: its receipt's block
+    (hash, number; None: no receipt) and what a re-send of the same raw tx answered."""
+
+    block: tuple[bytes, int] | None
+    resend: str
 
 
 def digest(data: bytes) -> bytes:
@@ -43,6 +83,8 @@ class Ledger:
     files: dict[bytes, bytes] = field(default_factory=dict)  # {file id: digest}
     blobs: dict[bytes, bytes] = field(default_factory=dict)  # {request id: digest}
     receipts: set[ReceiptKey] = field(default_factory=set)
+    kv: dict[int, KvWrite] = field(default_factory=dict)  # {tx_seq: its write}
+    evm: dict[int, set[bytes]] = field(default_factory=dict)  # {network: {tx hash}}
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def tx(self, network_id: int, tx_hash: bytes) -> None:
@@ -61,9 +103,18 @@ class Ledger:
         with self._lock:
             self.receipts.add((provider, user, nonce))
 
+    def kv_tx(self, tx_seq: int, stream_id: bytes, key: bytes, value: bytes) -> None:
+        with self._lock:
+            self.kv[tx_seq] = KvWrite(stream_id, key, digest(value))
+
+    def evm_tx(self, network_id: int, tx_hash: bytes) -> None:
+        with self._lock:
+            self.evm.setdefault(network_id, set()).add(tx_hash)
+
     def counts(self) -> dict[str, int]:
         return {"tx": sum(len(t) for t in self.txs.values()), "file": len(self.files),
-                "blob": len(self.blobs), "receipt": len(self.receipts)}
+                "blob": len(self.blobs), "receipt": len(self.receipts), "kv": len(self.kv),
+                "evm": sum(len(t) for t in self.evm.values())}
 
 
 @dataclass(frozen=True)
@@ -87,6 +138,8 @@ class Readback:
     supply_problems: list[str] = field(default_factory=list)
     live: dict[int, bool] = field(default_factory=dict)  # {network: committed in the bound}
     retired: set[int] = field(default_factory=set)  # networks retired on purpose
+    kv: dict[int, KvRead] = field(default_factory=dict)  # {tx_seq: what the nodes give}
+    evm: dict[bytes, EvmRead] = field(default_factory=dict)  # {tx hash: receipt, re-send}
 
 
 @dataclass
@@ -200,6 +253,8 @@ def audit(ledger: Ledger, readback: Readback) -> AuditResult:
         elif paid[key] > 1:
             duplicated["receipt"] += 1
             note("duplicated", "receipt", key)
+    audit_kv(ledger, readback, lost, duplicated, unreadable, note)
+    audit_evm(ledger, readback, lost, duplicated, unreadable, note)
     dead = sorted(n for n, ok in readback.live.items() if not ok and n not in readback.retired)
     fork_text = "; ".join(f"network {n} height {h}: {len(hashes)} blocks"
                           for n, heights in forks.items() for h, hashes in heights.items())
@@ -215,6 +270,14 @@ def audit(ledger: Ledger, readback: Readback) -> AuditResult:
         "receipts_paid_once": Finding(lost["receipt"] == 0 and duplicated["receipt"] == 0,
                                       f"{lost['receipt']} unpaid, "
                                       f"{duplicated['receipt']} paid twice"),
+        "kv_replayed_once": Finding(
+            lost["kv"] == 0 and duplicated["kv"] == 0 and unreadable["kv"] == 0,
+            f"{lost['kv']} without a result on every KV node, {duplicated['kv']} written "
+            f"again, {unreadable['kv']} unreadable at their version"),
+        "evm_committed_once": Finding(
+            lost["evm"] == 0 and duplicated["evm"] == 0 and unreadable["evm"] == 0,
+            f"{lost['evm']} without a committed receipt, {duplicated['evm']} committed "
+            f"twice or re-sent as new, {unreadable['evm']} receipts outside the chain"),
         "c0_supply": Finding(readback.supply_ok, "; ".join(readback.supply_problems)),
         "no_fork": Finding(not forks, fork_text or
                            f"{sum(len(c) for c in readback.chains.values())} validator "
@@ -223,3 +286,47 @@ def audit(ledger: Ledger, readback: Readback) -> AuditResult:
                                  else f"{len(readback.live)} network(s) committing"),
     }
     return AuditResult(ledger.counts(), lost, duplicated, unreadable, invariants, examples)
+
+
+Note = Callable[[str, str, object], None]
+
+
+def audit_kv(ledger: Ledger, readback: Readback, lost: dict[str, int],
+             duplicated: dict[str, int], unreadable: dict[str, int], note: Note) -> None:
+    """Each acknowledged KV tx: a result on every KV node (else lost); its key last written
+    at its own tx_seq (each KV tx of the load writes a key of its own, so a later version
+    means the write was replayed again); its value at its version where it committed."""
+    for tx_seq, write in sorted(ledger.kv.items()):
+        read = readback.kv.get(tx_seq)
+        if read is None or not read.results or None in read.results:
+            lost["kv"] += 1
+            note("lost", "kv", tx_seq)
+        elif read.results[0] == COMMIT and read.latest_version != tx_seq:
+            duplicated["kv"] += 1
+            note("duplicated", "kv", tx_seq)
+        elif len(set(read.results)) > 1 or (read.results[0] == COMMIT
+                                            and read.value != write.value):
+            unreadable["kv"] += 1
+            note("unreadable", "kv", tx_seq)
+
+
+def audit_evm(ledger: Ledger, readback: Readback, lost: dict[str, int],
+              duplicated: dict[str, int], unreadable: dict[str, int], note: Note) -> None:
+    """Each acknowledged EVM tx hash: committed once in its network's chain with a receipt
+    (else lost), not twice nor taken again when re-sent (duplicated), its receipt's block
+    the one committed at that height (else unreadable)."""
+    for network_id, acked in sorted(ledger.evm.items()):
+        copies = readback.chains.get(network_id, [])
+        counts = committed_tx_counts(copies)
+        committed = {h: b for c in copies for h, b in c.block_hashes.items()}
+        for tx_hash in sorted(acked):
+            read = readback.evm.get(tx_hash)
+            if counts[tx_hash] == 0 or read is None or read.block is None:
+                lost["evm"] += 1
+                note("lost", "evm", (network_id, tx_hash))
+            elif counts[tx_hash] > 1 or not any(r in read.resend for r in RESEND_REFUSALS):
+                duplicated["evm"] += 1
+                note("duplicated", "evm", (network_id, tx_hash))
+            elif committed.get(read.block[1]) != read.block[0]:
+                unreadable["evm"] += 1
+                note("unreadable", "evm", (network_id, tx_hash))

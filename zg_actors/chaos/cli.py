@@ -7,8 +7,8 @@ from typing import Any
 
 from zg_actors.cli_common import add_command, console, print_json
 
-# The pillars an embedded run brings up (KV and the EVM's JSON-RPC are not in its load).
-EMBEDDED_PILLARS = ["chain", "storage", "da", "compute"]
+# The pillars an embedded run brings up (the chain's brings each network's EVM JSON-RPC).
+EMBEDDED_PILLARS = ["chain", "storage", "kv", "da", "compute"]
 EMBEDDED_CPUS = 4  # logical CPUs: every pillar's actors at once on the embedded Ray
 
 
@@ -102,12 +102,13 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    chaos = add_command(sub, "chaos", cmd_chaos, "run a mixed load (transfers, uploads, blobs, "
-                        "inference) while injecting seeded faults (kill and pause validators, "
-                        "storage miners, DA nodes, compute providers: within each group's "
-                        "fault tolerance, then beyond it and back), then audit that nothing "
-                        "acknowledged was lost; exit 1 if anything was. Without --address "
-                        "(or RAY_ADDRESS) it brings the stack up on an embedded Ray")
+    chaos = add_command(sub, "chaos", cmd_chaos, "run a mixed load (transfers, uploads, "
+                        "blobs, KV writes, EVM txs, inference) while injecting seeded faults "
+                        "(kill and pause validators, storage miners, KV nodes, DA nodes, "
+                        "compute providers: within each group's fault tolerance, then beyond "
+                        "it and back), then audit that nothing acknowledged was lost; exit 1 "
+                        "if anything was. Without --address (or RAY_ADDRESS) it brings the "
+                        "stack up on an embedded Ray")
     chaos.add_argument("--address", metavar="A", help="Ray cluster address of a running "
                        "deployment (default: RAY_ADDRESS, else an embedded Ray)")
     chaos.add_argument("--quiet", action="store_true", help="no progress on stderr")

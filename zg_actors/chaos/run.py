@@ -9,7 +9,12 @@ The load's clients record every acknowledgement in the audit's `Ledger`:
   to the next validator until one answers, so that no nonce is skipped;
 - uploads: seeded files through the storage SDK, acknowledged when FINALIZED;
 - blobs: seeded blobs through the gRPC gateway, acknowledged when FINALIZED;
-- inference: signed requests to the providers, acknowledged with a signed receipt.
+- inference: signed requests to the providers, acknowledged with a signed receipt;
+- KV writes (where KV nodes run): KV txs through the KV client's Batcher, each writing a
+  key of its own, acknowledged when its flow entry is FINALIZED (its tx_seq);
+- EVM txs (where a network's Ethereum JSON-RPC is served): native value transfers signed
+  by a load account kept for them, sent with eth_sendRawTransaction, acknowledged when
+  the hash is answered; a send with no answer is re-sent, the same bytes, until one comes.
 
 Kill goes through Ray (`ray.kill` with restart: the actor's process dies and Ray brings it
 back, the actor resumes from its store); pause stops the actor's worker process with
@@ -35,7 +40,16 @@ from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import NonceError, decode_tx
 from zg_actors.chain.txpool import DuplicateTx
 from zg_actors.chain.validator_actor import validator_name
-from zg_actors.chaos.audit import ChainCopy, Ledger, Readback, audit, digest
+from zg_actors.chaos.audit import (
+    RESEND_REFUSALS,
+    ChainCopy,
+    EvmRead,
+    KvRead,
+    Ledger,
+    Readback,
+    audit,
+    digest,
+)
 from zg_actors.chaos.schedule import (
     Action,
     Fault,
@@ -73,6 +87,9 @@ FUND_PER_PROVIDER = 10**18  # tokens a chaos user puts in each provider's sub-ac
 # A refused resend that means the tx is already held (another validator admitted it
 # first) or committed: the tx exists, the client moves on.
 SETTLED_REFUSALS = (DuplicateTx.__name__, NonceError.__name__)
+KV_VALUE_BYTES = (64, 4096)  # a KV write's value, spread on a log scale
+EVM_TPS = 2.0  # EVM transfers per second per network
+EVM_ACCOUNTS = 1  # the last load accounts, kept from the transfers for the EVM txs
 
 
 @dataclass
@@ -113,6 +130,12 @@ def deployment_shape(config: Config, options: ChaosOptions) -> Shape:
                                                      for i in range(s.miners)),
                             Rule.COUNT, max_down=tolerated,
                             recovery_s=s.repair_grace_s + s.repair_interval_s))
+    if states["kv"]["state"] == "up" and config.kv.nodes > 1:
+        from zg_actors.storage.kv.actors import kv_node_name
+
+        groups.append(Group("kv", "kv_node", tuple(Member(kv_node_name(i))
+                                                  for i in range(config.kv.nodes)),
+                            Rule.COUNT, max_down=config.kv.nodes - 1))
     if states["da"]["state"] == "up":
         # The devnet's DA signers stake alike: each holds the same share of the slots.
         groups.append(Group("da", "da_node", tuple(Member(da_node_name(i))
@@ -309,7 +332,7 @@ class Transfers:
         self.handles = list(ray.get(manager.validator_handles.remote(network_id),
                                     timeout=CALL_TIMEOUT_S).values())
         seed = config.devnet.key_seed
-        accounts = config.networks.load_accounts
+        accounts = config.networks.load_accounts - EVM_ACCOUNTS
         nonces = ray.get([self.handles[0].account.remote(load_account(seed, i).address)
                           for i in range(accounts)], timeout=CALL_TIMEOUT_S)
         self.load = TransferLoad(seed, network_id, accounts, [n["nonce"] for n in nonces])
@@ -503,6 +526,161 @@ class Inference:
                     time.sleep(1.0)
 
 
+class KvWrites:
+    """KV txs sent one after another, each a blind write of a key of its own (so no two
+    conflict, and a key written at a later version than its tx was written twice)."""
+
+    def __init__(self, config: Config, seed: int, ledger: Ledger, storage: Any = None) -> None:
+        from zg_actors.storage.kv.actors import followed_streams, kv_network, kv_rpc_url
+        from zg_actors.storage.kv.client import KvClient
+        from zg_actors.storage.sdk import StorageClient
+
+        if storage is None:
+            storage = StorageClient(config, start=False)
+            storage.warm_up()
+        # The uploads' client when they run: one client counts its account's nonces for
+        # both (two would give two flow submissions one nonce: ReplacementUnderpriced).
+        self.storage = storage
+        self.kv = KvClient(kv_rpc_url(config))
+        self.network_id = kv_network(config)
+        self.stream_id = followed_streams(config)[0]
+        self.seed = seed + 2  # not the files' nor the blobs' bytes
+        self.sizes = mixed_sizes(FILES_DRAWN, *KV_VALUE_BYTES, self.seed)
+        self.run = os.urandom(4).hex()  # a rerun writes keys of its own
+        self.ledger = ledger
+        self.keys: dict[int, bytes] = {}  # {tx_seq: key}
+
+    def write(self, index: int) -> int:
+        from zg_actors.storage.kv.client import Batcher
+
+        key = f"chaos/{self.run}/{index}".encode()  # a failed try's key is not reused
+        value = seeded_bytes(self.seed, index, self.sizes[index % FILES_DRAWN])
+        batch = Batcher(self.kv, self.storage, self.network_id)
+        batch.set(self.stream_id, key, value)
+        tx_seq = batch.exec()["tx_seq"]  # FINALIZED
+        self.keys[tx_seq] = key
+        self.ledger.kv_tx(tx_seq, self.stream_id, key, value)
+        return len(value)
+
+    def read_back(self, config: Config, deadline: float) -> dict[int, KvRead]:
+        """Every KV node's result for each acknowledged tx (once each has replayed them
+        all, or at the deadline), the key's latest version and its value at the tx's."""
+        from zg_actors.storage.kv.actors import find_kv_nodes
+
+        acked = sorted(self.ledger.kv)
+        nodes = find_kv_nodes(config)
+        while acked and time.monotonic() < deadline:
+            try:
+                if all(_call(n.status.remote())["next_tx_seq"] > acked[-1]
+                       for n in nodes.values()):
+                    break
+            except Exception:  # a node restarting: ask again
+                pass
+            time.sleep(1.0)
+        out = {}
+        for tx_seq in acked:
+            results = []
+            for node in nodes.values():
+                try:
+                    results.append(_call(node.rpc.remote("kv_getTransactionResult",
+                                                         [tx_seq])))
+                except Exception:
+                    results.append(None)
+            key = self.ledger.kv[tx_seq].key
+            try:
+                latest = self.kv.get_value(self.stream_id, key).version
+                value = digest(self.kv.get_value(self.stream_id, key, tx_seq).data)
+            except Exception:
+                latest, value = None, None
+            out[tx_seq] = KvRead(tuple(results), latest, value)
+        return out
+
+
+class EvmTxs:
+    """Native value transfers on one network through its Ethereum JSON-RPC, from a load
+    account the token transfers leave alone, the nonce counted here."""
+
+    def __init__(self, config: Config, network_id: int, ledger: Ledger) -> None:
+        from eth_account import Account as EthAccount
+
+        from zg_actors.crypto.devkeys import load_account
+        from zg_actors.evm.serve import evm_rpc_url
+        from zg_actors.rpc.jsonrpc import JsonRpcClient
+
+        self.network_id = network_id
+        self.rpc = JsonRpcClient(evm_rpc_url(config, network_id), SUBMIT_TIMEOUT_S)
+        self.key = EthAccount.from_key(load_account(
+            config.devnet.key_seed, config.networks.load_accounts - EVM_ACCOUNTS).secret)
+        self.chain_id = config.networks.evm.chain_id(network_id)
+        self.nonce = int(self.rpc.call("eth_getTransactionCount", self.key.address,
+                                       "pending"), 16)
+        self.ledger = ledger
+        self.raws: dict[bytes, bytes] = {}  # {acknowledged hash: raw tx}
+        self.resends = 0
+
+    def send(self, index: int) -> int:
+        """One transfer, its same bytes re-sent until the RPC answers."""
+        from zg_actors.evm.bench import TRANSFER_GAS, TRANSFER_VALUE, recipient, sign
+        from zg_actors.rpc.jsonrpc import RpcError
+
+        raw = sign(self.key, self.chain_id, self.nonce, recipient(index), TRANSFER_GAS,
+                   value=TRANSFER_VALUE)
+        deadline = time.monotonic() + ROUND_TIMEOUT_S
+        while True:
+            try:
+                answer = self.rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
+            except RpcError as exc:
+                if not any(r in exc.message for r in RESEND_REFUSALS):
+                    raise  # refused outright (fees, say): the next try signs anew
+                self.nonce += 1  # admitted by an earlier send whose answer was lost
+                return 0
+            except Exception:  # no answer (a validator or the proxy paused): same bytes
+                if time.monotonic() > deadline:
+                    raise
+                self.resends += 1
+                time.sleep(RESEND_PAUSE_S)
+                continue
+            tx_hash = bytes.fromhex(answer.removeprefix("0x"))
+            self.raws[tx_hash] = raw
+            self.ledger.evm_tx(self.network_id, tx_hash)
+            self.nonce += 1
+            return len(raw)
+
+    def read_back(self) -> dict[bytes, EvmRead]:
+        """Each acknowledged tx's receipt block, and what a re-send of it answers now."""
+        from zg_actors.rpc.jsonrpc import RpcError
+
+        out = {}
+        for tx_hash, raw in list(self.raws.items()):
+            block = None
+            try:
+                receipt = self.rpc.call("eth_getTransactionReceipt", "0x" + tx_hash.hex())
+                if receipt is not None:
+                    block = (bytes.fromhex(receipt["blockHash"].removeprefix("0x")),
+                             int(receipt["blockNumber"], 16))
+                resend = str(self.rpc.call("eth_sendRawTransaction", "0x" + raw.hex()))
+            except RpcError as exc:
+                resend = exc.message
+            except Exception as exc:
+                resend = error_kind(unwrap(exc))
+            out[tx_hash] = EvmRead(block, resend)
+        return out
+
+
+def evm_networks(networks: list[int]) -> list[int]:
+    """The networks whose Ethereum JSON-RPC app runs on Serve."""
+    from ray import serve
+
+    from zg_actors.evm.serve import app_name
+
+    try:
+        apps = serve.status().applications
+    except Exception:  # noqa: BLE001 - Serve not started: no EVM endpoint
+        return []
+    return [n for n in networks if app_name(n) in apps
+            and str(apps[app_name(n)].status).endswith("RUNNING")]
+
+
 class NetworkChurn:
     """Launches a network mid-run (transfers follow it) and retires it later; its chain is
     read back before it is retired, since a retired network's validators stop."""
@@ -630,6 +808,8 @@ class Loads:
     uploads: Uploads | None = None
     blobs: Blobs | None = None
     inference: Inference | None = None
+    kv: KvWrites | None = None
+    evm: list[EvmTxs] = field(default_factory=list)
     running: dict[str, Background] = field(default_factory=dict)
 
     def follow(self, transfers: Transfers, rate_tps: float) -> None:
@@ -642,6 +822,8 @@ class Loads:
 
 def start_loads(config: Config, options: ChaosOptions, shape: Shape, ledger: Ledger,
                 progress: Progress) -> Loads:
+    from zg_actors import stack
+
     loads = Loads()
     kinds = {g.kind for g in shape.groups}
     for group in shape.groups:
@@ -660,6 +842,15 @@ def start_loads(config: Config, options: ChaosOptions, shape: Shape, ledger: Led
         loads.running["blobs"] = Background("blobs", loads.blobs.disperse)
     if loads.inference:
         loads.running["inference"] = Background("inference", loads.inference.infer)
+    if stack.pillar_states(config)["kv"]["state"] == "up":
+        loads.kv = KvWrites(config, options.seed, ledger,
+                            loads.uploads.client if loads.uploads else None)
+        loads.running["kv"] = Background("kv", loads.kv.write)
+    for network_id in evm_networks([t.network_id for t in loads.transfers]):
+        evm = EvmTxs(config, network_id, ledger)
+        loads.evm.append(evm)
+        loads.running[f"evm-{network_id}"] = Background(f"evm-{network_id}",
+                                                        paced(evm.send, 1 / EVM_TPS))
     for name, background in loads.running.items():
         if not name.startswith("transfers-"):
             background.start()
@@ -700,6 +891,8 @@ def run_chaos(config: Config, options: ChaosOptions, progress: Progress) -> dict
         load[f"transfers-{transfers.network_id}"].update(
             resends=transfers.resends, refused=transfers.refused,
             unresolved=transfers.unresolved)
+    for evm in loads.evm:
+        load[f"evm-{evm.network_id}"].update(resends=evm.resends)
     applied = injector.applied()
     kinds = {f.kind for f in schedule}
     return {"job": "chaos", "seed": options.seed, "duration_s": options.duration_s,
@@ -765,6 +958,11 @@ def settle_and_read(config: Config, options: ChaosOptions, loads: Loads, ledger:
         readback.files = {i: loads.uploads.read(i) for i in list(ledger.files)}
     if loads.blobs:
         readback.blobs = {i: loads.blobs.read(i) for i in list(ledger.blobs)}
+    if loads.kv:
+        readback.kv = loads.kv.read_back(config, max(deadline, time.monotonic()
+                                                     + LIVENESS_BOUND_S))
+    for evm in loads.evm:
+        readback.evm.update(evm.read_back())
     supply = _call(ray.get_actor(STAKING_ACTOR_NAME).supply_report.remote())
     readback.supply_ok = bool(supply["invariants_ok"])
     readback.supply_problems = [str(p) for p in supply.get("problems", [])]
