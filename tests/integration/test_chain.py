@@ -463,3 +463,28 @@ def test_c0_outage_keeps_the_chain_committing_and_the_set_refreshes_after(deploy
     assert runtime.wait_for(lambda: load.committed(validators[0]) == load.sent, 30), \
         f"{load.committed(validators[0])} of {load.sent} txs committed"
     assert_one_block_per_height(validators)
+
+
+def manager_answers(d: runtime.Deployment) -> bool:
+    try:
+        ray.get(d.manager.active_networks.remote(), timeout=10)
+    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+            ray.exceptions.GetTimeoutError):
+        return False
+    return True
+
+
+def test_a_restarted_manager_starts_an_active_networks_missing_validators(deployment) -> None:
+    """Found by `ray job submit -- python jobs/chaos.py --duration 20 --seed 2`: the manager
+    killed while it launched a network came back with the network recorded active and its
+    validators missing, and every `validator_handles` of it raised from then on."""
+    d, _ = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    before = max(wait_height(list(handles_of(d, net).values()), 2))
+    # The manager here is not detached: its validators die with it (as a launch cut short
+    # leaves them unstarted), and Ray restarts it with no handles cached.
+    runtime.kill_actor(d.manager, restart=True)
+    assert runtime.wait_for(lambda: manager_answers(d), 60), "the manager did not restart"
+    validators = list(handles_of(d, net).values())  # before the fix: ValueError, no actor
+    wait_height(validators, before + 2, timeout=90, quorum=4)
+    assert_one_block_per_height(validators)
