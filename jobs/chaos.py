@@ -1,7 +1,7 @@
 """Inject seeded faults into a running deployment under a mixed load, then audit that no
 acknowledged tx, file, blob or receipt was lost.
 
-    ray job submit --working-dir . -- python jobs/chaos.py --duration 300 --seed 1
+    ray job submit --working-dir . -- python jobs/chaos.py --config zg.yaml --seed 1
 
 Transfers on every network, uploads, blobs and inference run while validators, storage
 miners, DA nodes and compute providers are killed (Ray restarts them) or paused (SIGSTOP,

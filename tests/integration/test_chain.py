@@ -463,3 +463,42 @@ def test_c0_outage_keeps_the_chain_committing_and_the_set_refreshes_after(deploy
     assert runtime.wait_for(lambda: load.committed(validators[0]) == load.sent, 30), \
         f"{load.committed(validators[0])} of {load.sent} txs committed"
     assert_one_block_per_height(validators)
+
+
+def actor_exists(name: str) -> bool:
+    try:
+        ray.get_actor(name)
+    except ValueError:
+        return False
+    return True
+
+
+def manager_answers(d: runtime.Deployment) -> bool:
+    try:
+        ray.get(d.manager.active_networks.remote(), timeout=10)
+    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+            ray.exceptions.GetTimeoutError):
+        return False
+    return True
+
+
+def test_a_restarted_manager_starts_an_active_networks_missing_validators(deployment) -> None:
+    """Found by `ray job submit -- python jobs/chaos.py --duration 20 --seed 2`: the manager
+    killed while it launched a network came back with the network recorded active and its
+    validators missing, and every `validator_handles` of it raised from then on."""
+    d, _ = deployment
+    net = ray.get(d.manager.launch_network.remote(4))["network_id"]
+    members = handles_of(d, net)
+    before = max(wait_height(list(members.values()), 2))
+    # As a launch cut short leaves them: recorded, no validator running. Then Ray restarts
+    # the manager, which has no handles cached.
+    for handle in members.values():
+        runtime.kill_actor(handle, restart=False)
+    names = [validator_name(net, i) for i in members]
+    del members
+    assert runtime.wait_for(lambda: not any(actor_exists(n) for n in names), 30), names
+    runtime.kill_actor(d.manager, restart=True)
+    assert runtime.wait_for(lambda: manager_answers(d), 60), "the manager did not restart"
+    validators = list(handles_of(d, net).values())  # before the fix: ValueError, no actor
+    wait_height(validators, before + 2, timeout=90, quorum=4)
+    assert_one_block_per_height(validators)

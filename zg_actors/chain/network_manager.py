@@ -250,7 +250,14 @@ class NetworkManager:
         if info["status"] != "active":
             raise UnknownNetworkId(f"network {network_id} is {info['status']}",
                                    network_id=network_id)
-        return {i: self._handle(network_id, i) for i in info["members"]}
+        try:
+            return {i: self._handle(network_id, i) for i in info["members"]}
+        except ValueError:
+            # Ray restarted this manager with members gone: killed mid-launch (the network
+            # is recorded before its validators start), or non-detached ones that died
+            # with it. Start the missing ones; each resumes from its own store.
+            await self._start_validators(info, only_missing=True)
+            return {i: self._handle(network_id, i) for i in info["members"]}
 
     async def shutdown(self) -> None:
         for network_id, info in self.networks.items():

@@ -10,6 +10,11 @@ from zg_actors.cli_common import add_command, console, print_json
 # The pillars an embedded run brings up (the chain's brings each network's EVM JSON-RPC).
 EMBEDDED_PILLARS = ["chain", "storage", "kv", "da", "compute"]
 EMBEDDED_CPUS = 4  # logical CPUs: every pillar's actors at once on the embedded Ray
+# A pillar with some of its configured actors missing gets no load nor faults of its own
+# (storage, DA, compute): most often the job was given another config than the
+# deployment's (e.g. none, on a cluster), and then it should say so, not skip silently.
+PARTIAL_HINT = (" (if the deployment runs them under other names or counts, pass its "
+                "--config to the job)")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +46,16 @@ def check_options(args: argparse.Namespace) -> None:
                            settle=args.settle)
 
 
+def partial_pillars(states: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """{pillar: its missing actors} for the pillars `stack.pillar_states` finds partial,
+    which the run names in its progress and report."""
+    return {pillar: state["missing"] for pillar, state in states.items()
+            if state["state"] == "partial"}
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run chaos where the args say; print the report; 1 if the audit found anything."""
+    from zg_actors import stack
     from zg_actors.chaos.run import ChaosOptions, run_chaos
     from zg_actors.workload import Progress, embedded, session
 
@@ -54,7 +67,12 @@ def run_command(args: argparse.Namespace) -> int:
     # pillars that are up.
     pillars = EMBEDDED_PILLARS if embedded(args) else ["chain"]
     with session(args, pillars, progress, EMBEDDED_CPUS) as config:
+        partial = partial_pillars(stack.pillar_states(config))
+        for pillar, missing in partial.items():
+            progress.say(f"{pillar} is only partly up: {', '.join(missing)} not "
+                         f"running{PARTIAL_HINT}")
         report = run_chaos(config, options, progress)
+    report["pillars_partial"] = partial
     if args.json:
         print_json(report)
     else:
@@ -93,6 +111,9 @@ def print_report(report: dict[str, Any]) -> None:
     for name, load in report["load"].items():
         ops = next(iter(load.values()))
         console.print(f"load {name}: {ops} done, {load['errors']} errors while faults ran")
+    for pillar, missing in report.get("pillars_partial", {}).items():
+        console.print(f"[yellow]{pillar} only partly up[/]: {', '.join(missing)} not "
+                      f"running{PARTIAL_HINT}")
     console.print("[green]audit: nothing lost[/]" if report["ok"] else
                   f"[red]audit: FAILED[/] {report['examples']}")
 
