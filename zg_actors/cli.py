@@ -24,6 +24,7 @@ from zg_actors.cli_common import (
     print_error,
     print_json,
     progress,
+    reports_only_on_stdout,
 )
 from zg_actors.compute import cli as compute_cli
 from zg_actors.config import Config
@@ -248,13 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ZgError as exc:
-        print_error(args, exc)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    with reports_only_on_stdout(getattr(args, "json", False)):
+        try:
+            return args.func(args)
+        except ZgError as exc:
+            print_error(args, exc)
+            return 2
+        except KeyboardInterrupt:
+            return 130
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
-from typing import Any
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,9 +36,29 @@ def plain(value: Any) -> Any:
     return value
 
 
+_report_stream: TextIO | None = None  # the real stdout while reports_only_on_stdout holds
+
+
+@contextmanager
+def reports_only_on_stdout(enabled: bool) -> Iterator[None]:
+    """With --json, stdout carries the JSON document alone: while a command runs, anything
+    else printed to stdout (Ray's log lines from workers and the raylet, which the driver
+    prints there) goes to stderr; print_json still writes to the real stdout."""
+    global _report_stream
+    if not enabled or _report_stream is not None:
+        yield
+        return
+    _report_stream, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, _report_stream = _report_stream, None
+
+
 def print_json(data: Any) -> None:
     """Strict JSON on stdout: the one way the CLI prints JSON."""
-    print(json.dumps(plain(data), indent=2, default=str, allow_nan=False))
+    print(json.dumps(plain(data), indent=2, default=str, allow_nan=False),
+          file=_report_stream or sys.stdout)
 
 
 def emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:

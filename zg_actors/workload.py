@@ -243,6 +243,14 @@ def session(args: argparse.Namespace, pillars: list[str], progress: Progress,
     """The job's config, with Ray connected and `pillars` up: on a running deployment
     NotUp names a missing pillar; on the embedded Ray they are brought up first (in a
     temporary data dir, removed after), with at least `embedded_cpus` logical CPUs."""
+    from zg_actors.cli_common import reports_only_on_stdout
+
+    with reports_only_on_stdout(getattr(args, "json", False)):
+        yield from _session(args, pillars, progress, embedded_cpus)
+
+
+def _session(args: argparse.Namespace, pillars: list[str], progress: Progress,
+             embedded_cpus: float) -> Iterator[Any]:
     from zg_actors import runtime, stack
     from zg_actors.config import load_config
 

@@ -200,3 +200,18 @@ def test_up_names_an_unknown_pillar_before_any_cluster_is_contacted(
     status, out = run(capsys, *argv, "--address", f"127.0.0.1:{free_port()}")
     assert (status, out["error"]) == (2, "InvalidInput")
     assert "unknown pillar" in out["message"] and argv[2] in out["message"]
+
+
+def test_with_json_stdout_carries_the_document_alone(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray's driver prints worker and raylet log lines to stdout; with --json they go to
+    stderr, so that `zg chaos --json > report.json` is one JSON document."""
+    from zg_actors.cli_common import reports_only_on_stdout
+
+    with reports_only_on_stdout(True):
+        print("(raylet) WARNING: 8 PYTHON worker processes have been started")
+        print_json({"ok": True})
+    print("after")  # stdout is stdout again
+    out, err = capsys.readouterr()
+    assert strict_json(out.removesuffix("after\n")) == {"ok": True}
+    assert out.endswith("after\n") and "raylet" in err
