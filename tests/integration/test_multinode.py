@@ -25,6 +25,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_TIMEOUT_S = 280  # the cluster, the stack, the fault and every recovery
 RECOVERY_BOUND_S = 60.0  # each recovery the scenario measures, after the node is lost
+# The shared-data-dir variant adds ~50 s to the default run, which CI keeps under 20 min;
+# the disk-loss variant above it is the one that runs by default.
+LONG_TESTS = os.environ.get("ZG_LONG_TESTS") == "1"
 
 
 def run_scenario(*options: str) -> dict:
@@ -81,6 +84,8 @@ def test_a_worker_node_lost_with_its_disk_and_every_pillar_recovers() -> None:
     assert after["height"] > before["height"]
 
 
+@pytest.mark.skipif(not LONG_TESTS, reason="a second multi-node scenario (~50 s): "
+                    "ZG_LONG_TESTS=1 runs it")
 def test_a_worker_node_lost_on_a_shared_data_dir_and_its_actors_reopen_their_stores() -> None:
     report = run_scenario("--shared-data-dir")
     print(json.dumps(report, indent=2))  # shown by pytest when an assert fails
