@@ -336,7 +336,8 @@ def test_base_fee_follows_gas_used_against_the_target(net: Net) -> None:
     height = net.commit_block().header.height
     assert net.query("block_gas", height) == {"base_fee": start - start // 8,
                                               "gas_used": 21_000, "gas_limit":
-                                              net.config.networks.evm.block_gas_limit}
+                                              net.config.networks.evm.block_gas_limit,
+                                              "bloom": 0}
     assert net.query("block_gas", 1)["gas_used"] == 0
     limit = evm.block_gas_limit
     assert next_base_fee(GWEI, limit, limit, 1) == GWEI + GWEI // 8
@@ -534,3 +535,58 @@ def test_a_malleable_or_unrecoverable_signature_is_still_an_invalid_sender(net: 
         assert error is not None and "invalid sender" in error, error
     assert net.submit(good) == [None]
     assert net.query("nonce", wallet.address) == 0 and net.node.committed.height == 0
+
+
+def test_a_typed_txs_signed_message_is_cut_from_its_raw_bytes(net: Net) -> None:
+    """The message a typed tx's sender signed, cut from the raw bytes, is py-evm's own
+    re-encoding of it: for both typed kinds, short and long lists, with an access list."""
+    from eth_account import Account as EthAccount
+
+    from zg_actors.chain.tx import parse_ethereum_tx, typed_signing_message
+
+    wallet = Wallet(0, net.chain_id)
+    key = EthAccount.from_key(wallet.key.key)
+    raws = [wallet.sign(to=bytes(20), gas=21_000, kind=2, nonce=0),
+            wallet.sign(to=None, data=b"\x01" * 70_000, gas=900_000, kind=2, nonce=1),
+            wallet.sign(to=bytes(20), gas=21_000, kind=1, nonce=2),
+            bytes(key.sign_transaction({
+                "type": 1, "chainId": net.chain_id, "nonce": 3, "gas": 90_000,
+                "gasPrice": GWEI, "to": to_checksum_address(bytes(20)), "value": 0,
+                "data": b"\x02" * 60, "accessList": [
+                    {"address": to_checksum_address(b"\x22" * 20),
+                     "storageKeys": ["0x" + "33" * 32, "0x" + "44" * 32]}]}).raw_transaction)]
+    for raw in raws:
+        assert typed_signing_message(raw) == parse_ethereum_tx(raw).get_message_for_signing()
+
+
+def test_a_tx_hash_without_recovering_its_sender(net: Net, monkeypatch) -> None:
+    """What the JSON-RPC answers before a validator's checks: the hash of a tx whose
+    envelope parses, None for a zg-native tx, Geth's refusals for the rest; no public-key
+    recovery on the way (the validators recover it)."""
+    from zg_actors.chain.tx import (
+        MalformedTransaction,
+        TxTypeNotSupported,
+        ethereum_tx_hash,
+        is_ethereum_encoding,
+    )
+
+    def no_recovery(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a sender was recovered")
+
+    monkeypatch.setattr(coincurve.PublicKey, "from_signature_and_message",
+                        classmethod(no_recovery))
+    wallet = Wallet(0, net.chain_id)
+    typed = wallet.sign(to=bytes(20), gas=21_000)
+    legacy = wallet.sign(to=bytes(20), gas=21_000, kind=0)
+    native = make_tx(validator_identity(net.config.devnet.key_seed, 0).account,
+                     net.network_id, 0, "token", "transfer", [bytes(20), 1]).encoded
+    assert ethereum_tx_hash(typed) == decode_tx.__globals__["keccak256"](typed)
+    assert ethereum_tx_hash(legacy) == decode_tx.__globals__["keccak256"](legacy)
+    assert ethereum_tx_hash(native) is None
+    assert [is_ethereum_encoding(r) for r in (typed, legacy, native)] == [True, True, False]
+    with pytest.raises(TxTypeNotSupported, match="type 5"):
+        ethereum_tx_hash(b"\x05" + typed[1:])
+    with pytest.raises(MalformedTransaction):
+        ethereum_tx_hash(typed[:-3])
+    with pytest.raises(MalformedTransaction):
+        ethereum_tx_hash(b"\xc3\x01\x02\x03")

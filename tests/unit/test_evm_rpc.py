@@ -107,6 +107,14 @@ def test_a_contract_deployed_called_and_logged_through_the_rpc(net: Net) -> None
     assert [t["hash"] for t in by_number["transactions"]] == [
         hexed(decode_tx(store).hash), hexed(decode_tx(legacy).hash)]
     assert by_number["transactions"][1]["type"] == "0x0"
+    # The block's logs bloom, from its own record (a fresh API reads no receipts for a
+    # block without full txs), is its receipts' blooms ORed.
+    light = Rpc(net)("eth_getBlockByNumber", "0x2", False)
+    bloom = 0
+    for t in by_number["transactions"]:
+        bloom |= int(rpc("eth_getTransactionReceipt", t["hash"])["logsBloom"], 16)
+    assert int(light["logsBloom"], 16) == int(by_number["logsBloom"], 16) == bloom != 0
+    assert light["transactions"] == [t["hash"] for t in by_number["transactions"]]
     assert rpc("eth_getBlockByHash", by_number["hash"], False)["transactions"] == [
         t["hash"] for t in by_number["transactions"]]
     assert rpc("eth_getBlockByNumber", "0x1", False)["hash"] == by_number["parentHash"]

@@ -236,6 +236,11 @@ class StateMachine:
             size += tx.size
         return included, rejected, self._finish(ctx, receipts, prev_state_root)
 
+    def prepares(self, tx: Transaction) -> bool:
+        """Whether the tx's module does any preparation (overrides Module.prepare)."""
+        module = self.modules.get(tx.module)
+        return module is not None and type(module).prepare is not Module.prepare
+
     def prepare(self, base_get: Callable[[bytes], bytes | None], tx: Transaction) -> None:
         """Let the tx's module prepare it on the committed state (Module.prepare)."""
         ctx = Context(BlockInfo(self.params.network_id, 0, 0, bytes(20)), Overlay(base_get))

@@ -235,6 +235,19 @@ class ChainNode:
                 continue
             self.machine.prepare(self.state_get, tx)
 
+    def needs_preparation(self, raw_txs: list[bytes]) -> bool:
+        """Whether any tx of the batch has a module that prepares it (prepare_txs is worth
+        a worker thread then); decodes the txs meanwhile, so that an Ethereum tx's sender
+        is recovered here, once. MalformedTxBatch for a batch that is not a list of bytes."""
+        check_tx_batch(raw_txs)
+        wanted = False
+        for raw in raw_txs:
+            try:
+                wanted = self.machine.prepares(decode_tx(raw)) or wanted
+            except TxError:
+                continue
+        return wanted
+
     def add_txs(self, raw_txs: list[bytes]) -> list[str | None]:
         """Check and persist txs; returns per tx None (accepted) or the error message.
         A batch that is not a list of bytes is refused whole (MalformedTxBatch)."""

@@ -169,10 +169,9 @@ def decode_tx(data: bytes) -> Transaction:
 _decoded: OrderedDict[bytes, Transaction] = OrderedDict()  # raw Ethereum tx -> decoded
 
 
-def decode_ethereum_tx(data: bytes) -> Transaction:
-    """An Ethereum tx from its raw bytes, with its sender recovered from the signature
-    (decode_tx keeps it: once per process, its py-evm object carrying the sender).
-    Refusals in Geth's words: transaction type not supported, invalid sender."""
+def parse_ethereum_tx(data: bytes) -> SignedTransactionAPI:
+    """The py-evm object of a raw Ethereum tx, its fields checked but its sender not yet
+    recovered. Refusals in Geth's words: transaction type not supported, rlp errors."""
     typed = data[0] < 0xC0  # EIP-2718: a type byte, then RLP; a legacy tx is an RLP list
     type_id = data[0] if typed else evm_params.LEGACY_TX_TYPE
     # A legacy tx has no typed envelope: type byte 0 names no tx type (Geth refuses it alike)
@@ -181,13 +180,57 @@ def decode_ethereum_tx(data: bytes) -> Transaction:
         raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
                                  type=type_id, supported=list(evm_params.SUPPORTED_TX_TYPES))
     try:
-        eth = evm_params.FORK.get_transaction_builder().decode(data)
+        return evm_params.FORK.get_transaction_builder().decode(data)
     except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError,
             TypeError) as exc:
         raise MalformedTransaction(f"malformed Ethereum tx: {exc}", size=len(data)) from exc
+
+
+def is_ethereum_encoding(data: bytes) -> bool:
+    """Whether a tx's bytes (in a committed block: valid) are an Ethereum tx's: a typed
+    envelope, or a legacy tx's RLP list of LEGACY_ETHEREUM_TX_FIELDS items."""
+    if data[:1] and data[0] < 0xC0:
+        return True
+    prefix = data[0]
+    at = 1 + (prefix - 0xF7 if prefix >= 0xF8 else 0)
+    items = 0
+    while at < len(data):
+        at = _rlp_item_end(data, at)
+        items += 1
+    return items == LEGACY_ETHEREUM_TX_FIELDS
+
+
+def ethereum_tx_hash(data: bytes) -> bytes | None:
+    """The hash of a raw Ethereum tx whose envelope and fields parse, without recovering
+    its sender (what a JSON-RPC front answers before a validator's entry checks, which
+    recover it); None for a zg-native tx; MalformedTransaction or TxTypeNotSupported
+    for anything else."""
+    cached = _decoded.get(data)
+    if cached is not None:
+        return cached.hash
+    legacy = False
+    if data[:1] and data[0] >= 0xC0:
+        try:
+            items = decode(data)
+        except EncodingError as exc:
+            raise MalformedTransaction(f"malformed tx: {exc}", size=len(data)) from exc
+        legacy = isinstance(items, list) and len(items) == LEGACY_ETHEREUM_TX_FIELDS
+    if legacy or (data[:1] and data[0] < 0xC0):
+        parse_ethereum_tx(data)
+        return keccak256(data)
+    decode_tx(data)  # a zg-native tx, or MalformedTransaction
+    return None
+
+
+def decode_ethereum_tx(data: bytes) -> Transaction:
+    """An Ethereum tx from its raw bytes, with its sender recovered from the signature
+    (decode_tx keeps it: once per process, its py-evm object carrying the sender).
+    Refusals in Geth's words: transaction type not supported, invalid sender."""
+    eth = parse_ethereum_tx(data)
     tx_hash = keccak256(data)
-    sender = ethereum_sender(eth, tx_hash)
-    max_fee = eth.max_fee_per_gas if type_id == evm_params.DYNAMIC_FEE_TX_TYPE else eth.gas_price
+    sender = ethereum_sender(eth, tx_hash, data)
+    max_fee = (eth.max_fee_per_gas if eth.type_id == evm_params.DYNAMIC_FEE_TX_TYPE
+               else eth.gas_price)
     tx = Transaction(eth.chain_id or 0, eth.nonce, sender, evm_params.MODULE,
                      ETHEREUM_TX_METHOD, (), eth.gas * max_fee, b"", data, tx_hash, eth)
     _decoded[data] = tx
@@ -196,17 +239,59 @@ def decode_ethereum_tx(data: bytes) -> Transaction:
     return tx
 
 
-def ethereum_sender(eth: SignedTransactionAPI, tx_hash: bytes) -> bytes:
+def _rlp_item_end(data: bytes, at: int) -> int:
+    """Where the RLP item starting at `at` ends (its header and payload)."""
+    prefix = data[at]
+    if prefix < 0x80:
+        return at + 1
+    if prefix < 0xB8:
+        return at + 1 + prefix - 0x80
+    if prefix < 0xC0:
+        size_bytes = prefix - 0xB7
+        return at + 1 + size_bytes + int.from_bytes(data[at + 1:at + 1 + size_bytes], "big")
+    if prefix < 0xF8:
+        return at + 1 + prefix - 0xC0
+    size_bytes = prefix - 0xF7
+    return at + 1 + size_bytes + int.from_bytes(data[at + 1:at + 1 + size_bytes], "big")
+
+
+def _rlp_list_header(payload_bytes: int) -> bytes:
+    if payload_bytes < 56:
+        return bytes([0xC0 + payload_bytes])
+    size = payload_bytes.to_bytes((payload_bytes.bit_length() + 7) // 8, "big")
+    return bytes([0xF7 + len(size)]) + size
+
+
+def typed_signing_message(data: bytes) -> bytes:
+    """What the sender of a typed (EIP-2718) tx signed: its type byte and the RLP list of
+    its fields but the last three (y parity, r, s), cut from the raw bytes as they are
+    (py-evm re-encodes every field for it, ~15 us); `data` has parsed already."""
+    body = 1  # after the type byte: the list's header, then its items
+    prefix = data[body]
+    first = body + 1 + (prefix - 0xF7 if prefix >= 0xF8 else 0)
+    ends = []
+    at = first
+    while at < len(data):
+        at = _rlp_item_end(data, at)
+        ends.append(at)
+    unsigned = data[first:ends[-4]]  # the items before y parity, r and s
+    return data[:1] + _rlp_list_header(len(unsigned)) + unsigned
+
+
+def ethereum_sender(eth: SignedTransactionAPI, tx_hash: bytes, data: bytes = b"") -> bytes:
     """The signer of `eth`, recovered with one public-key recovery (py-evm's
     check_signature_validity then `sender` recover it twice and verify once), and kept as
     py-evm's cached `sender`, so that applying the tx recovers nothing again. Refused as
-    Geth refuses: a y parity other than 0/1, r or s out of range, s in the upper half."""
+    Geth refuses: a y parity other than 0/1, r or s out of range, s in the upper half.
+    `data`: the raw tx when at hand, whose signed message a typed tx's is cut from."""
     try:
         if eth.y_parity not in (0, 1):
             raise ValueError(f"y parity {eth.y_parity} is not 0 or 1")
         signature = (eth.r.to_bytes(32, "big") + eth.s.to_bytes(32, "big")
                      + bytes([eth.y_parity]))
-        sender = recover_address(keccak256(eth.get_message_for_signing()), signature)
+        message = (typed_signing_message(data) if data[:1] and data[0] < 0xC0
+                   else eth.get_message_for_signing())
+        sender = recover_address(keccak256(message), signature)
     except (InvalidSignature, OverflowError, ValueError) as exc:
         raise InvalidSender(f"invalid sender: {exc}", tx=tx_hash) from exc
     eth.__dict__["sender"] = Address(sender)  # py-evm's `sender` is a cached_property

@@ -337,13 +337,26 @@ def send_stream(rpc: EthRpc, raws: list[bytes], duration_s: float,
 
 def stream_report(sent: dict[str, float], seen: dict[str, float], errors: dict[str, int],
                   offered_s: float) -> dict[str, Any]:
-    """Committed tx/s over first send -> last commit seen; latency send -> block seen."""
+    """Committed tx/s two ways: over the whole run (first send -> last commit seen: the
+    pipeline's fill counts) and sustained, as evmchainbench counts it (the txs of the
+    blocks after the first one seen, over the time from that block to the last one:
+    what the network commits once it runs full); latency send -> block seen."""
     committed = {h: seen[h] - at for h, at in sent.items() if h in seen}
     span = (max(seen[h] for h in committed) - min(sent.values())) if committed else 0.0
     latencies = list(committed.values())
+    # Blocks seen at one poll share its time: one observation of the chain each.
+    per_poll: dict[float, int] = {}
+    for h in committed:
+        per_poll[seen[h]] = per_poll.get(seen[h], 0) + 1
+    polls = sorted(per_poll)
+    sustained_span = polls[-1] - polls[0] if len(polls) > 1 else 0.0
+    sustained_txs = len(committed) - per_poll[polls[0]] if polls else 0
     return {"sent": len(sent), "committed": len(committed),
             "uncommitted": len(sent) - len(committed), "offered_s": offered_s,
             "seconds": span, "tx_per_s": len(committed) / span if span > 0 else 0.0,
+            "sustained_seconds": sustained_span, "sustained_txs": sustained_txs,
+            "sustained_tx_per_s": (sustained_txs / sustained_span if sustained_span > 0
+                                   else 0.0),
             "latency_p50_s": percentile(latencies, 50),
             "latency_p99_s": percentile(latencies, 99),
             "refused": sum(errors.values()), "errors": errors}
@@ -404,12 +417,16 @@ def measure_network(url: str, txs: BenchTxs, duration_s: float,
 # ---- the report --------------------------------------------------------------------------
 def assemble_report(network: dict[str, dict], anchor: dict[str, dict], config: dict[str, Any]
                     ) -> dict[str, Any]:
-    """Per kind: the network's figures, the anchor's, their ratio, the aim met or not, and
-    0G's published figure; `ok` when every kind met the aim."""
+    """Per kind: the network's figures, the anchor's, their ratios (whole run, and
+    sustained as evmchainbench counts), the aim met or not (on the whole run's ratio, the
+    stricter: it counts the pipeline's fill), and 0G's published figure (a sustained one);
+    `ok` when every kind met the aim."""
     kinds = {}
     for kind in KINDS:
-        ratio = network[kind]["tx_per_s"] / max(anchor[kind]["tx_per_s"], 1e-9)
+        per_s = max(anchor[kind]["tx_per_s"], 1e-9)
+        ratio = network[kind]["tx_per_s"] / per_s
         kinds[kind] = {"network": network[kind], "anchor": anchor[kind], "ratio": ratio,
+                       "sustained_ratio": network[kind].get("sustained_tx_per_s", 0.0) / per_s,
                        "aim": RATIO_AIM, "aim_met": ratio >= RATIO_AIM,
                        "published_0g_tx_per_s": PUBLISHED_TX_PER_S[kind]}
     return {"kinds": kinds, "ok": all(k["aim_met"] for k in kinds.values()), "config": config}
@@ -417,8 +434,9 @@ def assemble_report(network: dict[str, dict], anchor: dict[str, dict], config: d
 
 def format_report(report: dict[str, Any]) -> Table:
     table = Table(title="zg bench evm: 4 validators, signed raw txs through the JSON-RPC")
-    for column in ("kind", "committed tx/s", "p50 latency", "p99 latency",
-                   "py-evm alone tx/s", "ratio", f"aim {RATIO_AIM}x", "0G published tx/s"):
+    for column in ("kind", "committed tx/s (whole run)", "sustained tx/s", "p50 latency",
+                   "p99 latency", "py-evm alone tx/s", "ratio (sustained)",
+                   f"aim {RATIO_AIM}x", "0G published tx/s"):
         table.add_column(column, justify="right")
     for kind, k in report["kinds"].items():
         net = k["network"]
@@ -427,8 +445,10 @@ def format_report(report: dict[str, Any]) -> Table:
             return "-" if value is None else f"{value:.2f} s"
 
         table.add_row(kind, f"{net['tx_per_s']:.0f} ({net['committed']} txs)",
+                      f"{net.get('sustained_tx_per_s', 0.0):.0f}",
                       secs(net["latency_p50_s"]), secs(net["latency_p99_s"]),
-                      f"{k['anchor']['tx_per_s']:.0f}", f"{k['ratio']:.2f}x",
+                      f"{k['anchor']['tx_per_s']:.0f}",
+                      f"{k['ratio']:.2f}x ({k['sustained_ratio']:.2f}x)",
                       "met" if k["aim_met"] else "not met", str(k["published_0g_tx_per_s"]))
     return table
 
@@ -486,6 +506,7 @@ def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
         console.print(
             f"anchor: the same signed txs decoded (sender recovery) and applied to py-evm "
             f"by the state machine in one process, trie root once per block; aim: network "
-            f">= {RATIO_AIM}x the anchor per kind (4 validators on this machine's cores). "
-            f"0G's figures: 0glabs/evmchainbench README, for reference only.")
+            f">= {RATIO_AIM}x the anchor per kind over the whole run (4 validators on this "
+            f"machine's cores); sustained: the blocks after the first, as evmchainbench "
+            f"counts. 0G's figures: 0glabs/evmchainbench README, for reference only.")
     return report

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 _BASE_FEE = b"base_fee"  # wei per gas of the next block
 _ROOT = b"root"  # the EVM state root (accounts' code and storage tries) after the last block
 _RECEIPT = b"receipt/"  # + tx hash: [height, receipt, gas used, price, contract, output]
-_BLOCK_GAS = b"gas/"  # + u64 height: [base fee, gas used] of that block (eth_feeHistory)
+_BLOCK_GAS = b"gas/"  # + u64 height: [base fee, gas used, logs bloom (b"": none)] of a block
+BLOOM_BYTES = 256
 _BLOCK_HASH = b"hash/"  # + u64 (height % BLOCKHASH_WINDOW): [height, block hash], a ring
 BLOCKHASH_WINDOW = 256  # the BLOCKHASH opcode reaches this many blocks back
 ZERO_HASH32 = bytes(32)
@@ -94,6 +95,7 @@ class EvmBlock:
     db: OverlayDB
     base_fee: int
     gas_used: int = 0
+    bloom: int = 0  # the logs bloom of its receipts, as Ethereum headers carry it
     applied: int = 0  # txs applied: a block whose EVM txs all failed changes no EVM state
 
 
@@ -246,6 +248,7 @@ class EvmModule(Module):
         ok = not computation.is_error
         receipt = eth.make_receipt(b"\x01" if ok else b"", block.gas_used,
                                    computation.get_log_entries())
+        block.bloom |= receipt.bloom
         created = (computation.msg.storage_address
                    if ok and eth.to == CREATE_CONTRACT_ADDRESS else b"")
         record: list[Encodable] = [ctx.block.height, receipt.encode(), gas_used, price,
@@ -259,7 +262,7 @@ class EvmModule(Module):
         state = ctx.state(MODULE)
         block: EvmBlock | None = ctx.block.scratch.pop(MODULE, None)
         base_fee = state.get_int(_BASE_FEE)
-        gas_used = 0
+        gas_used = bloom = 0
         if block is not None and block.applied:
             # Only then: opening the state wrote the fork's system contracts, which a
             # validator that never saw this block's failed EVM txs would not write.
@@ -267,8 +270,9 @@ class EvmModule(Module):
             block.state.bind(ctx.overlay)
             block.state.persist()
             state.put(_ROOT, block.state.state_root)
-            gas_used = block.gas_used
-        state.put_obj(_BLOCK_GAS + u64(ctx.block.height), [base_fee, gas_used])
+            gas_used, bloom = block.gas_used, block.bloom
+        state.put_obj(_BLOCK_GAS + u64(ctx.block.height),
+                      [base_fee, gas_used, bloom.to_bytes(BLOOM_BYTES, "big") if bloom else b""])
         following = next_base_fee(base_fee, gas_used, self.config.block_gas_limit,
                                   self.config.min_base_fee)
         if following != base_fee:
@@ -282,13 +286,16 @@ class EvmModule(Module):
         return state.get_int(_BASE_FEE)
 
     def query_block_gas(self, state: ModuleState, height: int) -> dict | None:
-        """A committed block's gas: {"base_fee", "gas_used", "gas_limit"} (None if none)."""
+        """A committed block's gas and logs bloom: {"base_fee", "gas_used", "gas_limit",
+        "bloom"} (None if no such block; "bloom" None where a record predates it)."""
         raw = state.get_obj(_BLOCK_GAS + u64(height))
         if raw is None:
             return None
-        base_fee, gas_used = as_list(raw, 2)
-        return {"base_fee": as_int(base_fee), "gas_used": as_int(gas_used),
-                "gas_limit": self.config.block_gas_limit}
+        fields = as_list(raw)
+        bloom = as_bytes(fields[2]) if len(fields) > 2 else None
+        return {"base_fee": as_int(fields[0]), "gas_used": as_int(fields[1]),
+                "gas_limit": self.config.block_gas_limit,
+                "bloom": None if bloom is None else int.from_bytes(bloom, "big")}
 
     def query_root(self, state: ModuleState) -> bytes:
         return state.get(_ROOT) or BLANK_ROOT_HASH

@@ -26,8 +26,15 @@ from typing import Any, Protocol
 
 from eth_utils import to_checksum_address
 
-from zg_actors.chain.block import Block, Header
-from zg_actors.chain.tx import MalformedTransaction, Transaction, TxError, decode_tx
+from zg_actors.chain.block import Header
+from zg_actors.chain.tx import (
+    MalformedTransaction,
+    Transaction,
+    TxError,
+    decode_tx,
+    ethereum_tx_hash,
+    is_ethereum_encoding,
+)
 from zg_actors.config import EvmConfig
 from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode
 from zg_actors.crypto.keccak import keccak256
@@ -188,21 +195,33 @@ class EthReceipt:
 @dataclass
 class BlockView:
     """A committed block as Ethereum clients see it: its EVM txs (native zg txs are not
-    Ethereum txs) and their receipts, in block order."""
+    Ethereum txs), in block order. What a header-and-hashes answer needs is read at once;
+    the txs (their senders recovered) and receipts only when an answer needs them
+    (EthApi.block(height, full=True)), as Geth serves a block without its receipts."""
 
     height: int
     hash: bytes
     parent_hash: bytes
     header: Header | None  # None: the genesis, which has no block
     size: int
-    txs: list[Transaction]
-    receipts: list[EthReceipt]
+    raw_txs: list[bytes]  # the Ethereum txs' raw bytes
+    tx_hashes: list[bytes]
+    eth_indexes: list[int]  # each Ethereum tx's index among all the block's txs
     base_fee: int
     gas_used: int
     gas_limit: int
+    stored_bloom: int | None  # from the block's record; None: the record predates it
+    txs: list[Transaction] | None = None  # loaded by EthApi.block(height, full=True)
+    receipts: list[EthReceipt] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.receipts is not None
 
     @property
     def bloom(self) -> int:
+        if self.stored_bloom is not None:
+            return self.stored_bloom
         bloom = 0
         for receipt in self.receipts:
             bloom |= receipt.bloom
@@ -210,6 +229,19 @@ class BlockView:
 
     def logs(self) -> list[EthLog]:
         return [log for receipt in self.receipts for log in receipt.logs]
+
+
+def _light_view(raw: bytes, block_gas: dict) -> BlockView:
+    """A committed block's view from its bytes, its txs not decoded (no sender recovered)."""
+    header_raw, txs_raw, _last = as_list(decode(raw), 3)
+    header = Header.decode(as_bytes(header_raw))
+    raws = [as_bytes(t) for t in as_list(txs_raw)]
+    indexes = [i for i, tx in enumerate(raws) if is_ethereum_encoding(tx)]
+    eth_raws = [raws[i] for i in indexes]
+    return BlockView(header.height, header.hash, header.prev_hash, header, len(raw),
+                     eth_raws, [keccak256(tx) for tx in eth_raws], indexes,
+                     block_gas["base_fee"], block_gas["gas_used"], block_gas["gas_limit"],
+                     block_gas.get("bloom"))
 
 
 def receipt_of(record: list, tx: Transaction, tx_index: int, first_log: int) -> EthReceipt:
@@ -400,42 +432,42 @@ class EthApi:
             raise RpcError(SERVER_ERROR, "header not found")
         return height
 
-    async def block(self, height: int) -> BlockView | None:
-        """The Ethereum view of committed block `height` (None if not committed)."""
+    async def block(self, height: int, full: bool = False) -> BlockView | None:
+        """The Ethereum view of committed block `height` (None if not committed); with
+        `full`, its txs and receipts loaded too."""
         view = self._blocks.get(height)
-        if view is not None:
-            return view
-        block_gas = await self.chain.query("evm", "block_gas", height) if height else None
-        if height == 0:
-            view = BlockView(0, ZERO_HASH, ZERO_HASH, None, 0, [], [],
-                             self.config.initial_base_fee, 0, self.config.block_gas_limit)
-        else:
-            found = await self.chain.blocks(height, 1)
-            if not found or block_gas is None:
-                return None
-            view = await self._view(found[0][0], block_gas)
-        self._blocks[height] = view
-        self._heights[view.hash] = height
-        while len(self._blocks) > BLOCK_CACHE:
-            self._blocks.popitem(last=False)
+        if view is None:
+            block_gas = await self.chain.query("evm", "block_gas", height) if height else None
+            if height == 0:
+                view = BlockView(0, ZERO_HASH, ZERO_HASH, None, 0, [], [], [],
+                                 self.config.initial_base_fee, 0, self.config.block_gas_limit,
+                                 0, [], [])
+            else:
+                found = await self.chain.blocks(height, 1)
+                if not found or block_gas is None:
+                    return None
+                view = _light_view(found[0][0], block_gas)
+            self._blocks[height] = view
+            self._heights[view.hash] = height
+            while len(self._blocks) > BLOCK_CACHE:
+                self._blocks.popitem(last=False)
+        if (full or view.stored_bloom is None) and not view.loaded:
+            await self._load(view)
         return view
 
-    async def _view(self, raw: bytes, block_gas: dict) -> BlockView:
-        block = Block.decode(raw)
-        indexes = [i for i, tx in enumerate(block.txs) if tx.eth is not None]
+    async def _load(self, view: BlockView) -> None:
+        """Decode the view's txs and read its receipts."""
+        txs = [decode_tx(raw) for raw in view.raw_txs]
         receipts: list[EthReceipt] = []
-        if indexes:
-            chain_receipts = await self.chain.receipts_at(block.height)
+        if txs:
+            chain_receipts = await self.chain.receipts_at(view.height)
             logs = 0
-            for tx_index, i in enumerate(indexes):
+            for tx_index, (i, tx) in enumerate(zip(view.eth_indexes, txs, strict=True)):
                 record = as_list(decode(chain_receipts[i + 1]), 6)[5]
-                receipt = receipt_of(as_list(record), block.txs[i], tx_index, logs)
+                receipt = receipt_of(as_list(record), tx, tx_index, logs)
                 logs += len(receipt.logs)
                 receipts.append(receipt)
-        return BlockView(block.height, block.hash, block.header.prev_hash, block.header,
-                         len(raw), [block.txs[i] for i in indexes], receipts,
-                         block_gas["base_fee"], block_gas["gas_used"],
-                         block_gas["gas_limit"])
+        view.txs, view.receipts = txs, receipts
 
     async def height_of_hash(self, block_hash: bytes) -> int:
         """The height of a committed block by its hash: the hashes of blocks seen are
@@ -470,8 +502,8 @@ class EthApi:
             "size": quantity(view.size), "gasLimit": quantity(view.gas_limit),
             "gasUsed": quantity(view.gas_used),
             "timestamp": quantity(header.time_ms // 1000 if header else 0),
-            "transactions": [tx_json(tx, view, i) if full else hexdata(tx.hash)
-                             for i, tx in enumerate(view.txs)],
+            "transactions": ([tx_json(tx, view, i) for i, tx in enumerate(view.txs)]
+                             if full else [hexdata(h) for h in view.tx_hashes]),
             "uncles": [], "baseFeePerGas": quantity(view.base_fee),
             "mixHash": hexdata(ZERO_HASH), "withdrawals": [],
             "withdrawalsRoot": hexdata(keccak256(bytes([0x80]))),
@@ -487,7 +519,7 @@ class EthApi:
             if exc.code == SERVER_ERROR:
                 return None  # a block past the head is null, as Geth answers
             raise
-        view = await self.block(height)
+        view = await self.block(height, full)
         return self.block_json(view, full) if view else None
 
     async def get_block_by_hash(self, block_hash: Any, full: bool = False) -> dict | None:
@@ -496,7 +528,7 @@ class EthApi:
             height = await self.height_of_hash(parse_hash(block_hash, 0))
         except NotFound:
             return None
-        view = await self.block(height)
+        view = await self.block(height, full)
         return self.block_json(view, full) if view else None
 
     # ---- state reads ---------------------------------------------------------------------
@@ -562,7 +594,7 @@ class EthApi:
         oldest = newest_height - count + 1
         base_fees, ratios, rewards = [], [], []
         for height in range(oldest, newest_height + 1):
-            view = await self.block(height)
+            view = await self.block(height, full=percentiles is not None)
             base_fees.append(quantity(view.base_fee))
             ratios.append(view.gas_used / view.gas_limit)
             if percentiles is not None:
@@ -626,14 +658,16 @@ class EthApi:
             raise RpcError(SERVER_ERROR, str(exc)) from None
 
     async def send_raw_transaction(self, raw: Any) -> str:
-        """Entry checks (decode, signature, chain id, gas, nonce, funds, txpool) at a
-        validator, then the tx hash; the receipt appears once a block commits it."""
+        """The envelope and fields parsed here, then a validator's entry checks (signature,
+        chain id, gas, nonce, funds, txpool), then the tx hash; the receipt appears once a
+        block commits it. The sender is recovered by the validators only (each recovers
+        it once at entry), not here too."""
         encoded = parse_data(raw, 0)
         try:
-            tx = decode_tx(encoded)
+            tx_hash = ethereum_tx_hash(encoded)
         except TxError as exc:
             raise decode_refusal(exc) from None
-        if tx.eth is None:  # a zg-native tx is not an Ethereum tx
+        if tx_hash is None:  # a zg-native tx is not an Ethereum tx
             raise RpcError(SERVER_ERROR, "rlp: expected an Ethereum transaction (legacy, "
                            "EIP-2930 or EIP-1559), got a zg-native one")
         try:
@@ -642,18 +676,17 @@ class EthApi:
             raise RpcError(SERVER_ERROR, str(exc)) from None
         if error is not None:
             raise tx_refusal(error)
-        return hexdata(tx.hash)
+        return hexdata(tx_hash)
 
     # ---- txs and receipts ----------------------------------------------------------------
     async def _located(self, tx_hash: bytes) -> tuple[BlockView, int] | None:
         found = await self.chain.query("evm", "receipt", tx_hash)
         if found is None:
             return None
-        view = await self.block(found["height"])
+        view = await self.block(found["height"], full=True)
         if view is None:
             return None
-        index = next(i for i, tx in enumerate(view.txs) if tx.hash == tx_hash)
-        return view, index
+        return view, view.tx_hashes.index(tx_hash)
 
     async def get_transaction_by_hash(self, tx_hash: Any) -> dict | None:
         located = await self._located(parse_hash(tx_hash, 0))
@@ -687,7 +720,7 @@ class EthApi:
                            f"{self.config.max_log_blocks}")
         out = []
         for height in range(max(first, 1), last + 1):
-            view = await self.block(height)
+            view = await self.block(height, full=True)
             if view is None:
                 break
             out += [log.to_json(view) for log in view.logs()
@@ -776,7 +809,7 @@ def _execution_error(result: dict, allowance: int | None = None) -> RpcError:
 
 def _rewards(view: BlockView, percentiles: list[float]) -> list[int]:
     """Geth's feeHistory rewards: tips paid, weighted by gas used, at each percentile."""
-    if not view.txs:
+    if not view.tx_hashes:
         return [0] * len(percentiles)
     tips = sorted((r.price - view.base_fee, r.gas_used) for r in view.receipts)
     out, used, i = [], tips[0][1], 0

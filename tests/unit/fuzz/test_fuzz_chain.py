@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from zg_actors.chain.block import Block, CommitCertificate, Header
 from zg_actors.chain.consensus import VoteType
 from zg_actors.chain.inbox import check_proposal, check_vote_signature, vote_of
-from zg_actors.chain.tx import Transaction, decode_tx
+from zg_actors.chain.tx import Transaction, decode_tx, ethereum_tx_hash
 from zg_actors.chain.validator_set import ValidatorSet
 from zg_actors.crypto import bls
 from zg_actors.crypto.encoding import decode, encode
@@ -68,6 +68,11 @@ def test_tx_decoding_gives_a_tx_or_a_typed_error(data: bytes) -> None:
     result = outcome(decode_tx, data)
     if isinstance(result, Transaction):
         assert result.encoded == data or result.eth is not None
+    # The JSON-RPC's parse without sender recovery refuses no more than decoding does
+    # (a bad signature is the validators' to refuse) and names the same tx.
+    tx_hash = outcome(ethereum_tx_hash, data)
+    if isinstance(result, Transaction):
+        assert tx_hash == (result.hash if result.eth is not None else None)
 
 
 @fuzz()
