@@ -499,6 +499,17 @@ def test_a_restarted_manager_starts_an_active_networks_missing_validators(deploy
     assert runtime.wait_for(lambda: not any(actor_exists(n) for n in names), 30), names
     runtime.kill_actor(d.manager, restart=True)
     assert runtime.wait_for(lambda: manager_answers(d), 60), "the manager did not restart"
-    validators = list(handles_of(d, net).values())  # before the fix: ValueError, no actor
+    found: list = []
+
+    def handles_after_restart() -> bool:
+        # The kill lands asynchronously: the old manager may answer once more, then restart.
+        try:
+            found[:] = handles_of(d, net).values()  # before the fix: ValueError, no actor
+        except ray.exceptions.ActorUnavailableError:
+            return False
+        return True
+
+    assert runtime.wait_for(handles_after_restart, 60), "the manager did not come back"
+    validators = list(found)
     wait_height(validators, before + 2, timeout=90, quorum=4)
     assert_one_block_per_height(validators)

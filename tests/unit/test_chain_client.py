@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from zg_actors.chain.catch_up import ValidatorSyncing
 from zg_actors.chain.client import ChainClient, SyncChainClient, TxRefused
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import decode_tx
@@ -53,6 +54,8 @@ class FakeValidator:
         return Remote(call)
 
     def do_query(self, module: str, method: str, args: tuple) -> Any:
+        if self.chain.get("syncing") == self.name:
+            raise RayTaskErrorLike(ValidatorSyncing(f"{self.name} is catching up", height=0))
         if method == "broke":
             raise RayTaskErrorLike(InsufficientBalance("balance 3 < 5", balance=3))
         return (self.name, module, method, args)
@@ -124,6 +127,21 @@ def test_the_products_own_error_is_raised_as_itself_not_skipped() -> None:
     with pytest.raises(InsufficientBalance, match="balance 3 < 5"):
         run(client(vals).query("token", "broke"))
     assert vals[1].calls == []  # an answer (an error) from the first is the answer
+
+
+def test_a_validator_catching_up_is_skipped_for_reads() -> None:
+    """One restarted on an empty disk would answer from genesis: it refuses, and the
+    client reads from the next validator (and stays there)."""
+    state = chain_state(syncing="v0")
+    vals = [FakeValidator(f"v{i}", state) for i in range(2)]
+    c = client(vals)
+    assert run(c.query("compute", "account", 1))[0] == "v1"
+    assert run(c.query("compute", "account", 2))[0] == "v1"
+    assert vals[0].calls == ["query"]
+    state["syncing"] = "v1"
+    vals[0].dead = True
+    with pytest.raises(Unavailable, match="no validator of network 3 answered query"):
+        run(c.query("compute", "account", 3))
 
 
 def test_no_validator_answering_is_unavailable_naming_the_network_and_method() -> None:

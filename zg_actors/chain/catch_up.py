@@ -15,11 +15,20 @@ from collections.abc import Awaitable, Callable
 from zg_actors.chain.block import Block
 from zg_actors.chain.node import ChainNode
 from zg_actors.chain.validator_set import ValidatorSet, set_changes
+from zg_actors.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 SYNC_BATCH_BLOCKS = 64  # blocks one fetch returns at most
 SYNC_MIN_INTERVAL_S = 0.5  # between catch-ups started by peers' messages
+
+class ValidatorSyncing(Unavailable):
+    """A validator that is catching up (or has not resumed since a restart) answers no
+    reads: its state may be blocks behind the network's (after losing its disk, at
+    genesis). A chain client asks another validator."""
+
+    code = "VALIDATOR_SYNCING"
+
 
 # height -> the committed (block, certificate) pairs from there on, [] when none is ahead
 FetchBlocks = Callable[[int], Awaitable[list[tuple[bytes, bytes]]]]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from zg_actors.chain.catch_up import ValidatorSyncing
 from zg_actors.chain.network_manager import NETWORK_MANAGER_NAME
 from zg_actors.chain.tx import Transaction, make_tx
 from zg_actors.crypto.accounts import Account
@@ -84,7 +85,7 @@ class ChainClient:
 
     async def call(self, method: str, *args: Any) -> Any:
         """`method(*args)` on the first validator that answers; the product's own errors
-        are raised as themselves, a dead or slow validator is skipped."""
+        are raised as themselves, a dead, slow or syncing validator is skipped."""
         errors: list[str] = []
         handles = await self.validators()
         for turn, handle in enumerate(handles):
@@ -93,7 +94,7 @@ class ChainClient:
                                                 self.call_timeout_s)
             except Exception as exc:
                 inner = unwrap(exc)
-                if isinstance(inner, ZgError):
+                if isinstance(inner, ZgError) and not isinstance(inner, ValidatorSyncing):
                     raise inner from None
                 errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
                 continue

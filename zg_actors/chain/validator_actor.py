@@ -21,7 +21,7 @@ import ray
 
 from zg_actors.chain import consensus
 from zg_actors.chain.block import Block
-from zg_actors.chain.catch_up import SYNC_BATCH_BLOCKS, CatchUp
+from zg_actors.chain.catch_up import SYNC_BATCH_BLOCKS, CatchUp, ValidatorSyncing
 from zg_actors.chain.gossip import MessageKind
 from zg_actors.chain.heights import BlockPacing, Heights
 from zg_actors.chain.inbox import Message, Routing
@@ -38,6 +38,8 @@ from zg_actors.placement import node_data_dir
 from zg_actors.staking.actors import STAKING_ACTOR_NAME
 
 MAX_WAIT_HEIGHT_S = 10.0  # a long poll holds a call this long at most; callers loop
+READ_SYNC_WAIT_S = 5.0  # a state read waits this long for a catch-up to end, then refuses
+READ_SYNC_POLL_S = 0.05
 
 
 def validator_name(network_id: int, identity: int) -> str:
@@ -238,6 +240,21 @@ class Validator:
             self._start_height()
 
     # ---- queries ---------------------------------------------------------------------
+    async def _serving_reads(self) -> None:
+        """State reads come from a validator that follows the chain: one catching up (after
+        a restart, at genesis if it lost its disk) waits up to READ_SYNC_WAIT_S for it to
+        end, else refuses (ValidatorSyncing: a chain client asks another validator)."""
+        if not self.started and not self.stopped:  # restarted: this read resumes it
+            asyncio.get_running_loop().create_task(self._ensure_started())
+        deadline = time.monotonic() + READ_SYNC_WAIT_S
+        while self.catch_up.syncing or not (self.started or self.stopped):
+            if time.monotonic() >= deadline:
+                raise ValidatorSyncing(
+                    f"validator {self.identity.index} of network {self.network_id} is "
+                    f"catching up (at height {self.node.committed.height}): ask another",
+                    network_id=self.network_id, height=self.node.committed.height)
+            await asyncio.sleep(READ_SYNC_POLL_S)
+
     async def committed_height(self) -> int:
         return self.node.committed.height
 
@@ -278,19 +295,23 @@ class Validator:
         return results
 
     async def account(self, address: bytes) -> dict:
+        await self._serving_reads()
         return {"balance": self.node.balance(address),
                 "nonce": self.node.machine.account_nonce(self.node.state_get, address)}
 
     async def query(self, module: str, method: str, args: tuple) -> object:
+        await self._serving_reads()
         return self.node.machine.query(self.node.state_get, module, method, args)
 
     async def query_at(self, height: int, module: str, method: str, args: tuple) -> object:
         """`query` on the state as it was after block `height` (eth_call at a block)."""
+        await self._serving_reads()
         return self.node.machine.query(self.node.state_get_at(height), module, method, args)
 
     async def receipts_at(self, height: int) -> list[bytes]:
         """The encoded receipts of committed block `height`: the block's own, then one per
         tx in block order ([] if none is kept)."""
+        await self._serving_reads()
         return self.node.receipts_at(height)
 
     async def burns_from(self, height: int, limit: int = 200) -> list[tuple[int, Any]]:
