@@ -65,11 +65,11 @@ def register(sub: Any, bench_sub: Any) -> None:
     """Add `zg bench evm` to `bench_sub` and the `zg evm ...` commands to `sub`."""
     from zg_actors.evm.bench import DEFAULT_DURATION_S, DEFAULT_TXS, RATIO_AIM
 
-    bench_evm = add_command(bench_sub, "evm", cmd_bench_evm, "committed tx/s and commit "
-                            "latency p50/p99 of native and ERC-20 transfers sent as signed raw "
-                            "txs through the JSON-RPC to 4 validators, beside the same txs "
-                            "applied to py-evm in one process (aim: "
-                            f"{RATIO_AIM}x) and 0G's published figures")
+    bench_evm = add_command(bench_sub, "evm", cmd_bench_evm, "committed tx/s (whole run and "
+                            "sustained) and commit latency p50/p99 of native and ERC-20 "
+                            "transfers sent as signed raw txs through the JSON-RPC to 4 "
+                            "validators, beside the same txs applied to py-evm in one process "
+                            f"(aim: {RATIO_AIM}x over the whole run) and 0G's published figures")
     bench_evm.add_argument("--duration", type=float, default=DEFAULT_DURATION_S,
                            help="longest a kind is offered to the network, in seconds "
                            f"({DEFAULT_DURATION_S:.0f}); a kind ends sooner when its txs run "
