@@ -298,3 +298,18 @@ def test_keygen_matches_py_ecc(seed: bytes) -> None:
     from py_ecc.bls import G2ProofOfPossession
 
     assert bls.keygen(seed) == G2ProofOfPossession.KeyGen(seed)
+
+
+def test_list_item_ends_cut_a_list_apart_without_decoding_it() -> None:
+    from zg_actors.crypto.encoding import EncodingError, encode, list_item_ends, list_prefix
+
+    items = [b"a", b"x" * 60, [b"b", b"c"], b""]
+    data = encode(items)
+    first, ends = list_item_ends(data)
+    assert data[:first] == list_prefix(len(data) - first)
+    cuts = [data[start:end] for start, end in zip([first, *ends[:-1]], ends, strict=True)]
+    assert cuts == [encode(item) for item in items]
+    assert list_item_ends(b"\x02" + data, 1)[1] == [e + 1 for e in ends]
+    for bad in (b"", b"\x80", data[:-1], b"\xc2\x83ab"):
+        with pytest.raises(EncodingError):
+            list_item_ends(bad)

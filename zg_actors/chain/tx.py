@@ -30,6 +30,8 @@ from zg_actors.crypto.encoding import (
     as_str,
     decode,
     encode,
+    list_item_ends,
+    list_prefix,
 )
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput, InvalidSignature, ZgError, preview
@@ -187,17 +189,12 @@ def parse_ethereum_tx(data: bytes) -> SignedTransactionAPI:
 
 
 def is_ethereum_encoding(data: bytes) -> bool:
-    """Whether a tx's bytes (in a committed block: valid) are an Ethereum tx's: a typed
-    envelope, or a legacy tx's RLP list of LEGACY_ETHEREUM_TX_FIELDS items."""
+    """Whether a tx's bytes are an Ethereum tx's: a typed envelope, or a legacy tx's RLP
+    list of LEGACY_ETHEREUM_TX_FIELDS items (EncodingError when they are neither a type
+    byte nor a list)."""
     if data[:1] and data[0] < 0xC0:
         return True
-    prefix = data[0]
-    at = 1 + (prefix - 0xF7 if prefix >= 0xF8 else 0)
-    items = 0
-    while at < len(data):
-        at = _rlp_item_end(data, at)
-        items += 1
-    return items == LEGACY_ETHEREUM_TX_FIELDS
+    return len(list_item_ends(data)[1]) == LEGACY_ETHEREUM_TX_FIELDS
 
 
 def ethereum_tx_hash(data: bytes) -> bytes | None:
@@ -208,14 +205,11 @@ def ethereum_tx_hash(data: bytes) -> bytes | None:
     cached = _decoded.get(data)
     if cached is not None:
         return cached.hash
-    legacy = False
-    if data[:1] and data[0] >= 0xC0:
-        try:
-            items = decode(data)
-        except EncodingError as exc:
-            raise MalformedTransaction(f"malformed tx: {exc}", size=len(data)) from exc
-        legacy = isinstance(items, list) and len(items) == LEGACY_ETHEREUM_TX_FIELDS
-    if legacy or (data[:1] and data[0] < 0xC0):
+    try:
+        ethereum = is_ethereum_encoding(data)
+    except EncodingError as exc:
+        raise MalformedTransaction(f"malformed tx: {exc}", size=len(data)) from exc
+    if ethereum:
         parse_ethereum_tx(data)
         return keccak256(data)
     decode_tx(data)  # a zg-native tx, or MalformedTransaction
@@ -239,43 +233,13 @@ def decode_ethereum_tx(data: bytes) -> Transaction:
     return tx
 
 
-def _rlp_item_end(data: bytes, at: int) -> int:
-    """Where the RLP item starting at `at` ends (its header and payload)."""
-    prefix = data[at]
-    if prefix < 0x80:
-        return at + 1
-    if prefix < 0xB8:
-        return at + 1 + prefix - 0x80
-    if prefix < 0xC0:
-        size_bytes = prefix - 0xB7
-        return at + 1 + size_bytes + int.from_bytes(data[at + 1:at + 1 + size_bytes], "big")
-    if prefix < 0xF8:
-        return at + 1 + prefix - 0xC0
-    size_bytes = prefix - 0xF7
-    return at + 1 + size_bytes + int.from_bytes(data[at + 1:at + 1 + size_bytes], "big")
-
-
-def _rlp_list_header(payload_bytes: int) -> bytes:
-    if payload_bytes < 56:
-        return bytes([0xC0 + payload_bytes])
-    size = payload_bytes.to_bytes((payload_bytes.bit_length() + 7) // 8, "big")
-    return bytes([0xF7 + len(size)]) + size
-
-
 def typed_signing_message(data: bytes) -> bytes:
     """What the sender of a typed (EIP-2718) tx signed: its type byte and the RLP list of
     its fields but the last three (y parity, r, s), cut from the raw bytes as they are
     (py-evm re-encodes every field for it, ~15 us); `data` has parsed already."""
-    body = 1  # after the type byte: the list's header, then its items
-    prefix = data[body]
-    first = body + 1 + (prefix - 0xF7 if prefix >= 0xF8 else 0)
-    ends = []
-    at = first
-    while at < len(data):
-        at = _rlp_item_end(data, at)
-        ends.append(at)
+    first, ends = list_item_ends(data, 1)
     unsigned = data[first:ends[-4]]  # the items before y parity, r and s
-    return data[:1] + _rlp_list_header(len(unsigned)) + unsigned
+    return data[:1] + list_prefix(len(unsigned)) + unsigned
 
 
 def ethereum_sender(eth: SignedTransactionAPI, tx_hash: bytes, data: bytes = b"") -> bytes:

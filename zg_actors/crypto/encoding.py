@@ -119,6 +119,51 @@ def _read_length(data: bytes, pos: int, prefix: int, long_base: int) -> tuple[in
     return length, start
 
 
+def list_prefix(length: int) -> bytes:
+    """The prefix of a list whose items take `length` bytes."""
+    return _length_prefix(length, _SHORT_LIST, _LONG_LIST)
+
+
+def _item_end(data: bytes, pos: int) -> int:
+    """Where the item at data[pos] ends, its prefix checked but its payload not decoded."""
+    if pos >= len(data):
+        raise EncodingError("truncated input", offset=pos)
+    prefix = data[pos]
+    if prefix < _SHORT_STRING:
+        return pos + 1
+    if prefix <= _LONG_STRING:
+        end = pos + 1 + prefix - _SHORT_STRING
+    elif prefix < _SHORT_LIST:
+        length, start = _read_length(data, pos, prefix, _LONG_STRING)
+        end = start + length
+    elif prefix <= _LONG_LIST:
+        end = pos + 1 + prefix - _SHORT_LIST
+    else:
+        length, start = _read_length(data, pos, prefix, _LONG_LIST)
+        end = start + length
+    if end > len(data):
+        raise EncodingError("truncated item", offset=pos)
+    return end
+
+
+def list_item_ends(data: bytes, pos: int = 0) -> tuple[int, list[int]]:
+    """For the list at data[pos]: where its first item starts and where each item ends,
+    without decoding them (to cut a raw encoding apart, e.g. an Ethereum tx's signed
+    fields). EncodingError if data[pos] is not a list or an item overruns it."""
+    if pos >= len(data) or data[pos] < _SHORT_LIST:
+        raise EncodingError("not a list", offset=pos)
+    end = _item_end(data, pos)
+    prefix = data[pos]
+    cursor = pos + 1 + (prefix - _LONG_LIST if prefix > _LONG_LIST else 0)
+    first, ends = cursor, []
+    while cursor < end:
+        cursor = _item_end(data, cursor)
+        ends.append(cursor)
+    if cursor != end:
+        raise EncodingError("list items overrun the list length", offset=pos)
+    return first, ends
+
+
 def _decode_at(data: bytes, pos: int, depth: int) -> tuple[Decoded, int]:
     if pos >= len(data):
         raise EncodingError("truncated input", offset=pos)

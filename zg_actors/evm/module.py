@@ -29,7 +29,13 @@ from zg_actors.chain.tx import Transaction, TxDeferred, TxError, check_nonce
 from zg_actors.config import EvmConfig
 from zg_actors.crypto.encoding import Encodable, as_bytes, as_int, as_list
 from zg_actors.errors import InsufficientBalance, InvalidInput, Unavailable
-from zg_actors.evm.params import DYNAMIC_FEE_TX_TYPE, FORK, MODULE, next_base_fee
+from zg_actors.evm.params import (
+    BLOOM_BYTES,
+    DYNAMIC_FEE_TX_TYPE,
+    FORK,
+    MODULE,
+    next_base_fee,
+)
 from zg_actors.evm.state import LedgerState, OverlayDB, state_db
 from zg_actors.store import u64
 from zg_actors.store.overlay import Overlay
@@ -40,7 +46,6 @@ _BASE_FEE = b"base_fee"  # wei per gas of the next block
 _ROOT = b"root"  # the EVM state root (accounts' code and storage tries) after the last block
 _RECEIPT = b"receipt/"  # + tx hash: [height, receipt, gas used, price, contract, output]
 _BLOCK_GAS = b"gas/"  # + u64 height: [base fee, gas used, logs bloom (b"": none)] of a block
-BLOOM_BYTES = 256
 _BLOCK_HASH = b"hash/"  # + u64 (height % BLOCKHASH_WINDOW): [height, block hash], a ring
 BLOCKHASH_WINDOW = 256  # the BLOCKHASH opcode reaches this many blocks back
 ZERO_HASH32 = bytes(32)

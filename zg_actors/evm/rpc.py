@@ -39,7 +39,7 @@ from zg_actors.config import EvmConfig
 from zg_actors.crypto.encoding import as_bytes, as_int, as_list, decode
 from zg_actors.crypto.keccak import keccak256
 from zg_actors.errors import InvalidInput, NotFound, ZgError
-from zg_actors.evm.params import DYNAMIC_FEE_TX_TYPE, FORK, FORK_NAME
+from zg_actors.evm.params import BLOOM_BYTES, DYNAMIC_FEE_TX_TYPE, FORK, FORK_NAME
 from zg_actors.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, Registry, RpcError
 
 EXECUTION_REVERTED = 3  # Geth's code for a reverted eth_call / eth_estimateGas
@@ -47,7 +47,6 @@ ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Solidity/Vyper's Error(string)
 ZERO_HASH = bytes(32)
 ZERO_ADDRESS = bytes(20)
 EMPTY_UNCLES_HASH = keccak256(bytes([0xC0]))  # keccak(rlp([])): no uncles, ever
-BLOOM_BYTES = 256
 MAX_FEE_HISTORY_BLOCKS = 1_024  # Geth's maxBlockCount
 BLOCK_CACHE = 2_048  # committed blocks' Ethereum views kept per replica
 HEADER_SCAN_BATCH = 64  # blocks per call when looking a block hash up
