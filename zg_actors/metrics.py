@@ -7,6 +7,8 @@ unit tests check that the dashboards query only these names and show every one o
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ray.util import metrics
 
 # (name, kind, description, tag keys)
@@ -168,8 +170,8 @@ class ChainMetrics:
     def evm_committed(self, txs: list[tuple[str, str]], gas_used: int, gas_limit: int,
                       base_fee_wei: int) -> None:
         """A committed block's EVM: (type, status) of each EVM tx, its gas and base fee."""
-        for tx_type, status in txs:
-            self.evm.inc("zg_evm_txs", type=tx_type, status=status)
+        for (tx_type, status), count in Counter(txs).items():
+            self.evm.inc("zg_evm_txs", count, type=tx_type, status=status)
         self.evm.inc("zg_evm_gas_used", gas_used)
         self.evm.set("zg_evm_block_gas_used", gas_used)
         self.evm.set("zg_evm_block_gas_limit", gas_limit)

@@ -196,11 +196,16 @@ def bad_inputs(config: Config, wallet: Wallet) -> dict[str, tuple[str, int, str]
     fields = rlp.decode(wallet.sign(to=to, value=1, nonce=1)[1:])  # EIP-1559 envelope
     fields[10] = b""  # r = 0: no public key recovers from it
     signed = b"\x02" + rlp.encode(fields)
+    # An envelope that parses (type 2, 12 RLP items) with a 5-byte `to`: the validators'
+    # decoding refuses it, not the JSON-RPC front.
+    short_to = rlp.decode(wallet.sign(to=to, value=1, nonce=1)[1:])
+    short_to[5] = b"\x01" * 5
     unprotected = EthAccount.from_key(wallet.account.secret).sign_transaction(
         {"nonce": 1, "gasPrice": 2 * GWEI, "gas": 21_000, "to": to_checksum_address(to),
          "value": 1, "data": b""}).raw_transaction
     return {
         "malformed rlp": (send(b"\xf8\xff\x00"), -32000, "rlp:"),
+        "malformed field": (send(b"\x02" + rlp.encode(short_to)), -32000, "rlp:"),
         "wrong chain id": (send(wallet.sign(to=to, nonce=1, chain_id=wallet.chain_id + 1)),
                            -32000, "invalid chain id for signer"),
         "missing chain id": (send(bytes(unprotected)), -32000,
@@ -233,8 +238,9 @@ def bad_inputs(config: Config, wallet: Wallet) -> dict[str, tuple[str, int, str]
     }
 
 
-@pytest.mark.parametrize("case", ["malformed rlp", "wrong chain id", "missing chain id",
-                                        "bad signature", "nonce too low", "nonce too high",
+@pytest.mark.parametrize("case", ["malformed rlp", "malformed field", "wrong chain id",
+                                        "missing chain id", "bad signature", "nonce too low",
+                                        "nonce too high",
                                         "insufficient funds", "intrinsic gas too low",
                                         "gas above block limit", "unknown tx type",
                                         "oversized tx", "duplicate", "unknown method",

@@ -34,7 +34,7 @@ from zg_actors.chain.execution import (
     state_root_after,
 )
 from zg_actors.chain.modules import token
-from zg_actors.chain.modules.base import BlockInfo
+from zg_actors.chain.modules.base import BlockInfo, Receipt
 from zg_actors.chain.tx import Transaction, TxError, check_tx_batch, decode_tx, make_tx
 from zg_actors.chain.txpool import TxPool
 from zg_actors.chain.validator_set import ValidatorSet, set_changes
@@ -174,6 +174,8 @@ class ChainNode:
         self.store = Store(data_dir, DBS, map_mb)
         self.mempool = TxPool(txpool)
         self._results: dict[bytes, ExecutionResult] = {}  # block hash -> execution
+        # The last committed block's receipts: (height, receipts), for evm_commit.
+        self._committed_receipts: tuple[int, list[Receipt]] = (-1, [])
         if self.store.get("meta", b"height") is None:
             self._write_genesis(genesis_set, genesis_tick)
         self.committed = self._load_committed()
@@ -515,6 +517,7 @@ class ChainNode:
         if self.is_epoch_boundary(header.height):
             self.next_set = None
         self._results.clear()
+        self._committed_receipts = (header.height, result.receipts)
         now = time.time()
         latencies = [now - self.mempool.arrival(tx.hash) for tx in block.txs
                      if tx.hash in self.mempool]
@@ -580,10 +583,14 @@ class ChainNode:
             return None
         txs = []
         if any(tx.eth is not None for tx in block.txs):
-            receipts = self.receipts_at(block.height)  # receipt 0 is the block's own
+            height, receipts = self._committed_receipts
+            if height == block.height:  # receipt 0 is the block's own
+                oks = [receipt.ok for receipt in receipts[1:]]
+            else:
+                oks = [as_int(as_list(decode(raw))[1]) == 1
+                       for raw in self.receipts_at(block.height)[1:]]
             txs = [(evm_params.LEGACY_TX_TYPE if tx.eth.type_id is None else tx.eth.type_id,
-                    as_int(as_list(decode(receipts[i + 1]))[1]) == 1)
-                   for i, tx in enumerate(block.txs) if tx.eth is not None]
+                    ok) for tx, ok in zip(block.txs, oks, strict=True) if tx.eth is not None]
         return EvmCommit(txs, gas["gas_used"], gas["gas_limit"], gas["base_fee"])
 
     def burns_in(self, height: int) -> list[BurnProof]:
@@ -617,14 +624,15 @@ class ChainNode:
     def reward_burn(self, account: Account, threshold: int) -> Transaction | None:
         """The tx that burns `account`'s balance here for the bridge to mint on C0, once it
         reaches `threshold`; None below it or while its previous burn is pending."""
-        balance = self.balance(account.address)
+        address = account.address
+        balance = self.balance(address)
         if balance < threshold:
             return None
-        if any(tx.sender == account.address for tx in self.mempool.values()):
+        if any(tx.sender == address for tx in self.mempool.values()):
             return None
-        nonce = self.machine.account_nonce(self.state_get, account.address)
+        nonce = self.machine.account_nonce(self.state_get, address)
         return make_tx(account, self.params.network_id, nonce, token.MODULE, "burn",
-                       [balance, account.address], 0)
+                       [balance, address], 0)
 
     def balance(self, address: bytes) -> int:
         return self.machine.query(self.state_get, token.MODULE, "balance", (address,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import coincurve
 
@@ -37,7 +38,7 @@ class Account:
     def private_key(self) -> coincurve.PrivateKey:
         return coincurve.PrivateKey(self.secret)
 
-    @property
+    @cached_property  # a public key derivation (~30 us); callers ask for it per mempool tx
     def address(self) -> bytes:
         return address_of(self.private_key.public_key)
 

@@ -148,8 +148,13 @@ def revert_reason(output: bytes) -> str:
 
 
 def tx_refusal(message: str) -> RpcError:
-    """A validator's "ClassName: message" refusal as Geth answers it (-32000, its words)."""
-    words = message.split(": ", 1)[1] if ": " in message else message
+    """A validator's "ClassName: message" refusal as Geth answers it (-32000, its words;
+    a tx whose fields do not decode is an rlp error, as decode_refusal words it)."""
+    kind, _, words = message.partition(": ")
+    if not words:
+        return RpcError(SERVER_ERROR, message)
+    if kind == MalformedTransaction.__name__:
+        return RpcError(SERVER_ERROR, f"rlp: {words.split(': ', 1)[-1]}")
     return RpcError(SERVER_ERROR, words)
 
 

@@ -82,6 +82,9 @@ class Registry:
     def __init__(self) -> None:
         self.methods: dict[str, Method] = {}
         self._signatures: dict[str, inspect.Signature] = {}  # once: computing one costs ~20 us
+        # Methods of plain parameters: (required, all), so that a params array of a fitting
+        # length needs no Signature.bind (~8 us a request; a batch has up to 1,000).
+        self._positional: dict[str, tuple[int, int]] = {}
         # Told of every request answered: (method, seconds, error code or None); a method
         # not registered is told as UNKNOWN_METHOD, so that callers cannot add series.
         self.observer: Callable[[str, float, int | None], None] | None = None
@@ -90,7 +93,10 @@ class Registry:
         if name in self.methods:
             raise ValueError(f"JSON-RPC method {name!r} registered twice")
         self.methods[name] = method
-        self._signatures[name] = inspect.signature(method)
+        signature = self._signatures[name] = inspect.signature(method)
+        params = signature.parameters.values()
+        if all(p.kind == p.POSITIONAL_OR_KEYWORD for p in params):
+            self._positional[name] = (sum(p.default is p.empty for p in params), len(params))
 
     def names(self) -> list[str]:
         return sorted(self.methods)
@@ -155,11 +161,13 @@ class Registry:
             raise RpcError(METHOD_NOT_FOUND, f"the method {name} does not exist/is not "
                            "available", {"method": name})
         args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
-        try:
-            self._signatures[name].bind(*args, **kwargs)
-        except TypeError as exc:
-            raise RpcError(INVALID_PARAMS, f"{name}: {exc}",
-                           {"method": name, "params": params}) from None
+        required, total = self._positional.get(name, (-1, -1))
+        if not (kwargs == {} and required <= len(args) <= total):
+            try:
+                self._signatures[name].bind(*args, **kwargs)
+            except TypeError as exc:
+                raise RpcError(INVALID_PARAMS, f"{name}: {exc}",
+                               {"method": name, "params": params}) from None
         result = method(*args, **kwargs)
         return await result if inspect.isawaitable(result) else result
 

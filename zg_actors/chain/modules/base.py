@@ -133,13 +133,17 @@ class Receipt:
     error: str = ""
     result: Encodable = b""
 
-    def encode(self) -> bytes:
+    @functools.cached_property  # once: the receipt root hashes it, the commit stores it
+    def _encoded(self) -> bytes:
         return encode([self.tx_hash, self.ok, self.fee, [e.to_list() for e in self.events],
                        self.error, self.result])
 
+    def encode(self) -> bytes:
+        return self._encoded
+
     @property
     def hash(self) -> bytes:
-        return keccak256(self.encode())
+        return keccak256(self._encoded)
 
 
 class ModuleState:
