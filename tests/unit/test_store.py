@@ -18,3 +18,18 @@ def test_writes_scans_and_keys_survive_a_reopen(tmp_path) -> None:
     assert [v for _, v in store.items("a", reverse=True)][0] == bytes([4]) * 1000
     assert store.count("a") == 4 and store.get("b", b"x") == b"y"
     store.close()
+
+
+def test_cached_reads_ask_the_base_once_per_key_missing_ones_too() -> None:
+    from zg_actors.store.overlay import cached_reads
+
+    base = {b"a": b"1"}
+    asked: list[bytes] = []
+
+    def get(key: bytes) -> bytes | None:
+        asked.append(key)
+        return base.get(key)
+
+    reads = cached_reads(get)
+    assert [reads(b"a"), reads(b"b"), reads(b"a"), reads(b"b")] == [b"1", None, b"1", None]
+    assert asked == [b"a", b"b"]

@@ -48,6 +48,7 @@ from zg_actors.errors import NotFound, Unavailable
 from zg_actors.evm import params as evm_params
 from zg_actors.staking.ledger import BurnProof
 from zg_actors.store import U64_BYTES, Store, from_u64, u64
+from zg_actors.store.overlay import cached_reads
 
 DBS = ("meta", "blocks", "certs", "receipts", "state", "mempool", "signed", "vsets",
        "history")
@@ -174,6 +175,8 @@ class ChainNode:
         self.store = Store(data_dir, DBS, map_mb)
         self.mempool = TxPool(txpool)
         self._results: dict[bytes, ExecutionResult] = {}  # block hash -> execution
+        # Block hash -> the committed state's reads its execution made (cached_reads).
+        self._base_reads: dict[bytes, Callable[[bytes], bytes | None]] = {}
         # The last committed block's receipts: (height, receipts), for evm_commit.
         self._committed_receipts: tuple[int, list[Receipt]] = (-1, [])
         if self.store.get("meta", b"height") is None:
@@ -325,8 +328,9 @@ class ChainNode:
         height = self.committed.height + 1
         time_ms = max(now_ms(), self.committed.time_ms + 1)
         deadline = None if budget_s is None else time.monotonic() + budget_s
+        reads = cached_reads(self.state_get)
         included, rejected, result = self.machine.build_block(
-            self.state_get, BlockInfo(self.params.network_id, height, time_ms, proposer,
+            reads, BlockInfo(self.params.network_id, height, time_ms, proposer,
                                       self.committed.block_hash),
             self.mempool.executable(), self.committed.state_root,
             None if deadline is None else lambda: time.monotonic() >= deadline)
@@ -339,6 +343,7 @@ class ChainNode:
                         else self.committed.staking_tick)
         block = Block(header, tuple(included), last_commit)
         self._results[block.hash] = result
+        self._base_reads[block.hash] = reads
         return block
 
     def validate_block(self, block: Block, proposer_of_round: bytes) -> None:
@@ -381,8 +386,9 @@ class ChainNode:
             verify_certificate(block.last_commit, previous_set, self.params.network_id,
                                c.height, c.block_hash)
         if block.hash not in self._results:
+            reads = self._base_reads[block.hash] = cached_reads(self.state_get)
             self._results[block.hash] = self.machine.execute_block(
-                self.state_get, header, block.txs, c.state_root)
+                reads, header, block.txs, c.state_root)
         result = self._results[block.hash]
         if (result.state_root, result.receipt_root) != (header.state_root,
                                                         header.receipt_root):
@@ -487,8 +493,10 @@ class ChainNode:
         height_key = u64(header.height)
         state_writes = result.overlay.writes()
         writes = [("state", k, v) for k, v in state_writes]
-        # What each key held before this block, for reads at older heights (state_get_at).
-        writes += [("history", history_key(k, header.height), _mark(self.state_get(k)))
+        # What each key held before this block, for reads at older heights (state_get_at);
+        # the block's execution read most of them already.
+        before = self._base_reads.get(block.hash, self.state_get)
+        writes += [("history", history_key(k, header.height), _mark(before(k)))
                    for k, _ in state_writes]
         writes += [("blocks", height_key, block.encode()), ("certs", height_key, cert.encode()),
                    ("receipts", height_key, encode([r.encode() for r in result.receipts])),
@@ -517,6 +525,7 @@ class ChainNode:
         if self.is_epoch_boundary(header.height):
             self.next_set = None
         self._results.clear()
+        self._base_reads.clear()
         self._committed_receipts = (header.height, result.receipts)
         now = time.time()
         latencies = [now - self.mempool.arrival(tx.hash) for tx in block.txs

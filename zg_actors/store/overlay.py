@@ -13,6 +13,21 @@ from collections.abc import Callable
 _DELETED = None
 
 
+def cached_reads(base_get: Callable[[bytes], bytes | None]) -> Callable[[bytes], bytes | None]:
+    """`base_get` remembered: for a base that does not change while the reader lives (a
+    block executing on committed state reads its trie root, base fee and fee accounts at
+    every tx; each an LMDB transaction otherwise)."""
+    cache: dict[bytes, bytes | None] = {}
+
+    def get(key: bytes) -> bytes | None:
+        try:
+            return cache[key]
+        except KeyError:
+            value = cache[key] = base_get(key)
+            return value
+    return get
+
+
 class Overlay:
     def __init__(self, base_get: Callable[[bytes], bytes | None]) -> None:
         self._base_get = base_get
