@@ -22,6 +22,7 @@ import ray
 from zg_actors.chain import consensus
 from zg_actors.chain.block import Block
 from zg_actors.chain.catch_up import SYNC_BATCH_BLOCKS, CatchUp, ValidatorSyncing
+from zg_actors.chain.execution import tune_gc_for_execution
 from zg_actors.chain.gossip import MessageKind
 from zg_actors.chain.heights import BlockPacing, Heights
 from zg_actors.chain.inbox import Message, Routing
@@ -77,6 +78,7 @@ class Validator:
             self.c0.set_at_tick, self._caught_up)
         self._committed_event = asyncio.Event()  # set, then replaced, at every commit
         self._idle: asyncio.TimerHandle | None = None  # waiting for txs before a height
+        tune_gc_for_execution()  # this worker process hosts this actor alone
 
     # ---- lifecycle ----------------------------------------------------------------
     async def start(self) -> dict:

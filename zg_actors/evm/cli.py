@@ -76,7 +76,8 @@ def register(sub: Any, bench_sub: Any) -> None:
                            "out")
     bench_evm.add_argument("--txs", type=int, default=DEFAULT_TXS,
                            help=f"signed txs per kind ({DEFAULT_TXS}); the anchor applies all "
-                           "of them")
+                           "of them; fewer make the pipeline's ~1 s fill weigh more in the "
+                           "whole-run rate")
     evm = sub.add_parser("evm", help="the EVM on every network: devnet accounts")
     evm_sub = evm.add_subparsers(dest="evm_command", required=True)
     add_command(evm_sub, "accounts", cmd_evm_accounts, "print the funded devnet accounts "
