@@ -255,3 +255,18 @@ def test_a_bug_inside_a_handler_fails_its_tx_instead_of_halting_block_building()
     bug, transfer = result.receipts[1:]
     assert not bug.ok and bug.error.startswith("InternalError: buggy.count raised TypeError")
     assert transfer.ok
+
+
+def test_tuning_the_collector_for_execution_returns_what_to_restore() -> None:
+    import gc
+
+    from zg_actors.chain.execution import EXECUTION_GC_THRESHOLDS, tune_gc_for_execution
+
+    before = gc.get_threshold()
+    try:
+        assert tune_gc_for_execution() == before
+        assert gc.get_threshold() == EXECUTION_GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what was alive is out of full collections
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
