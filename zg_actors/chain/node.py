@@ -261,10 +261,13 @@ class ChainNode:
         accepted: list[Transaction] = []
         displaced: list[Transaction] = []
         now = time.time()
+        # A batch's txs share senders and read the same base fee: committed state, which
+        # cannot change before this call returns.
+        reads = cached_reads(self.state_get)
         for raw in raw_txs:
             try:
                 tx = decode_tx(raw)
-                displaced += self._admit(tx, now)
+                displaced += self._admit(tx, now, reads)
             except TxError as exc:
                 results.append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -277,20 +280,24 @@ class ChainNode:
             self.store.write(writes)
         return results
 
-    def _admit(self, tx: Transaction, arrival: float) -> list[Transaction]:
-        """Entry checks, then the txpool's limits; returns the txs the pool let go for it."""
-        self.check_entry(tx)
-        return self.mempool.add(tx, self.machine.account_nonce(self.state_get, tx.sender),
-                                arrival)
+    def _admit(self, tx: Transaction, arrival: float,
+               get: Callable[[bytes], bytes | None] | None = None) -> list[Transaction]:
+        """Entry checks, then the txpool's limits; returns the txs the pool let go for it.
+        `get` reads committed state (state_get if None)."""
+        get = get or self.state_get
+        self.check_entry(tx, get)
+        return self.mempool.add(tx, self.machine.account_nonce(get, tx.sender), arrival)
 
-    def check_entry(self, tx: Transaction) -> None:
+    def check_entry(self, tx: Transaction,
+                    get: Callable[[bytes], bytes | None] | None = None) -> None:
         """What a tx must pass before the txpool weighs it: the stateless checks, a
         method its module has (else it would only burn the sender's nonce), and for an
         Ethereum tx the funds for gas * price + value."""
+        get = get or self.state_get
         self.machine.check_stateless(tx)
         self.machine.check_method(tx)
-        self.machine.check_account(self.state_get, tx)
-        self.machine.prepare(self.state_get, tx)
+        self.machine.check_account(get, tx)
+        self.machine.prepare(get, tx)
 
     def _reload_mempool(self) -> None:
         """Re-admit the persisted txs, oldest first, through the current entry checks and
