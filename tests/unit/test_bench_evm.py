@@ -119,3 +119,12 @@ def test_report_ratio_aim_and_published_figures() -> None:
     console.print(bench.format_report(report))
     text = console.export_text()
     assert "0.40x (0.50x)" in text and "not met" in text and "769" in text
+
+
+def test_the_block_watcher_waits_half_the_last_gap_then_polls() -> None:
+    assert bench.poll_delay(5.0, None, 0.0) == bench.POLL_S  # no block seen yet
+    # Blocks seen 1.2 s apart, the last at t=10: nothing is asked before t=10.6.
+    assert bench.poll_delay(10.0, 10.0, 1.2) == pytest.approx(0.6)
+    assert bench.poll_delay(10.4, 10.0, 1.2) == pytest.approx(0.2)
+    assert bench.poll_delay(10.6, 10.0, 1.2) == bench.POLL_S
+    assert bench.poll_delay(12.0, 10.0, 1.2) == bench.POLL_S

@@ -77,6 +77,7 @@ SEND_THREADS = 2  # batches in flight at once: one travels while the next is ans
 # the RPC answers a batch of 50 in about 1.5 s, one submit at a time, on the validators' cores
 POLL_S = 0.1  # the block watcher's interval: each poll is an HTTP request (see BATCH_TXS);
 # a commit is seen 0.05 s late on average
+QUIET_FRACTION = 0.5  # of the last gap between blocks, waited before polling for the next
 SETTLE_TIMEOUT_S = 60.0  # after the offer stops, how long sent txs may take to commit
 HTTP_TIMEOUT_S = 60.0
 RECEIPT_TIMEOUT_S = 90.0
@@ -246,6 +247,15 @@ class EthRpc:
         return answer["result"]
 
 
+def poll_delay(now: float, last_seen: float | None, gap: float) -> float:
+    """Seconds until the watcher asks for the next block: POLL_S, or longer while less than
+    QUIET_FRACTION of `gap` (the last gap between blocks seen) has passed since the last
+    block was seen at `last_seen`."""
+    if last_seen is None:
+        return POLL_S
+    return max(POLL_S, last_seen + QUIET_FRACTION * gap - now)
+
+
 class BlockWatcher:
     """Stamps each tx hash with the time its block was first seen (eth_getBlockByNumber)."""
 
@@ -268,7 +278,11 @@ class BlockWatcher:
 
     def _run(self) -> None:
         """One call per poll: the block after the last one seen (null until it commits);
-        once one comes, the next is asked for at once."""
+        once one comes, the next is asked for at once. Between blocks it first waits
+        QUIET_FRACTION of the last gap between blocks seen, then polls every POLL_S (a
+        block sooner than that is seen late, which can only lower the figures)."""
+        last_seen: float | None = None
+        gap = 0.0
         while not self._stop.is_set():
             try:
                 block = self.rpc.call("eth_getBlockByNumber", [hex(self.height + 1), False])
@@ -277,10 +291,11 @@ class BlockWatcher:
                     for tx_hash in block["transactions"]:
                         self.seen.setdefault(tx_hash, now)
                     self.height += 1
+                    gap, last_seen = (now - last_seen if last_seen is not None else 0.0), now
                     continue
             except (requests.RequestException, EvmBenchError, KeyError, TypeError):
                 pass  # the next poll asks again
-            self._stop.wait(POLL_S)
+            self._stop.wait(poll_delay(self.clock(), last_seen, gap))
 
 
 def tx_hash_of(raw: bytes) -> str:
