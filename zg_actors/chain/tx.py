@@ -174,16 +174,19 @@ def decode_tx(data: bytes) -> Transaction:
 _decoded: OrderedDict[bytes, Transaction] = OrderedDict()  # raw Ethereum tx -> decoded
 
 
+def check_typed_tx_type(type_id: int) -> None:
+    """A typed (EIP-2718) envelope's type byte must name EIP-2930 or EIP-1559; type 0
+    names none (a legacy tx has no envelope: Geth refuses it alike). Geth's words."""
+    if type_id not in _TYPED_TX_FIELDS:
+        raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
+                                 type=type_id, supported=list(evm_params.SUPPORTED_TX_TYPES))
+
+
 def parse_ethereum_tx(data: bytes) -> SignedTransactionAPI:
     """The py-evm object of a raw Ethereum tx, its fields checked but its sender not yet
     recovered. Refusals in Geth's words: transaction type not supported, rlp errors."""
-    typed = data[0] < 0xC0  # EIP-2718: a type byte, then RLP; a legacy tx is an RLP list
-    type_id = data[0] if typed else evm_params.LEGACY_TX_TYPE
-    # A legacy tx has no typed envelope: type byte 0 names no tx type (Geth refuses it alike)
-    if type_id not in evm_params.SUPPORTED_TX_TYPES or (
-            typed and type_id == evm_params.LEGACY_TX_TYPE):
-        raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
-                                 type=type_id, supported=list(evm_params.SUPPORTED_TX_TYPES))
+    if data[0] < 0xC0:  # EIP-2718: a type byte, then RLP; a legacy tx is an RLP list
+        check_typed_tx_type(data[0])
     try:
         return evm_params.FORK.get_transaction_builder().decode(data)
     except (rlp.DecodingError, rlp.DeserializationError, ValidationError, ValueError,
@@ -211,18 +214,15 @@ def ethereum_tx_hash(data: bytes) -> bytes | None:
         return cached.hash
     try:
         if data[:1] and data[0] < 0xC0:
-            type_id = data[0]
-            if type_id not in _TYPED_TX_FIELDS:
-                raise TxTypeNotSupported(f"transaction type not supported: type {type_id}",
-                                         type=type_id,
-                                         supported=list(evm_params.SUPPORTED_TX_TYPES))
-            fields, start = _TYPED_TX_FIELDS[type_id], 1
-        elif is_ethereum_encoding(data):
-            fields, start = LEGACY_ETHEREUM_TX_FIELDS, 0
+            check_typed_tx_type(data[0])
+            fields = _TYPED_TX_FIELDS[data[0]]
+            _, ends = list_item_ends(data, 1)
         else:
-            decode_tx(data)  # a zg-native tx, or MalformedTransaction
-            return None
-        _, ends = list_item_ends(data, start)
+            _, ends = list_item_ends(data)
+            if len(ends) != LEGACY_ETHEREUM_TX_FIELDS:  # as is_ethereum_encoding tells
+                decode_tx(data)  # a zg-native tx, or MalformedTransaction
+                return None
+            fields = LEGACY_ETHEREUM_TX_FIELDS
     except EncodingError as exc:
         raise MalformedTransaction(f"malformed tx: {exc}", size=len(data)) from exc
     if len(ends) != fields or ends[-1] != len(data):
