@@ -56,6 +56,23 @@ def test_a_node_behind_applies_the_peers_blocks_in_batches_until_none_is_left(
     behind.close()
 
 
+def test_blocks_committed_by_consensus_during_the_fetch_are_skipped(tmp_path: Path) -> None:
+    ahead, behind = chain_ahead(tmp_path, 3)
+
+    async def fetch(height: int) -> list[tuple[bytes, bytes]]:
+        items = ahead.blocks_range(height, 3)
+        if height == 1:  # meanwhile this node decided height 1 itself
+            behind.apply_synced(*items[0])
+        return items
+
+    committed: list[Block] = []
+    applied = asyncio.run(catch_up(behind, fetch, no_set, committed.append))
+    assert applied == 2 and [b.height for b in committed] == [2, 3]
+    assert behind.committed.block_hash == ahead.committed.block_hash
+    ahead.close()
+    behind.close()
+
+
 def test_a_block_with_a_certificate_for_another_block_is_not_applied(tmp_path: Path) -> None:
     ahead, behind = chain_ahead(tmp_path, 2)
     (block_1, _), (_, cert_2) = ahead.blocks_range(1, 2)

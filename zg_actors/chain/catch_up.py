@@ -38,13 +38,16 @@ async def catch_up(node: ChainNode, fetch_blocks: FetchBlocks,
                    set_at_tick: Callable[[int], Awaitable[ValidatorSet]],
                    committed: Callable[[Block], None]) -> int:
     """Apply what `fetch_blocks` returns after our last commit until it returns nothing;
-    `committed` is told of each block applied.  Returns how many were applied.  At an
+    `committed` is told of each block applied (not of those that consensus committed here
+    meanwhile, which are skipped).  Returns how many were applied.  At an
     epoch boundary that switches sets, C0's next set is read first (set_at_tick raises
     while C0 cannot be read: the block then waits for the next catch-up)."""
     applied = 0
     while items := await fetch_blocks(node.committed.height + 1):
         for block_raw, cert_raw in items:
             block = Block.decode(block_raw)
+            if block.height <= node.committed.height:
+                continue  # consensus committed it here while the fetch was under way
             if node.is_epoch_boundary(block.height):
                 tick = block.header.staking_tick
                 node.next_set = (await set_at_tick(tick)

@@ -57,7 +57,8 @@ class BlockPacing:
 
     block_interval_s after the last height started (CometBFT's timeout_commit), at once
     when that has passed.  As CometBFT with create_empty_blocks_interval: with no
-    executable tx in the mempool the height starts when a tx or a peer's message for it
+    executable tx in the mempool the height starts when one becomes executable (a
+    future-nonce tx waits for the tx that fills its gap) or a peer's message for it
     arrives, or empty_block_interval_s after the last commit, whichever is first.  An idle
     network then costs a block per empty_block_interval_s instead of one per
     block_interval_s, and a tx arriving at an idle network is proposed at once.  Unlike

@@ -290,7 +290,11 @@ class Validator:
         results = self.node.add_txs(raw_txs)
         accepted = [raw for raw, error in zip(raw_txs, results, strict=True) if error is None]
         if accepted:
-            self._wake()  # an idle network proposes a tx at once
+            # An idle network proposes an executable tx at once. A future-nonce tx waits
+            # for the one that fills its gap (a batch can overtake an earlier one): a height
+            # started for it would commit an empty block.
+            if self.node.mempool.pending_count:
+                self._wake()
             if forward:
                 self.peers.broadcast("submit_txs", accepted, False)
         self.record.metrics.mempool(len(self.node.mempool))
