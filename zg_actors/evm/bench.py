@@ -11,7 +11,8 @@ ERC-20 `transfer` calls on a Vyper token (evm/contracts.py, compiled in-process 
    no consensus, no HTTP.
 2. The network: a fresh 4-validator network on the embedded Ray with its JSON-RPC on Ray
    Serve; the same txs sent as batched `eth_sendRawTransaction` requests, at most
-   WINDOW_TXS uncommitted at a time, for up to --duration seconds per kind. A watcher
+   WINDOW_BLOCKS full blocks of them uncommitted at a time, for up to --duration seconds
+   per kind. A watcher
    polls `eth_getBlockByNumber` and stamps each tx when its block is seen: committed tx/s
    (first send -> last commit seen) and commit latency p50/p99 (send -> block seen).
 3. Each kind's figure as a ratio to its anchor, against the issue's aim RATIO_AIM (four
@@ -25,6 +26,7 @@ second half (each deploys its own token at nonce 0), so that a kind cut short by
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 import socket
 import tempfile
@@ -69,7 +71,11 @@ TRANSFER_SELECTOR = function_signature_to_4byte_selector("transfer(address,uint2
 DEFAULT_TXS = 10_000  # per kind: ~14 s of the network's native transfers, ~40 s of ERC-20,
 # so that the pipeline's ~1-1.5 s fill (counted in the whole-run rate) weighs < 10%
 DEFAULT_DURATION_S = 60.0  # longest a kind is offered to the network
-WINDOW_TXS = 1500  # sent but not yet seen committed: about two blocks of ERC-20 transfers
+# Sent but not yet seen committed, per kind: this many full blocks of its txs (as the
+# anchor packs them, to the block gas limit: 1,428 native transfers, ~580 ERC-20 ones), so
+# that the proposer's mempool holds the next full block while one commits. One block's
+# worth left blocks half full; evmchainbench offers load without any bound.
+WINDOW_BLOCKS = 2
 BATCH_TXS = 500  # eth_sendRawTransaction requests per HTTP batch: Serve's proxy and replica
 # spend ~2 ms of CPU per HTTP request, CPU the validators need (against 150: +5-8% tx/s)
 SEND_THREADS = 2  # batches in flight at once: one travels while the next is answered.
@@ -174,9 +180,10 @@ def anchor_rates(config: Config, network_id: int, txs: BenchTxs) -> dict[str, di
     state: dict[bytes, bytes] = dict(machine.genesis({}.get).writes())
     chain = {"root": b"\x00" * 32, "height": 0}
 
-    def apply(raws: list[bytes]) -> int:
+    def apply(raws: list[bytes]) -> tuple[int, int]:
+        """Blocks made, and the most txs one held."""
         pending = [decode_tx(raw) for raw in raws]
-        blocks = 0
+        blocks = fullest = 0
         while pending:
             chain["height"] += 1
             height = chain["height"]
@@ -198,7 +205,8 @@ def anchor_rates(config: Config, network_id: int, txs: BenchTxs) -> dict[str, di
             done = {tx.hash for tx in included}
             pending = [tx for tx in pending if tx.hash not in done]
             blocks += 1
-        return blocks
+            fullest = max(fullest, len(included))
+        return blocks, fullest
 
     apply(txs.deploys)
     rates = {}
@@ -208,11 +216,11 @@ def anchor_rates(config: Config, network_id: int, txs: BenchTxs) -> dict[str, di
     try:
         for kind in KINDS:
             start = time.perf_counter()
-            blocks = apply(txs.transfers[kind])
+            blocks, fullest = apply(txs.transfers[kind])
             seconds = time.perf_counter() - start
             count = len(txs.transfers[kind])
-            rates[kind] = {"txs": count, "blocks": blocks, "seconds": seconds,
-                           "tx_per_s": count / max(seconds, 1e-9)}
+            rates[kind] = {"txs": count, "blocks": blocks, "full_block_txs": fullest,
+                           "seconds": seconds, "tx_per_s": count / max(seconds, 1e-9)}
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
@@ -233,9 +241,13 @@ class EthRpc:
         return self._local.session
 
     def batch(self, calls: Sequence[tuple[str, list]]) -> list[dict]:
-        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                for i, (m, p) in enumerate(calls)]
-        answers = self._session().post(self.url, json=body, timeout=HTTP_TIMEOUT_S).json()
+        return self.post_batch([request_json(i, m, p) for i, (m, p) in enumerate(calls)])
+
+    def post_batch(self, requests_json: Sequence[bytes]) -> list[dict]:
+        """A batch of encoded request objects (request_json); the answers by id."""
+        answers = self._session().post(
+            self.url, data=b"[" + b",".join(requests_json) + b"]", timeout=HTTP_TIMEOUT_S,
+            headers={"Content-Type": "application/json"}).json()
         if not isinstance(answers, list):  # the whole batch refused
             raise EvmBenchError(f"batch refused: {answers}")
         return sorted(answers, key=lambda a: a["id"])
@@ -302,34 +314,47 @@ def tx_hash_of(raw: bytes) -> str:
     return "0x" + keccak(raw).hex()
 
 
+def request_json(request_id: int, method: str, params: list) -> bytes:
+    """One JSON-RPC request object, encoded."""
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method,
+                       "params": params}, separators=(",", ":")).encode()
+
+
 def send_stream(rpc: EthRpc, raws: list[bytes], duration_s: float,
-                say: Callable[[str], None], window: int = WINDOW_TXS,
+                say: Callable[[str], None], window: int,
                 clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Send `raws` in batches, at most `window` uncommitted, for up to duration_s; then wait
     for what was accepted to commit. Committed tx/s and latency p50/p99 as the client sees
     them; refusals counted by Geth's words."""
+    # Encoded and hashed before the clock starts, as evmchainbench prepares its txs: on this
+    # machine the client's CPU is the network's.
+    encoded = [request_json(i, "eth_sendRawTransaction", ["0x" + raw.hex()])
+               for i, raw in enumerate(raws)]
+    hashes = [tx_hash_of(raw) for raw in raws]
     watcher = BlockWatcher(rpc, clock).start()
     sent: dict[str, float] = {}
     errors: dict[str, int] = {}
     lock = threading.Lock()
 
-    def send(chunk: list[bytes]) -> None:
+    def send(first: int, last: int) -> None:
         at = clock()
         try:
-            answers = rpc.batch([("eth_sendRawTransaction", ["0x" + raw.hex()])
-                                 for raw in chunk])
+            answers = rpc.post_batch(encoded[first:last])
+            if [a.get("id") for a in answers] != list(range(first, last)):
+                raise EvmBenchError(f"batch of requests {first}-{last - 1} answered ids "
+                                    f"{[a.get('id') for a in answers][:5]}...")
         except (requests.RequestException, EvmBenchError, ValueError) as exc:
             with lock:
                 key = error_kind(exc)
-                errors[key] = errors.get(key, 0) + len(chunk)
+                errors[key] = errors.get(key, 0) + last - first
             return
         with lock:
-            for raw, answer in zip(chunk, answers, strict=True):
+            for tx_hash, answer in zip(hashes[first:last], answers, strict=True):
                 if "error" in answer:
                     key = answer["error"].get("message", str(answer["error"]))
                     errors[key] = errors.get(key, 0) + 1
                 else:
-                    sent[tx_hash_of(raw)] = at
+                    sent[tx_hash] = at
 
     start = clock()
     next_report = start + 5.0
@@ -345,8 +370,9 @@ def send_stream(rpc: EthRpc, raws: list[bytes], duration_s: float,
                 if len(inflight) >= SEND_THREADS or uncommitted + BATCH_TXS > window:
                     time.sleep(POLL_S / 5)
                 else:
-                    inflight.add(pool.submit(send, raws[offset:offset + BATCH_TXS]))
-                    offset += BATCH_TXS
+                    last = min(offset + BATCH_TXS, len(raws))
+                    inflight.add(pool.submit(send, offset, last))
+                    offset = last
                 if clock() >= next_report:
                     say(f"  t={clock() - start:5.1f}s  {min(offset, len(raws))} sent, "
                         f"{len(watcher.seen)} committed, {sum(errors.values())} refused")
@@ -416,9 +442,10 @@ def check_statuses(rpc: EthRpc, raws: list[bytes], what: str) -> None:
         raise EvmBenchError(f"{len(failed)} of {len(hashes)} {what} failed, e.g. {failed[0]}")
 
 
-def measure_network(url: str, txs: BenchTxs, duration_s: float,
+def measure_network(url: str, txs: BenchTxs, duration_s: float, windows: dict[str, int],
                     say: Callable[[str], None]) -> dict[str, dict]:
-    """The deploys (untimed, checked), then each kind streamed through the JSON-RPC."""
+    """The deploys (untimed, checked), then each kind streamed through the JSON-RPC, at
+    most windows[kind] txs uncommitted."""
     rpc = EthRpc(url)
     chain_id = int(rpc.call("eth_chainId", []), 16)
     if chain_id != txs.chain_id:
@@ -432,9 +459,9 @@ def measure_network(url: str, txs: BenchTxs, duration_s: float,
     reports = {}
     for kind in KINDS:
         raws = txs.transfers[kind]
-        say(f"[bold]{kind}[/]: {len(raws)} signed txs, at most {WINDOW_TXS} uncommitted, "
-            f"for up to {duration_s:.0f} s")
-        reports[kind] = send_stream(rpc, raws, duration_s, say)
+        say(f"[bold]{kind}[/]: {len(raws)} signed txs, at most {windows[kind]} uncommitted "
+            f"({WINDOW_BLOCKS} full blocks), for up to {duration_s:.0f} s")
+        reports[kind] = send_stream(rpc, raws, duration_s, say, windows[kind])
         committed = [raw for raw in raws if tx_hash_of(raw) in reports[kind]["_seen"]]
         check_statuses(rpc, committed[-SAMPLE_RECEIPTS:], f"{kind} transfers (sampled)")
         del reports[kind]["_seen"]
@@ -516,7 +543,8 @@ def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
             say(f"  {kind}: {a['tx_per_s']:,.0f} tx/s ({a['txs']} txs, {a['blocks']} blocks)")
         url = start_evm_rpc(config, network_id)
         say(f"network {network_id}: 4 validators, JSON-RPC at {url}")
-        network = measure_network(url, signed, duration_s, say)
+        windows = {kind: WINDOW_BLOCKS * a["full_block_txs"] for kind, a in anchor.items()}
+        network = measure_network(url, signed, duration_s, windows, say)
     finally:
         stop_all_evm_rpc()
         serve.shutdown()
@@ -524,7 +552,7 @@ def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
         runtime.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)
     report = assemble_report(network, anchor, {
-        "txs_per_kind": txs, "duration_s": duration_s, "window_txs": WINDOW_TXS,
+        "txs_per_kind": txs, "duration_s": duration_s, "window_txs": windows,
         "batch_txs": BATCH_TXS, "block_interval_s": config.networks.block_interval_s,
         "max_block_txs": config.networks.max_block_txs,
         "block_gas_limit": config.networks.evm.block_gas_limit})
