@@ -71,7 +71,7 @@ TRANSFER_SELECTOR = function_signature_to_4byte_selector("transfer(address,uint2
 DEFAULT_TXS = 10_000  # per kind: ~14 s of the network's native transfers, ~40 s of ERC-20,
 # so that the pipeline's ~1-1.5 s fill (counted in the whole-run rate) weighs < 10%
 DEFAULT_DURATION_S = 60.0  # longest a kind is offered to the network
-# Sent but not yet seen committed, per kind: this many full blocks of its txs (as the
+# Accepted but not yet seen committed, per kind: this many full blocks of its txs (as the
 # anchor packs them, to the block gas limit: 1,428 native transfers, ~580 ERC-20 ones), so
 # that the proposer's mempool holds the next full block while one commits. One block's
 # worth left blocks half full; evmchainbench offers load without any bound.
@@ -323,8 +323,9 @@ def request_json(request_id: int, method: str, params: list) -> bytes:
 def send_stream(rpc: EthRpc, raws: list[bytes], duration_s: float,
                 say: Callable[[str], None], window: int,
                 clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """Send `raws` in batches, at most `window` uncommitted, for up to duration_s; then wait
-    for what was accepted to commit. Committed tx/s and latency p50/p99 as the client sees
+    """Send `raws` in batches, while at most `window` accepted txs are not seen committed
+    (the SEND_THREADS batches in flight come on top), for up to duration_s; then wait for
+    what was accepted to commit. Committed tx/s and latency p50/p99 as the client sees
     them; refusals counted by Geth's words."""
     # Encoded and hashed before the clock starts, as evmchainbench prepares its txs: on this
     # machine the client's CPU is the network's.
@@ -367,12 +368,12 @@ def send_stream(rpc: EthRpc, raws: list[bytes], duration_s: float,
                 # The network runs only the bench's txs: every tx in a block is one of ours
                 # (counting them one by one would take CPU from the validators).
                 uncommitted = len(sent) - len(watcher.seen)
-                if len(inflight) >= SEND_THREADS or uncommitted + BATCH_TXS > window:
+                batch = min(BATCH_TXS, window, len(raws) - offset)
+                if len(inflight) >= SEND_THREADS or uncommitted + batch > window:
                     time.sleep(POLL_S / 5)
                 else:
-                    last = min(offset + BATCH_TXS, len(raws))
-                    inflight.add(pool.submit(send, offset, last))
-                    offset = last
+                    inflight.add(pool.submit(send, offset, offset + batch))
+                    offset += batch
                 if clock() >= next_report:
                     say(f"  t={clock() - start:5.1f}s  {min(offset, len(raws))} sent, "
                         f"{len(watcher.seen)} committed, {sum(errors.values())} refused")
@@ -440,6 +441,12 @@ def check_statuses(rpc: EthRpc, raws: list[bytes], what: str) -> None:
               if r["status"] != "0x1"]
     if failed:
         raise EvmBenchError(f"{len(failed)} of {len(hashes)} {what} failed, e.g. {failed[0]}")
+
+
+def window_txs(anchor: dict[str, dict]) -> dict[str, int]:
+    """Per kind, the txs sent and not yet seen committed at most: WINDOW_BLOCKS of the
+    fullest block the anchor made of them."""
+    return {kind: WINDOW_BLOCKS * a["full_block_txs"] for kind, a in anchor.items()}
 
 
 def measure_network(url: str, txs: BenchTxs, duration_s: float, windows: dict[str, int],
@@ -543,7 +550,7 @@ def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
             say(f"  {kind}: {a['tx_per_s']:,.0f} tx/s ({a['txs']} txs, {a['blocks']} blocks)")
         url = start_evm_rpc(config, network_id)
         say(f"network {network_id}: 4 validators, JSON-RPC at {url}")
-        windows = {kind: WINDOW_BLOCKS * a["full_block_txs"] for kind, a in anchor.items()}
+        windows = window_txs(anchor)
         network = measure_network(url, signed, duration_s, windows, say)
     finally:
         stop_all_evm_rpc()
