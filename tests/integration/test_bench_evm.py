@@ -24,7 +24,8 @@ def test_bench_core_commits_every_signed_tx_of_both_kinds(evm) -> None:  # noqa:
     wait_height(list(handles_of(d, net).values()), 1)
     init = bytes.fromhex(bench.compile_erc20()["bytecode"].removeprefix("0x"))
     signed = bench.make_txs(config.devnet.key_seed, config.networks.evm.chain_id(net),
-                            config.networks.load_accounts, TXS_PER_KIND, init)
+                            config.networks.load_accounts,
+                            dict.fromkeys(bench.KINDS, TXS_PER_KIND), init)
     anchor = bench.anchor_rates(config, net, signed)
     said: list[str] = []
     windows = bench.window_txs(anchor)

@@ -21,7 +21,7 @@ def signed() -> bench.BenchTxs:
     config = load_config()
     init = bytes.fromhex(bench.compile_erc20()["bytecode"].removeprefix("0x"))
     return bench.make_txs(config.devnet.key_seed, config.networks.evm.chain_id(0), ACCOUNTS,
-                          6, init)
+                          {"native": 6, "erc20": 5}, init)
 
 
 def test_make_txs_signs_valid_txs_for_each_kind_from_its_own_senders(signed) -> None:
@@ -37,7 +37,7 @@ def test_make_txs_signs_valid_txs_for_each_kind_from_its_own_senders(signed) -> 
     assert [(tx.sender, tx.nonce) for tx in native] == [
         (address[i % 2], i // 2) for i in range(6)]
     assert [(tx.sender, tx.nonce) for tx in erc20] == [
-        (address[2 + i % 2], 1 + i // 2) for i in range(6)]
+        (address[2 + i % 2], 1 + i // 2) for i in range(5)]
     assert all(tx.eth.value == bench.TRANSFER_VALUE and tx.eth.gas == bench.TRANSFER_GAS
                for tx in native)
     assert len({tx.eth.to for tx in native}) == 6  # fresh receivers
@@ -51,7 +51,7 @@ def test_make_txs_signs_valid_txs_for_each_kind_from_its_own_senders(signed) -> 
 def test_the_anchor_applies_every_tx_on_py_evm_and_refuses_a_failing_one(signed) -> None:
     rates = bench.anchor_rates(load_config(), 0, signed)
     assert {k: (r["txs"], r["blocks"]) for k, r in rates.items()} == {
-        "native": (6, 1), "erc20": (6, 1)}
+        "native": (6, 1), "erc20": (5, 1)}
     assert all(r["tx_per_s"] > 0 for r in rates.values())
     # A transfer by an account that holds none of the token reverts: the anchor says so
     # instead of timing failed work.
@@ -70,6 +70,22 @@ def test_the_anchor_applies_every_tx_on_py_evm_and_refuses_a_failing_one(signed)
     # Txs for another chain id are refused, not counted.
     with pytest.raises(bench.EvmBenchError, match="refused"):
         bench.anchor_rates(load_config(), 1, signed)
+
+
+def test_the_default_run_fits_under_the_fee_cap_and_bad_counts_are_refused() -> None:
+    evm = load_config().networks.evm
+    # Every block of the default run full, as in the anchor (both kinds on one chain, no
+    # empty block between): the base fee, +12.5% a full block, stays under the txs' cap.
+    erc20_per_block = evm.block_gas_limit // 60_000  # the Vyper transfer uses <= ~52k gas
+    full_blocks = (1 + -(-bench.DEFAULT_TXS["native"] // (evm.block_gas_limit // 21_000))
+                   + -(-bench.DEFAULT_TXS["erc20"] // erc20_per_block))
+    assert evm.initial_base_fee * (9 / 8) ** full_blocks < bench.MAX_FEE_PER_GAS
+    # Refused before anything starts (no Ray here).
+    with pytest.raises(bench.EvmBenchError, match="--txs must be >= 1") as refused:
+        bench.run_evm_bench(load_config(), txs={"native": 10, "erc20": 0})
+    assert refused.value.details == {"kind": "erc20", "value": 0}
+    with pytest.raises(bench.EvmBenchError, match="--duration must be > 0"):
+        bench.run_evm_bench(load_config(), duration_s=0.0, txs={"native": 1, "erc20": 1})
 
 
 def test_split_senders_needs_two_accounts() -> None:
