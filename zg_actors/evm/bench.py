@@ -74,7 +74,7 @@ TRANSFER_VALUE = 1  # wei per native transfer
 TRANSFER_SELECTOR = function_signature_to_4byte_selector("transfer(address,uint256)")
 # Per kind: about 40 s of each on the 2-core machine (native ~770 tx/s, ERC-20 ~260), so
 # that the pipeline's fill before the first commit (~2 s, counted in the whole-run rate)
-# weighs ~5%, as in evmchainbench's runs of a minute; 10,000 native transfers were 13 s.
+# weighs ~5% (evmchainbench counts over spans of 50 s or more); 10,000 native were 13 s.
 DEFAULT_TXS = {"native": 30_000, "erc20": 10_000}
 DEFAULT_DURATION_S = 60.0  # longest a kind is offered to the network
 # Accepted but not yet seen committed, per kind: this many full blocks of its txs (as the
