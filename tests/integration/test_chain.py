@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -225,6 +226,38 @@ def test_bridge_mints_each_burn_exactly_once(deployment) -> None:
     assert 0 < report["minted"] <= burned
     assert report["invariants_ok"], report["problems"]
     assert_one_block_per_height(validators)
+
+
+def processes_titled(prefix: str) -> list[int]:
+    """Pids of this machine's processes whose title starts with `prefix` (Ray titles a
+    worker ray::<ActorClass> or ray::<ActorClass>.<method>)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith(prefix.encode()):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # exited meanwhile
+            continue
+    return pids
+
+
+def test_a_relayer_that_ray_restarts_relays_again_with_no_one_calling(deployment) -> None:
+    """Its loop lived in the killed process; nothing calls the new one (the deployment's
+    start ran once), yet burns are minted again."""
+    d, _ = deployment
+    ray.get(d.manager.launch_network.remote(4))
+
+    def mints() -> int:
+        return ray.get(d.staking.supply_report.remote())["bridge_mints"]
+
+    assert runtime.wait_for(lambda: mints() >= 1, 90), "the relayer minted nothing"
+    old = processes_titled("ray::Relayer")
+    assert old, "no Relayer process found"
+    runtime.kill_actor(d.relayer, restart=True)
+    assert runtime.wait_for(lambda: not set(old) & set(processes_titled("ray::")), 30), old
+    before = mints()
+    assert runtime.wait_for(lambda: mints() >= before + 2, 90), \
+        f"no mint since the relayer restarted ({before} before)"
 
 
 def test_equivocation_is_slashed_and_power_drops_on_every_network(deployment) -> None:

@@ -43,6 +43,10 @@ class Relayer:
         self.minted = 0
         self.errors: list[str] = []
         self._loop: asyncio.Task | None = None
+        # Ray restarts a relayer without calling it, and its loop lived in the process that
+        # died: once built inside an actor, it starts the loop itself.
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+            ray.get_runtime_context().current_actor.start.remote()
 
     async def start(self) -> None:
         if self._loop is None or self._loop.done():
