@@ -15,8 +15,10 @@ import ray
 from zg_actors import runtime
 from zg_actors.chain.block import Block
 from zg_actors.chain.client import SyncChainClient, TxRefused
+from zg_actors.chain.relayer import RELAYER_NAME
 from zg_actors.chain.tx import make_tx
 from zg_actors.chain.validator_actor import Validator, validator_name
+from zg_actors.chaos.run import actor_process
 from zg_actors.crypto.devkeys import c0_account, load_account, validator_identity
 from zg_actors.staking.ledger import C0_NETWORK_ID, AlreadyProcessed
 
@@ -228,19 +230,6 @@ def test_bridge_mints_each_burn_exactly_once(deployment) -> None:
     assert_one_block_per_height(validators)
 
 
-def processes_titled(prefix: str) -> list[int]:
-    """Pids of this machine's processes whose title starts with `prefix` (Ray titles a
-    worker ray::<ActorClass> or ray::<ActorClass>.<method>)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().startswith(prefix.encode()):
-                pids.append(int(cmdline.parent.name))
-        except OSError:  # exited meanwhile
-            continue
-    return pids
-
-
 def test_a_relayer_that_ray_restarts_relays_again_with_no_one_calling(deployment) -> None:
     """Its loop lived in the killed process; nothing calls the new one (the deployment's
     start ran once), yet burns are minted again."""
@@ -251,10 +240,9 @@ def test_a_relayer_that_ray_restarts_relays_again_with_no_one_calling(deployment
         return ray.get(d.staking.supply_report.remote())["bridge_mints"]
 
     assert runtime.wait_for(lambda: mints() >= 1, 90), "the relayer minted nothing"
-    old = processes_titled("ray::Relayer")
-    assert old, "no Relayer process found"
+    old_pid, _ = actor_process(RELAYER_NAME)
     runtime.kill_actor(d.relayer, restart=True)
-    assert runtime.wait_for(lambda: not set(old) & set(processes_titled("ray::")), 30), old
+    assert runtime.wait_for(lambda: not Path(f"/proc/{old_pid}").exists(), 30), old_pid
     before = mints()
     assert runtime.wait_for(lambda: mints() >= before + 2, 90), \
         f"no mint since the relayer restarted ({before} before)"

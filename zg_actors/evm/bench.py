@@ -543,9 +543,9 @@ def run_evm_bench(config: Config, duration_s: float = DEFAULT_DURATION_S,
     from zg_actors.evm.serve import start_evm_rpc, stop_all_evm_rpc
 
     for kind in KINDS:
-        if txs.get(kind, 0) < 1:
-            raise EvmBenchError(f"--txs must be >= 1 for each kind, got {txs.get(kind, 0)} "
-                                f"for {kind}", kind=kind, value=txs.get(kind, 0))
+        if (count := txs.get(kind, 0)) < 1:
+            raise EvmBenchError(f"--txs must be >= 1 for each kind, got {count} for {kind}",
+                                kind=kind, value=count)
     if not duration_s > 0:
         raise EvmBenchError(f"--duration must be > 0 seconds, got {duration_s}",
                             value=duration_s)
